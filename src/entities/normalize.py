@@ -1,0 +1,424 @@
+"""Pure normalizers turning the canonical fields of an Apollo row into a batch item.
+
+Everything here is deterministic and free of I/O so it can be property-tested and
+run anywhere (web process, worker, CLI) with identical results. Each normalizer
+returns ``None`` instead of raising for input it cannot make sense of: rows come
+from user spreadsheets and one bad cell must never abort a whole upload.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Final, Literal, NamedTuple
+from urllib.parse import quote
+
+import idna
+from publicsuffixlist import PublicSuffixList
+
+from entities.freemail import is_freemail
+
+# Built once at import (parsing takes tens of milliseconds). With no ``source``
+# argument the package reads the copy of the list shipped inside its own wheel, so
+# nothing is ever fetched at run time and results only change when the pinned
+# package does. ``accept_unknown=False`` because a TLD missing from the list
+# ("acme.comm", "n.a") is a typo or junk, not a company we could enrich.
+_PSL: Final = PublicSuffixList(accept_unknown=False)
+
+# Sites that people paste into a "Website" cell but that are profiles, directories
+# or link shorteners rather than the company's own site: their domain says nothing
+# about the company. Deliberately small; it only covers what shows up in exports.
+# It is applied to websites only: an e-mail address at linkedin.com really does
+# belong to a LinkedIn employee.
+NON_COMPANY_DOMAINS: Final[frozenset[str]] = frozenset(
+    {
+        "linkedin.com",
+        "lnkd.in",
+        "facebook.com",
+        "fb.com",
+        "fb.me",
+        "twitter.com",
+        "x.com",
+        "t.co",
+        "instagram.com",
+        "crunchbase.com",
+        "youtube.com",
+        "youtu.be",
+        "tiktok.com",
+        "pinterest.com",
+        "angel.co",
+        "wellfound.com",
+        "glassdoor.com",
+        "zoominfo.com",
+        "wikipedia.org",
+        "yelp.com",
+        "bit.ly",
+        "linktr.ee",
+    }
+)
+
+DomainSource = Literal["website", "email"]
+FailureReason = Literal["missing_name", "invalid_website", "freemail_only", "no_company_domain"]
+LinkedInKind = Literal["person", "company"]
+
+# Longest host worth handing to the IDNA codec: DNS names are at most 253 octets,
+# and UTS46 mapping can shrink input, so allow some slack before giving up.
+_MAX_HOST_CHARS: Final = 1024
+# Nine digits is already far above the largest employer on earth; longer strings
+# are junk, and refusing them also keeps int() clear of its digit limit.
+_MAX_EMPLOYEE_DIGITS: Final = 9
+
+_SCHEME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+_AUTHORITY_RE: Final = re.compile(r"([^/\\?#]*)([^?#]*)")
+# Zero-width and direction marks pasted in from web pages and CRMs; invisible,
+# yet they make two spellings of the same name compare unequal.
+_INVISIBLE: Final = dict.fromkeys(map(ord, "\u200b\u200e\u200f\u2060\ufeff\u00ad"))
+_EMAIL_LOCAL_BAD_RE: Final = re.compile(r'[\s<>()\[\]\\,;:"@]')
+_PERCENT_TRIPLET_RE: Final = re.compile(r"%[0-9A-Fa-f]{2}")
+# RFC 3986 "pchar" minus the percent sign, which is handled separately.
+_SLUG_SAFE: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@")
+_LINKEDIN_SECTION: Final[Mapping[LinkedInKind, str]] = {"person": "in", "company": "company"}
+_INT: Final = r"([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)"
+_EMPLOYEES_EXACT_RE: Final = re.compile(rf"{_INT}(?:\.0+)?\s*\+?")
+_EMPLOYEES_RANGE_RE: Final = re.compile(rf"{_INT}\s*(?:-|\u2013|\u2014|to)\s*{_INT}", re.I)
+
+
+# --------------------------------------------------------------------------- text
+
+
+def normalize_name(s: str) -> str:
+    """Trim, collapse internal whitespace to one space, Unicode NFC.
+
+    Also used for every free-text field (title, company name, city, ...).
+    """
+    text = unicodedata.normalize("NFC", s).translate(_INVISIBLE)
+    text = "".join(ch for ch in text if ch.isspace() or unicodedata.category(ch) != "Cc")
+    # Dropping characters can bring a base letter next to a combining mark, so
+    # compose once more after the whitespace has been settled.
+    return unicodedata.normalize("NFC", " ".join(text.split()))
+
+
+def normalize_email(s: str) -> str | None:
+    """Lower-cased address, or None when it is not a plausible e-mail address.
+
+    The domain part is converted to its ASCII (punycode) form so that the same
+    mailbox written with a Unicode or an encoded domain compares equal.
+    """
+    text = s.strip().lower()
+    if text.startswith("mailto:"):
+        text = text[len("mailto:") :].strip()
+    if text.count("@") != 1:
+        return None
+    local, _, domain = text.partition("@")
+    if not local or _EMAIL_LOCAL_BAD_RE.search(local) or not local.isprintable():
+        return None
+    host = _ascii_host(domain)
+    if host is None or "." not in host:
+        return None
+    return f"{local}@{host}"
+
+
+# ------------------------------------------------------------------------ domains
+
+
+class _UrlParts(NamedTuple):
+    host: str
+    path: str
+
+
+def _split_url(url: str) -> _UrlParts | None:
+    """Host and path of a URL written in any of the shapes found in spreadsheets.
+
+    Deliberately hand-rolled rather than ``urllib.parse``: most cells have no
+    scheme at all ("www.acme.com/about"), which urlsplit reads as a path.
+    """
+    text = url.strip()
+    scheme = _SCHEME_RE.match(text)
+    if scheme:
+        rest, explicit = text[scheme.end() :], True
+    elif text.startswith("//"):
+        rest, explicit = text[2:], True
+    else:
+        rest, explicit = text, False
+    match = _AUTHORITY_RE.match(rest)
+    authority, path = (match.group(1), match.group(2)) if match else ("", "")
+    if "@" in authority:
+        # Without a scheme "jane@acme.com" is an e-mail address, not a website.
+        if not explicit:
+            return None
+        authority = authority.rpartition("@")[2]
+    host = _strip_port(authority)
+    if host is None:
+        return None
+    return _UrlParts(host, path.replace("\\", "/"))
+
+
+def _strip_port(authority: str) -> str | None:
+    if authority.startswith("["):  # IPv6 literal: never a company website
+        return None
+    host, colon, port = authority.rpartition(":")
+    if not colon:
+        return authority
+    if port and not (port.isascii() and port.isdigit()):
+        return None
+    return host
+
+
+def _ascii_host(host: str) -> str | None:
+    """Lower-case ASCII form of a DNS host name, or None if it is not one."""
+    if host.endswith("."):  # fully-qualified form: same host
+        host = host[:-1]
+    if not host or len(host) > _MAX_HOST_CHARS or any(ch.isspace() for ch in host):
+        return None
+    return _idna_encode(host)
+
+
+@lru_cache(maxsize=65536)
+def _idna_encode(host: str) -> str | None:
+    # Cached: uploads repeat the same few thousand hosts, and UTS46 + IDNA
+    # validation costs tens of microseconds per call.
+    try:
+        ascii_host = idna.encode(host, uts46=True, std3_rules=True, transitional=False)
+    except ValueError:  # idna.IDNAError and UnicodeError both derive from it
+        return None
+    return ascii_host.decode("ascii")
+
+
+def _registrable(host: str) -> str | None:
+    """Registrable domain of a host name (no URL parsing, no block lists)."""
+    ascii_host = _ascii_host(host)
+    if ascii_host is None:
+        return None
+    if ascii_host.rpartition(".")[2].isdigit():  # IPv4 (or junk): TLDs are never numeric
+        return None
+    domain: str | None = _PSL.privatesuffix(ascii_host)
+    return domain
+
+
+def registrable_domain(website: str) -> str | None:
+    """Company domain from a website written in any shape, or None.
+
+    ``"HTTPS://WWW.Stripe.COM/en-us"`` -> ``"stripe.com"``; ``"blog.stripe.co.uk"``
+    -> ``"stripe.co.uk"``; ``"https://bücher.de"`` -> ``"xn--bcher-kva.de"``.
+    None for IP addresses, localhost, bare public suffixes, non-hostnames and the
+    profile/directory sites in ``NON_COMPANY_DOMAINS``.
+    """
+    parts = _split_url(website)
+    if parts is None:
+        return None
+    domain = _registrable(parts.host)
+    if domain is None or domain in NON_COMPANY_DOMAINS:
+        return None
+    return domain
+
+
+def _email_domain(email: str | None) -> str | None:
+    """Registrable domain of an already-normalized address, free-mail included."""
+    if email is None:
+        return None
+    return _registrable(email.rpartition("@")[2])
+
+
+def domain_from_email(email: str) -> str | None:
+    """Company domain of a work address; None for free-mail or invalid addresses."""
+    domain = _email_domain(normalize_email(email))
+    if domain is None or is_freemail(domain):
+        return None
+    return domain
+
+
+# ----------------------------------------------------------------------- linkedin
+
+
+def normalize_linkedin_url(url: str, kind: LinkedInKind) -> str | None:
+    """``https://www.linkedin.com/in/<slug>`` or ``.../company/<slug>``, or None.
+
+    The slug is kept percent-encoded (lower-case hex) rather than decoded: LinkedIn
+    serves the encoded form, and decoding would make the canonical URL depend on
+    how the exporting tool happened to escape it.
+    """
+    parts = _split_url(url)
+    if parts is None:
+        return None
+    host = _ascii_host(parts.host)
+    if host is None or not (host == "linkedin.com" or host.endswith(".linkedin.com")):
+        return None
+    segments = [seg for seg in parts.path.split("/") if seg]
+    section = _LINKEDIN_SECTION[kind]
+    if len(segments) < 2 or segments[0].lower() != section:
+        return None
+    slug = _canonical_slug(segments[1])
+    if slug in {".", ".."}:
+        return None
+    return f"https://www.linkedin.com/{section}/{slug}"
+
+
+def _canonical_slug(segment: str) -> str:
+    text = unicodedata.normalize("NFC", segment.lower())
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if _PERCENT_TRIPLET_RE.match(text, i):
+            out.append(text[i : i + 3])
+            i += 3
+            continue
+        ch = text[i]
+        out.append(ch if ch in _SLUG_SAFE else quote(ch, safe="", errors="replace"))
+        i += 1
+    return "".join(out).lower()
+
+
+# ---------------------------------------------------------------------- employees
+
+
+def parse_employees(s: str) -> int | None:
+    """Head count from an employees cell, or None.
+
+    ``"1,200"`` -> 1200, ``"1200.0"`` (Excel) -> 1200, ``"10,001+"`` -> 10001.
+    For a range such as ``"51-200"`` the *lower bound* (51) is returned: it is the
+    only figure the source vouches for, and size filters stay conservative.
+    """
+    text = s.strip()
+    exact = _EMPLOYEES_EXACT_RE.fullmatch(text)
+    if exact:
+        return _to_int(exact.group(1))
+    span = _EMPLOYEES_RANGE_RE.fullmatch(text)
+    if span:
+        low, high = _to_int(span.group(1)), _to_int(span.group(2))
+        if low is not None and high is not None and low <= high:
+            return low
+    return None
+
+
+def _to_int(digits: str) -> int | None:
+    plain = digits.replace(",", "")
+    if len(plain) > _MAX_EMPLOYEE_DIGITS:
+        return None
+    return int(plain)
+
+
+# --------------------------------------------------------------------------- item
+
+
+@dataclass(frozen=True)
+class NormalizedItem:
+    first_name: str
+    last_name: str
+    full_name: str
+    title: str
+    email: str | None
+    person_linkedin_url: str | None
+    company_name: str
+    company_domain: str
+    domain_source: DomainSource
+    company_linkedin_url: str | None
+    employees: int | None
+    industry: str
+    city: str
+    state: str
+    country: str
+    phone: str = ""
+
+
+@dataclass(frozen=True)
+class NormalizationFailure:
+    """Why a row cannot become an item. ``reason`` is a stable code for grouping
+    and filtering; ``detail`` is a sentence for the user naming the bad value."""
+
+    reason: FailureReason
+    detail: str
+
+
+def normalize_item(fields: Mapping[str, str]) -> NormalizedItem | NormalizationFailure:
+    """Batch item from the canonical fields of ``entities.apollo`` (missing keys = "")."""
+
+    def get(key: str) -> str:
+        return fields.get(key) or ""
+
+    first, last = normalize_name(get("first_name")), normalize_name(get("last_name"))
+    if not first and not last:
+        return NormalizationFailure("missing_name", "the row has neither a first nor a last name")
+    email = normalize_email(get("email"))
+    company = _company_domain(get("website"), get("email"), email)
+    if isinstance(company, NormalizationFailure):
+        return company
+    domain, source = company
+    return NormalizedItem(
+        first_name=first,
+        last_name=last,
+        full_name=" ".join(part for part in (first, last) if part),
+        title=normalize_name(get("title")),
+        email=email,
+        person_linkedin_url=normalize_linkedin_url(get("person_linkedin_url"), "person"),
+        company_name=normalize_name(get("company_name")),
+        company_domain=domain,
+        domain_source=source,
+        company_linkedin_url=normalize_linkedin_url(get("company_linkedin_url"), "company"),
+        employees=parse_employees(get("employees")),
+        industry=normalize_name(get("industry")),
+        city=normalize_name(get("city")),
+        state=normalize_name(get("state")),
+        country=normalize_name(get("country")),
+        phone=_normalize_phone(get("phone")),
+    )
+
+
+def _normalize_phone(raw: str) -> str:
+    # Apollo and Excel prefix phone numbers with "'" to stop them being read as
+    # formulas or numbers; the apostrophe is not part of the number.
+    return normalize_name(raw).lstrip("'").strip()
+
+
+def _company_domain(
+    raw_website: str, raw_email: str, email: str | None
+) -> tuple[str, DomainSource] | NormalizationFailure:
+    """Website first; a work e-mail only when the website gives nothing."""
+    website = raw_website.strip()
+    if website:
+        domain = registrable_domain(website)
+        if domain is not None:
+            return domain, "website"
+    email_domain = _email_domain(email)
+    if email_domain is not None and not is_freemail(email_domain):
+        return email_domain, "email"
+    email_note = _email_note(raw_email.strip(), email, email_domain)
+    if website:
+        detail = f"the website {website!r} {_website_problem(website)}"
+        return NormalizationFailure("invalid_website", detail + email_note)
+    if email_domain is not None:
+        return NormalizationFailure(
+            "freemail_only",
+            f"there is no website and the email {email!r} is at the free-mail provider "
+            f"{email_domain}, which says nothing about the company",
+        )
+    return NormalizationFailure("no_company_domain", "there is no website" + email_note)
+
+
+def _website_problem(website: str) -> str:
+    parts = _split_url(website)
+    domain = _registrable(parts.host) if parts is not None else None
+    if domain in NON_COMPANY_DOMAINS:
+        return f"is a {domain} page, not the company's own website"
+    return "is not a usable website address (expected a domain such as acme.com)"
+
+
+def _email_note(raw_email: str, email: str | None, email_domain: str | None) -> str:
+    if not raw_email:
+        return " and no email to take the company domain from"
+    if email is None:
+        return f" and the email {raw_email!r} is not a valid address"
+    if email_domain is not None:
+        return f" and the email {email!r} is at the free-mail provider {email_domain}"
+    return f" and the email {email!r} has no usable domain"
+
+
+def person_dedupe_key(item: NormalizedItem) -> str | None:
+    """Identity of the person across rows: e-mail first, then LinkedIn URL."""
+    if item.email:
+        return f"email:{item.email}"
+    if item.person_linkedin_url:
+        return f"linkedin:{item.person_linkedin_url}"
+    return None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import typer
 
-from cli import db_commands
+from cli import batch_commands, db_commands, serve_command
 
 app = typer.Typer(
     help="Enrich Apollo lead exports: upload, normalize, dedupe, enrich via Clay, consolidate.",
@@ -12,6 +14,22 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(db_commands.app, name="db")
+for command in (
+    batch_commands.sample,
+    batch_commands.upload,
+    batch_commands.run,
+    batch_commands.status,
+    serve_command.serve,
+):
+    app.command()(command)
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log details.")) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 if __name__ == "__main__":

@@ -407,12 +407,12 @@ def _website_problem(website: str) -> str:
 
 def _email_note(raw_email: str, email: str | None, email_domain: str | None) -> str:
     if not raw_email:
-        return " and no email to take the company domain from"
+        return ", and no email to take the company domain from"
     if email is None:
-        return f" and the email {raw_email!r} is not a valid address"
+        return f", and the email {raw_email!r} is not a valid address"
     if email_domain is not None:
-        return f" and the email {email!r} is at the free-mail provider {email_domain}"
-    return f" and the email {email!r} has no usable domain"
+        return f", and the email {email!r} is at the free-mail provider {email_domain}"
+    return f", and the email {email!r} has no usable domain"
 
 
 def person_dedupe_key(item: NormalizedItem) -> str | None:

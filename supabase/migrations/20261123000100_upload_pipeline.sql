@@ -67,6 +67,9 @@ CREATE TABLE workflow_states (
     attempts INTEGER NOT NULL DEFAULT 0,
     -- An IN_PROGRESS row past this moment is stale; the sweeper retries or fails it.
     lease_expires_at TIMESTAMPTZ,
+    -- Set once the orchestrator has created this item's next step (or found there is none), so
+    -- each pass looks only at newly completed rows.
+    advanced BOOLEAN NOT NULL DEFAULT FALSE,
     created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
     updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
     started_at TIMESTAMPTZ,
@@ -78,3 +81,5 @@ CREATE INDEX idx_workflow_states_pending ON workflow_states(batch_id, status)
     WHERE status IN ('PENDING', 'IN_PROGRESS');
 CREATE INDEX idx_workflow_states_lease ON workflow_states(lease_expires_at)
     WHERE status = 'IN_PROGRESS';
+CREATE INDEX idx_workflow_states_to_advance ON workflow_states(batch_id)
+    WHERE status = 'COMPLETED' AND NOT advanced;

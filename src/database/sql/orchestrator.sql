@@ -1,0 +1,81 @@
+-- name: advance_completed_items
+-- Creates the next step for every item whose current step newly COMPLETED, and marks those
+-- rows advanced (also on the last step, where there is no next one). Concurrent passes cannot
+-- both advance a row: the UPDATE re-checks NOT advanced after waiting on the row lock.
+WITH done AS (
+    UPDATE workflow_states
+    SET advanced = TRUE
+    WHERE batch_id = %(batch_id)s AND status = 'COMPLETED' AND NOT advanced
+    RETURNING batch_id, item_id, step_number
+), transitions AS (
+    SELECT * FROM unnest(%(from_numbers)s::int[], %(next_slugs)s::text[], %(next_numbers)s::int[])
+        AS t(from_number, next_slug, next_number)
+)
+INSERT INTO workflow_states (batch_id, item_id, step_name, step_number)
+SELECT done.batch_id, done.item_id, t.next_slug, t.next_number
+FROM done JOIN transitions t ON t.from_number = done.step_number
+ON CONFLICT (item_id, step_name) DO NOTHING;
+
+-- name: claim_pending_steps
+-- Claims PENDING item-steps for dispatch. SKIP LOCKED plus the status re-check make concurrent
+-- passes split the work: an item-step is claimed by exactly one of them.
+WITH steps AS (
+    SELECT * FROM unnest(%(slugs)s::text[], %(timeouts)s::int[]) AS s(slug, timeout_seconds)
+), picked AS (
+    SELECT id FROM workflow_states
+    WHERE batch_id = %(batch_id)s AND status = 'PENDING'
+    ORDER BY step_number, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE workflow_states ws
+SET status = 'IN_PROGRESS',
+    attempts = ws.attempts + 1,
+    started_at = NOW(),
+    updated_at = NOW(),
+    lease_expires_at = NOW() + make_interval(secs => steps.timeout_seconds)
+FROM picked, steps
+WHERE ws.id = picked.id AND steps.slug = ws.step_name AND ws.status = 'PENDING'
+RETURNING ws.item_id, ws.step_name;
+
+-- name: batch_progress
+-- Per step and status counts, plus completed rows not yet advanced.
+SELECT step_number, step_name, status, count(*) AS items,
+       count(*) FILTER (WHERE status = 'COMPLETED' AND NOT advanced) AS unadvanced
+FROM workflow_states
+WHERE batch_id = %(batch_id)s
+GROUP BY step_number, step_name, status
+ORDER BY step_number, status;
+
+-- name: finish_batch
+UPDATE upload_batches
+SET status = 'COMPLETED', finished_at = NOW(), updated_at = NOW()
+WHERE id = %(batch_id)s AND status = 'RUNNING';
+
+-- name: reopen_batch
+UPDATE upload_batches
+SET status = 'RUNNING', finished_at = NULL, updated_at = NOW()
+WHERE id = %(batch_id)s AND status <> 'RUNNING';
+
+-- name: batch_play
+SELECT play_name, status FROM upload_batches WHERE id = %(batch_id)s;
+
+-- name: running_batches
+SELECT id FROM upload_batches WHERE status = 'RUNNING' ORDER BY created_at;
+
+-- name: complete_item_steps
+UPDATE workflow_states
+SET status = 'COMPLETED', finished_at = NOW(), updated_at = NOW(), lease_expires_at = NULL,
+    meta = meta || %(meta)s::jsonb
+WHERE item_id = ANY(%(item_ids)s::uuid[]) AND step_name = %(step)s AND status = 'IN_PROGRESS';
+
+-- name: release_failed_item_steps
+-- A step function raised: retry the items on a later pass while attempts remain, else FAIL.
+UPDATE workflow_states ws
+SET status = CASE WHEN ws.attempts < %(max_attempts)s THEN 'PENDING' ELSE 'FAILED' END,
+    finished_at = CASE WHEN ws.attempts < %(max_attempts)s THEN NULL ELSE NOW() END,
+    lease_expires_at = NULL,
+    updated_at = NOW(),
+    meta = ws.meta || jsonb_build_object('error', %(error)s::text, 'attempt', ws.attempts)
+WHERE ws.item_id = ANY(%(item_ids)s::uuid[]) AND ws.step_name = %(step)s
+  AND ws.status = 'IN_PROGRESS';

@@ -1,0 +1,77 @@
+"""The dispatch port: how claimed item-steps reach their step functions.
+
+A call names a step and a chunk of item ids, never rows: step functions read what they need.
+The local implementation runs calls on a thread pool; the Modal one (in `worker.py`) spawns
+functions in the cloud.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import islice
+from typing import Protocol
+from uuid import UUID
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StepCall:
+    batch_id: UUID
+    step_name: str
+    item_ids: tuple[UUID, ...]
+
+
+class Dispatcher(Protocol):
+    def dispatch(self, calls: Sequence[StepCall]) -> None: ...
+
+
+def chunk_calls(
+    batch_id: UUID, claimed: Iterable[tuple[UUID, str]], chunk_size: int
+) -> list[StepCall]:
+    """Group claimed (item id, step) pairs into calls of at most `chunk_size` items per step."""
+    by_step: dict[str, list[UUID]] = {}
+    for item_id, step in claimed:
+        by_step.setdefault(step, []).append(item_id)
+    calls = []
+    for step, ids in by_step.items():
+        it = iter(ids)
+        while chunk := tuple(islice(it, chunk_size)):
+            calls.append(StepCall(batch_id, step, chunk))
+    return calls
+
+
+class ThreadPoolDispatcher:
+    """Runs each call on a local worker thread; `wait_idle` blocks until all have finished."""
+
+    def __init__(self, run: Callable[[StepCall], None], workers: int = 4) -> None:
+        self._run = run
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="step")
+        self._in_flight = 0
+        self._idle = threading.Condition()
+
+    def dispatch(self, calls: Sequence[StepCall]) -> None:
+        for call in calls:
+            with self._idle:
+                self._in_flight += 1
+            future = self._pool.submit(self._run, call)
+            future.add_done_callback(self._finished)
+
+    def _finished(self, future: Future[None]) -> None:
+        exc = future.exception()
+        if exc is not None:
+            log.error("step call crashed outside its own error handling", exc_info=exc)
+        with self._idle:
+            self._in_flight -= 1
+            self._idle.notify_all()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,93 @@
+"""The local runtime: everything `enrich run` and `enrich serve` need in one process.
+
+Databases, a thread-pool dispatcher, and the coalescing trigger that runs orchestrator passes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from types import TracebackType
+from uuid import UUID
+
+from database.pool import Databases, open_databases
+from orchestrator.context import StepContext
+from orchestrator.dispatch import StepCall, ThreadPoolDispatcher
+from orchestrator.progress import BatchProgress, read_progress
+from orchestrator.steps import execute_call
+from orchestrator.tick import DEFAULT_CHUNK_SIZE, PassResult, run_pass
+from orchestrator.trigger import CoalescingTrigger
+from settings import Settings, get_settings
+
+ProgressCallback = Callable[[BatchProgress], None]
+
+
+class LocalRuntime:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        dbs: Databases | None = None,
+        *,
+        workers: int | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        min_pass_interval: float = 0.1,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self._owns_dbs = dbs is None
+        self.dbs = dbs or open_databases(settings=self.settings)
+        self.ctx = StepContext(self.dbs, self.settings)
+        self.dispatcher = ThreadPoolDispatcher(
+            self._execute, workers=workers or self.settings.dispatch_workers
+        )
+        self.chunk_size = chunk_size
+        self.trigger = CoalescingTrigger(self._pass, min_interval=min_pass_interval)
+        self.ctx.trigger = self.trigger
+
+    def _execute(self, call: StepCall) -> None:
+        execute_call(self.ctx, call)
+
+    def _pass(self, batch_id: UUID) -> PassResult:
+        return run_pass(self.dbs, batch_id, self.dispatcher, chunk_size=self.chunk_size)
+
+    def __enter__(self) -> LocalRuntime:
+        self.trigger.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.trigger.stop()
+        self.dispatcher.close()
+        if self._owns_dbs:
+            self.dbs.close()
+
+    def progress(self, batch_id: UUID) -> BatchProgress:
+        with self.dbs.hq.connection() as conn:
+            return read_progress(conn, batch_id)
+
+    def run_batch(
+        self,
+        batch_id: UUID,
+        *,
+        on_progress: ProgressCallback | None = None,
+        poll_seconds: float = 0.25,
+        timeout: float | None = None,
+    ) -> BatchProgress:
+        """Drive the batch until no item has work left; reports progress while waiting."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self.trigger.request(batch_id)
+        while not self.trigger.wait_finished(batch_id, timeout=poll_seconds):
+            if on_progress:
+                on_progress(self.progress(batch_id))
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"batch {batch_id} still running after {timeout} s")
+        final = self.progress(batch_id)
+        if on_progress:
+            on_progress(final)
+        return final

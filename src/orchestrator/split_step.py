@@ -1,0 +1,19 @@
+"""split: deduplicate companies by domain and people by email/LinkedIn, within the batch."""
+
+from __future__ import annotations
+
+from database.queries import query
+from orchestrator.context import StepContext
+from orchestrator.dispatch import StepCall
+from orchestrator.registry import WorkflowConfig
+from orchestrator.steps import internal_step
+
+
+@internal_step("split")
+def split(ctx: StepContext, workflow: WorkflowConfig, call: StepCall) -> None:
+    params = {"item_ids": list(call.item_ids), "step": call.step_name}
+    with ctx.dbs.hq.connection() as conn:
+        conn.execute(query("split_insert_companies"), params)
+        conn.execute(query("split_link_companies"), params)
+        conn.execute(query("split_insert_people"), params)
+        conn.execute(query("split_link_people_and_complete"), params)

@@ -1,0 +1,95 @@
+"""One orchestrator pass over a batch: a handful of set-based statements, whatever its size.
+
+1. Advance: items whose step newly COMPLETED get their next step's row (PENDING).
+2. Claim: PENDING item-steps become IN_PROGRESS with a lease (SKIP LOCKED; exactly-once).
+3. Dispatch the claimed item ids in chunks, grouped by step.
+4. When nothing is pending, running or waiting to advance, the batch is COMPLETED.
+Passes are idempotent and safe to run concurrently on the same batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from database.pool import Conn, Databases
+from database.queries import query
+from orchestrator.dispatch import Dispatcher, chunk_calls
+from orchestrator.progress import BatchProgress, read_progress
+from orchestrator.registry import Play, load_play
+
+DEFAULT_CHUNK_SIZE = 500
+DEFAULT_CLAIM_LIMIT = 100_000
+
+
+@dataclass(frozen=True)
+class PassResult:
+    batch_id: UUID
+    advanced: int
+    claimed: int
+    calls: int
+    progress: BatchProgress
+
+    @property
+    def done(self) -> bool:
+        return self.progress.done
+
+
+class UnknownBatchError(LookupError):
+    pass
+
+
+def _batch_play(conn: Conn, batch_id: UUID) -> Play:
+    row = conn.execute(query("batch_play"), {"batch_id": batch_id}).fetchone()
+    if row is None:
+        raise UnknownBatchError(f"no upload batch {batch_id}")
+    return load_play(conn, str(row["play_name"]))
+
+
+def _advance(conn: Conn, batch_id: UUID, play: Play) -> int:
+    transitions = play.transitions()
+    cur = conn.execute(
+        query("advance_completed_items"),
+        {
+            "batch_id": batch_id,
+            "from_numbers": [t[0] for t in transitions],
+            "next_slugs": [t[1] for t in transitions],
+            "next_numbers": [t[2] for t in transitions],
+        },
+    )
+    return cur.rowcount
+
+
+def _claim(conn: Conn, batch_id: UUID, play: Play, limit: int) -> list[tuple[UUID, str]]:
+    rows = conn.execute(
+        query("claim_pending_steps"),
+        {
+            "batch_id": batch_id,
+            "slugs": [s.slug for s in play.steps],
+            "timeouts": [s.workflow.timeout_seconds for s in play.steps],
+            "limit": limit,
+        },
+    ).fetchall()
+    return [(UUID(str(r["item_id"])), str(r["step_name"])) for r in rows]
+
+
+def run_pass(
+    dbs: Databases,
+    batch_id: UUID,
+    dispatcher: Dispatcher,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    claim_limit: int = DEFAULT_CLAIM_LIMIT,
+) -> PassResult:
+    with dbs.hq.connection() as conn:
+        play = _batch_play(conn, batch_id)
+        advanced = _advance(conn, batch_id, play)
+        claimed = _claim(conn, batch_id, play, claim_limit)
+        # Claims must be visible to the step functions before they run.
+        conn.commit()
+        progress = read_progress(conn, batch_id)
+        if progress.done:
+            conn.execute(query("finish_batch"), {"batch_id": batch_id})
+    calls = chunk_calls(batch_id, claimed, chunk_size)
+    dispatcher.dispatch(calls)
+    return PassResult(batch_id, advanced, len(claimed), len(calls), progress)

@@ -1,0 +1,164 @@
+"""The HTTP API: uploads and batch status (receivers and the V2 API mount on the same app)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Protocol
+from uuid import UUID
+
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile, status
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel
+
+from database.pool import Databases
+from orchestrator.context import Trigger
+from orchestrator.csv_reader import UploadError
+from orchestrator.ingest import ingest_upload
+from orchestrator.progress import read_progress
+from orchestrator.registry import DEFAULT_PLAY
+from orchestrator.summary import summarize
+from settings import Settings
+
+
+class AppRuntime(Protocol):
+    @property
+    def dbs(self) -> Databases: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def trigger(self) -> Trigger: ...
+
+
+class UploadResponse(BaseModel):
+    batch_id: UUID
+    rows: int
+    existing: bool
+
+
+class UploadErrorResponse(BaseModel):
+    error: str
+    row: int | None = None
+    column: str | None = None
+
+
+class StepStatus(BaseModel):
+    step_number: int
+    step_name: str
+    counts: dict[str, int]
+
+
+class BatchStatus(BaseModel):
+    batch_id: UUID
+    status: str
+    items: int
+    companies: int
+    people: int
+    completed: int
+    failed: int
+    steps: list[StepStatus]
+    top_failure_reasons: list[dict[str, Any]]
+
+
+_api_key_header = APIKeyHeader(name="x-api-key", auto_error=False)
+
+
+def runtime_of(request: Request) -> AppRuntime:
+    runtime: AppRuntime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[AppRuntime, Depends(runtime_of)]
+
+
+def require_api_key(
+    runtime: RuntimeDep, api_key: Annotated[str | None, Depends(_api_key_header)]
+) -> None:
+    """When API_KEY is configured, uploads and status need it in the x-api-key header."""
+    expected = runtime.settings.api_key
+    if expected is None:
+        return
+    if api_key is None or not secrets.compare_digest(
+        api_key.encode(), expected.get_secret_value().encode()
+    ):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid x-api-key")
+
+
+def create_app(runtime_factory: Callable[[], AppRuntime]) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if getattr(app.state, "runtime", None) is None:
+            app.state.runtime = runtime_factory()
+        yield
+
+    app = FastAPI(
+        title="Enrichment orchestrator",
+        summary="Upload Apollo lead exports and follow their enrichment.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = None
+    _add_batch_routes(app)
+    return app
+
+
+def _add_batch_routes(app: FastAPI) -> None:
+    secured = [Depends(require_api_key)]
+
+    @app.get("/health", tags=["ops"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post(
+        "/batches",
+        status_code=status.HTTP_201_CREATED,
+        response_model=UploadResponse,
+        responses={422: {"model": UploadErrorResponse}},
+        dependencies=secured,
+        tags=["batches"],
+    )
+    def upload_batch(
+        runtime: RuntimeDep,
+        file: Annotated[UploadFile, File(description="Apollo CSV export, UTF-8")],
+        client: Annotated[str, Form(max_length=200)] = "default",
+        play: Annotated[str, Form(max_length=200)] = DEFAULT_PLAY,
+        allow_duplicate: Annotated[bool, Form()] = False,
+    ) -> Any:
+        try:
+            result = ingest_upload(
+                runtime.dbs,
+                file.file,
+                file_name=file.filename or "upload.csv",
+                client_name=client,
+                play_name=play,
+                allow_duplicate=allow_duplicate,
+            )
+        except UploadError as exc:
+            body = UploadErrorResponse(error=str(exc), row=exc.row, column=exc.column)
+            return JSONResponse(body.model_dump(), status_code=422)
+        runtime.trigger.request(result.batch_id)
+        return UploadResponse(batch_id=result.batch_id, rows=result.rows, existing=result.existing)
+
+    @app.get(
+        "/batches/{batch_id}",
+        response_model=BatchStatus,
+        dependencies=secured,
+        tags=["batches"],
+    )
+    def batch_status(runtime: RuntimeDep, batch_id: UUID) -> BatchStatus:
+        with runtime.dbs.hq.connection() as conn:
+            try:
+                summary = summarize(conn, batch_id)
+            except LookupError:
+                raise HTTPException(404, f"no upload batch {batch_id}") from None
+            progress = read_progress(conn, batch_id)
+        return BatchStatus(
+            **{k: v for k, v in summary.as_json().items() if k in BatchStatus.model_fields},
+            steps=[
+                StepStatus(step_number=s.step_number, step_name=s.step_name, counts=dict(s.counts))
+                for s in progress.steps
+            ],
+        )

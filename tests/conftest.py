@@ -40,27 +40,27 @@ def templates(pg_server: PostgresServer) -> Iterator[Templates]:
 
 
 @dataclass(frozen=True)
-class TestDatabases:
+class DatabasePair:
     urls: DatabaseUrls
     hq_name: str
     workspace_name: str
 
 
 @pytest.fixture
-def db_urls(pg_server: PostgresServer, templates: Templates) -> Iterator[TestDatabases]:
+def db_urls(pg_server: PostgresServer, templates: Templates) -> Iterator[DatabasePair]:
     """A fresh, migrated HQ and Workspace database pair for one test."""
     hq_name, ws_name = unique_name("t_hq"), unique_name("t_ws")
     hq = create_database(pg_server, hq_name, template=templates.hq)
     workspace = create_database(pg_server, ws_name, template=templates.workspace)
     try:
-        yield TestDatabases(DatabaseUrls(hq=hq, workspace=workspace), hq_name, ws_name)
+        yield DatabasePair(DatabaseUrls(hq=hq, workspace=workspace), hq_name, ws_name)
     finally:
         drop_database(pg_server, hq_name)
         drop_database(pg_server, ws_name)
 
 
 @pytest.fixture
-def dbs(db_urls: TestDatabases) -> Iterator[Databases]:
+def dbs(db_urls: DatabasePair) -> Iterator[Databases]:
     settings = Settings(pool_min_size=1, pool_max_size=12)
     databases = open_databases(db_urls.urls, settings=settings, migrate=False)
     try:

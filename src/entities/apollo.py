@@ -115,9 +115,7 @@ class HeaderMapping:
         return {fld: self._value(row, fld) for fld in APOLLO_FIELDS}
 
     def _value(self, row: Sequence[str], fld: str) -> str:
-        positions = self.alternates.get(fld) or (
-            (self.index[fld],) if fld in self.index else ()
-        )
+        positions = self.alternates.get(fld) or ((self.index[fld],) if fld in self.index else ())
         values = [row[pos] if pos < len(row) else "" for pos in positions]
         return next((v for v in values if v.strip()), values[0] if values else "")
 

@@ -272,8 +272,16 @@ def generate_rows(
     The first ``n_companies`` people go one to each company, so every company
     appears once ``n_rows`` is large enough; later people pick a company at random.
     """
-    _check_args(n_rows, n_companies, (email_only_fraction, underivable_fraction,
-                                      duplicate_fraction))  # fmt: skip
+    fractions = (email_only_fraction, underivable_fraction, duplicate_fraction)
+    # Checked here, not inside the generator, so bad arguments fail at the call.
+    _check_args(n_rows, n_companies, fractions)
+    return _rows(n_rows, n_companies, seed, fractions)
+
+
+def _rows(
+    n_rows: int, n_companies: int, seed: int, fractions: tuple[float, float, float]
+) -> Iterator[SampleRow]:
+    email_only_fraction, underivable_fraction, duplicate_fraction = fractions
     rng = random.Random(seed)
     recent: deque[SampleRow] = deque(maxlen=_DUPLICATE_WINDOW)
     person = 0
@@ -282,19 +290,20 @@ def generate_rows(
             original = recent[rng.randrange(len(recent))]
             yield original._replace(values=list(original.values), duplicate=True)
             continue
-        roll = rng.random()
-        kind: RowKind = (
-            "underivable"
-            if roll < underivable_fraction
-            else "email_only"
-            if roll < underivable_fraction + email_only_fraction
-            else "website"
-        )
+        kind = _row_kind(rng.random(), underivable_fraction, email_only_fraction)
         index = person if person < n_companies else rng.randrange(n_companies)
         row = _person_row(rng, seed, _company(seed, index), person, kind)
         person += 1
         recent.append(row)
         yield row
+
+
+def _row_kind(roll: float, underivable_fraction: float, email_only_fraction: float) -> RowKind:
+    if roll < underivable_fraction:
+        return "underivable"
+    if roll < underivable_fraction + email_only_fraction:
+        return "email_only"
+    return "website"
 
 
 def _person_row(

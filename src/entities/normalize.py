@@ -73,13 +73,18 @@ _MAX_EMPLOYEE_DIGITS: Final = 9
 
 _SCHEME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 _AUTHORITY_RE: Final = re.compile(r"([^/\\?#]*)([^?#]*)")
-# Zero-width and direction marks pasted in from web pages and CRMs; invisible,
-# yet they make two spellings of the same name compare unequal.
-_INVISIBLE: Final = dict.fromkeys(map(ord, "\u200b\u200e\u200f\u2060\ufeff\u00ad"))
+# Deleted from text: zero-width and direction marks pasted in from web pages and
+# CRMs (invisible, yet they make two spellings of a name compare unequal) and C0/C1
+# control characters other than whitespace (NUL and friends from broken exports).
+_DELETE_CHARS: Final = dict.fromkeys(
+    [ord(ch) for ch in "\u200b\u200e\u200f\u2060\ufeff\u00ad"]
+    + [cp for cp in (*range(0x20), *range(0x7F, 0xA0)) if not chr(cp).isspace()]
+)
+_WHITESPACE_RE: Final = re.compile(r"\s")
 _EMAIL_LOCAL_BAD_RE: Final = re.compile(r'[\s<>()\[\]\\,;:"@]')
-_PERCENT_TRIPLET_RE: Final = re.compile(r"%[0-9A-Fa-f]{2}")
-# RFC 3986 "pchar" minus the percent sign, which is handled separately.
-_SLUG_SAFE: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@")
+# Applied to a lower-cased slug: a "%" that does not start an escape, or any
+# character outside RFC 3986 "pchar" (which is what may stay unescaped in a path).
+_SLUG_UNSAFE_RE: Final = re.compile(r"%(?![0-9a-f]{2})|[^a-z0-9\-._~!$&'()*+,;=:@%]")
 _LINKEDIN_SECTION: Final[Mapping[LinkedInKind, str]] = {"person": "in", "company": "company"}
 _INT: Final = r"([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)"
 _EMPLOYEES_EXACT_RE: Final = re.compile(rf"{_INT}(?:\.0+)?\s*\+?")
@@ -94,8 +99,7 @@ def normalize_name(s: str) -> str:
 
     Also used for every free-text field (title, company name, city, ...).
     """
-    text = unicodedata.normalize("NFC", s).translate(_INVISIBLE)
-    text = "".join(ch for ch in text if ch.isspace() or unicodedata.category(ch) != "Cc")
+    text = unicodedata.normalize("NFC", s).translate(_DELETE_CHARS)
     # Dropping characters can bring a base letter next to a combining mark, so
     # compose once more after the whitespace has been settled.
     return unicodedata.normalize("NFC", " ".join(text.split()))
@@ -171,7 +175,7 @@ def _ascii_host(host: str) -> str | None:
     """Lower-case ASCII form of a DNS host name, or None if it is not one."""
     if host.endswith("."):  # fully-qualified form: same host
         host = host[:-1]
-    if not host or len(host) > _MAX_HOST_CHARS or any(ch.isspace() for ch in host):
+    if not host or len(host) > _MAX_HOST_CHARS or _WHITESPACE_RE.search(host):
         return None
     return _idna_encode(host)
 
@@ -258,17 +262,12 @@ def normalize_linkedin_url(url: str, kind: LinkedInKind) -> str | None:
 
 def _canonical_slug(segment: str) -> str:
     text = unicodedata.normalize("NFC", segment.lower())
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        if _PERCENT_TRIPLET_RE.match(text, i):
-            out.append(text[i : i + 3])
-            i += 3
-            continue
-        ch = text[i]
-        out.append(ch if ch in _SLUG_SAFE else quote(ch, safe="", errors="replace"))
-        i += 1
-    return "".join(out).lower()
+    escaped = _SLUG_UNSAFE_RE.sub(_escape, text)
+    return escaped.lower()  # quote() writes upper-case hex
+
+
+def _escape(match: re.Match[str]) -> str:
+    return quote(match.group(), safe="", errors="replace")
 
 
 # ---------------------------------------------------------------------- employees

@@ -14,7 +14,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from entities.apollo import HeaderError, HeaderMapping, clean_header, map_headers
+from entities.apollo import (
+    HEADER_ALIASES,
+    HeaderError,
+    HeaderMapping,
+    clean_header,
+    map_headers,
+)
 
 CHUNK_BYTES = 1 << 20
 # Apollo "Keywords" and description columns can be long; a field beyond this is a broken quote.
@@ -23,10 +29,12 @@ FIELD_LIMIT = 1 << 20
 _BINARY_MAGIC = {
     b"\x1f\x8b": "a gzip archive",
     b"\x89PNG": "a PNG image",
-    b"PK\x03\x04": "a ZIP archive or Excel workbook (.xlsx)",
+    b"PK\x03\x04": "an Excel workbook (.xlsx) or another ZIP archive",
     b"%PDF": "a PDF document",
     b"\xd0\xcf\x11\xe0": "an old Excel workbook (.xls)",
 }
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_SAVE_AS = "export or re-save it as 'CSV UTF-8' (Excel: File > Save As > CSV UTF-8)"
 
 
 class ByteSource(Protocol):
@@ -58,34 +66,53 @@ class CsvRecord:
 
 
 class _Decoder:
-    """UTF-8 lines from a byte stream, tracking the byte offset for error messages."""
+    """UTF-8 lines from a byte stream, decoded one line at a time.
+
+    Splitting bytes on newline is safe in UTF-8 (the byte never occurs inside a multi-byte
+    sequence), and decoding per line lets an encoding error name the record it is in.
+    """
 
     def __init__(self, stream: ByteSource) -> None:
         self._stream = stream
-        self._decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="strict")
-        self.offset = 0
         self.first_chunk = b""
+        # Lines read since the last complete record: where a broken quote can be located.
+        self.current_record_text: list[str] = []
 
     def lines(self) -> Iterator[str]:
-        tail = ""
+        for line in self._lines():
+            self.current_record_text.append(line)
+            yield line
+
+    def _lines(self) -> Iterator[str]:
+        offset, tail = 0, b""
         while chunk := self._stream.read(CHUNK_BYTES):
             if not self.first_chunk:
-                self.first_chunk = chunk
-            text = self._decode(chunk, final=False)
-            self.offset += len(chunk)
-            parts = (tail + text).split("\n")
+                chunk, offset = self._start(chunk)
+            parts = (tail + chunk).split(b"\n")
             tail = parts.pop()
+            if len(tail) > FIELD_LIMIT * 4:
+                raise UploadError("a line is longer than 4 MiB: this does not look like a CSV file")
             for part in parts:
-                yield part + "\n"
-        tail += self._decode(b"", final=True)
+                yield self._decode(part + b"\n", offset)
+                offset += len(part) + 1
         if tail:
-            yield tail
+            yield self._decode(tail, offset)
 
-    def _decode(self, chunk: bytes, *, final: bool) -> str:
+    def _start(self, chunk: bytes) -> tuple[bytes, int]:
+        self.first_chunk = chunk
+        # A workbook or archive may decode as text for a while; refuse it up front.
+        whole = _whole_file_problem(chunk)
+        if whole:
+            raise whole
+        if chunk.startswith(codecs.BOM_UTF8):
+            return chunk[len(codecs.BOM_UTF8) :], len(codecs.BOM_UTF8)
+        return chunk, 0
+
+    def _decode(self, line: bytes, offset: int) -> str:
         try:
-            return self._decoder.decode(chunk, final=final)
+            return line.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise _NotUtf8Error(chunk, exc.start, self.offset + exc.start) from None
+            raise _NotUtf8Error(line, exc.start, offset + exc.start) from None
 
 
 class _NotUtf8Error(Exception):
@@ -94,29 +121,57 @@ class _NotUtf8Error(Exception):
         self.chunk, self.index, self.offset = chunk, index, offset
 
 
-def _encoding_error(failure: _NotUtf8Error, row: int, first_chunk: bytes) -> UploadError:
-    head = first_chunk or failure.chunk
+def _whole_file_problem(head: bytes) -> UploadError | None:
     for magic, kind in _BINARY_MAGIC.items():
         if head.startswith(magic):
-            return UploadError(f"this is {kind}, not a CSV file; export the data as CSV (UTF-8)")
-    bad = failure.chunk[failure.index]
-    line_start = failure.chunk.rfind(b"\n", 0, failure.index) + 1
-    line_end = failure.chunk.find(b"\n", failure.index)
-    line = failure.chunk[line_start : line_end if line_end >= 0 else len(failure.chunk)]
-    hint = "re-save it as 'CSV UTF-8'"
+            return UploadError(f"this is a binary file ({kind}), not CSV text; {_SAVE_AS}")
+    if head.startswith(_UTF16_BOMS):
+        return UploadError(f"the file is UTF-16 encoded; only UTF-8 is accepted: {_SAVE_AS}")
+    return None
+
+
+def _field_at(line_prefix: bytes, headers: tuple[str, ...]) -> str | None:
+    """Header of the field that the bytes before an offending byte end in."""
+    text = line_prefix.decode("utf-8", errors="replace")
+    index = len(next(csv.reader([text]), [""])) - 1
+    return clean_header(headers[index]) if 0 <= index < len(headers) else None
+
+
+def _encoding_error(
+    failure: _NotUtf8Error, row: int, record_so_far: str, headers: tuple[str, ...]
+) -> UploadError:
+    line = failure.chunk
+    bad = line[failure.index]
+    column = _field_at(record_so_far.encode() + line[: failure.index], headers)
+    where = f"byte 0x{bad:02X} at byte offset {failure.offset}"
     try:
-        sample = line.decode("cp1252").strip()[:80]
+        sample = line.decode("cp1252").strip()[:60]
     except UnicodeDecodeError:
         return UploadError(
-            f"the file is not valid UTF-8 text: byte 0x{bad:02X} at byte offset {failure.offset};"
-            f" {hint}",
-            row=row,
+            f"the file is not valid UTF-8: {where}; {_SAVE_AS}", row=row, column=column
         )
     return UploadError(
-        f"the file is not UTF-8: byte 0x{bad:02X} at byte offset {failure.offset} looks like"
-        f" Latin-1/Windows-1252 text ({sample!r}); {hint} (Excel: File > Save As > CSV UTF-8)",
+        f"the file is not UTF-8 ({where} looks like Windows-1252/Latin-1 text: {sample!r});"
+        f" {_SAVE_AS}",
         row=row,
+        column=column,
     )
+
+
+def _open_quote_field(text: str) -> int | None:
+    """Index of the field whose opening quote is never closed, if any."""
+    in_quotes, field, opened_at, at_field_start = False, 0, None, True
+    for ch in text:
+        if in_quotes:
+            in_quotes = ch != '"'
+        elif ch == '"' and at_field_start:
+            in_quotes, opened_at = True, field
+        elif ch == ",":
+            field += 1
+        elif ch == "\n":
+            field = 0
+        at_field_start = ch in ",\n" and not in_quotes
+    return opened_at if in_quotes else None
 
 
 def _check_record(values: list[str], row: int, headers: tuple[str, ...]) -> None:
@@ -129,24 +184,23 @@ def _check_record(values: list[str], row: int, headers: tuple[str, ...]) -> None
         return
     if len(values) > len(headers):
         raise UploadError(
-            f"has {len(values)} fields but the header has {len(headers)}: unexpected value"
-            f" {values[len(headers)][:40]!r} after the last column (unquoted comma?)",
+            f"too many fields: {len(values)} values but the header has {len(headers)} columns"
+            f" (an unquoted comma? extra value {values[len(headers)][:40]!r})",
             row=row,
-            column=clean_header(headers[-1]),
         )
     raise UploadError(
-        f"has {len(values)} fields but the header has {len(headers)}: values missing from"
-        f" this column on",
+        f"too few fields: {len(values)} values but the header has {len(headers)} columns"
+        f" (the first missing one is {clean_header(headers[len(values)])!r})",
         row=row,
-        column=clean_header(headers[len(values)]),
     )
 
 
 def _header_error(exc: HeaderError) -> UploadError:
-    column = exc.header if exc.header is not None else None
-    if column is None and exc.missing:
-        column = ", ".join(exc.missing)
-    return UploadError(exc.message, row=1, column=column)
+    if exc.missing:
+        # A single missing field is named by its usual header; alternatives name no one column.
+        column = HEADER_ALIASES[exc.missing[0]][0] if len(exc.missing) == 1 else None
+        return UploadError(exc.message, column=column)
+    return UploadError(exc.message, row=1, column=exc.header or None)
 
 
 class ApolloCsv:
@@ -158,6 +212,7 @@ class ApolloCsv:
         self._reader = csv.reader(self._decoder.lines(), strict=True)
         self.records_read = 0
         self.blank_rows = 0
+        self._headers: tuple[str, ...] = ()
         header = self._next()
         if header is None or not any(v.strip() for v in header):
             raise UploadError("the file is empty: expected a header row and data rows")
@@ -165,6 +220,7 @@ class ApolloCsv:
             self.mapping: HeaderMapping = map_headers(header)
         except HeaderError as exc:
             raise _header_error(exc) from None
+        self._headers = self.mapping.headers
         if any("\x00" in h for h in header):
             raise UploadError("the header contains a NUL byte (binary data?)", row=1)
 
@@ -174,16 +230,29 @@ class ApolloCsv:
 
     def _next(self) -> list[str] | None:
         row = self.records_read + 1
+        self._decoder.current_record_text.clear()
         try:
             values = next(self._reader)
         except StopIteration:
             return None
         except _NotUtf8Error as failure:
-            raise _encoding_error(failure, row, self._decoder.first_chunk) from None
+            before = "".join(self._decoder.current_record_text)
+            raise _encoding_error(failure, row, before, self._headers) from None
         except csv.Error as exc:
-            raise UploadError(f"malformed CSV: {exc} (an unclosed quote?)", row=row) from None
+            raise self._malformed(exc, row) from None
         self.records_read += 1
         return values
+
+    def _malformed(self, exc: csv.Error, row: int) -> UploadError:
+        field = _open_quote_field("".join(self._decoder.current_record_text))
+        if field is not None:
+            column = clean_header(self._headers[field]) if field < len(self._headers) else None
+            return UploadError(
+                "a quoted value is never closed (missing closing quote; was the file cut off?)",
+                row=row,
+                column=column,
+            )
+        return UploadError(f"malformed CSV: {exc}", row=row)
 
     def __iter__(self) -> Iterator[CsvRecord]:
         data_rows = 0
@@ -196,4 +265,4 @@ class ApolloCsv:
             data_rows += 1
             yield CsvRecord(row=row, values=values)
         if data_rows == 0:
-            raise UploadError("the file has a header row but no data rows", row=2)
+            raise UploadError("the file has a header row but no data rows")

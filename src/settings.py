@@ -35,7 +35,15 @@ class Settings(BaseSettings):
     clay_webhook_auth_token: SecretStr | None = None
     clay_rate_per_second: float = 10.0
     clay_max_attempts: int = 5
-    callback_secret: SecretStr | None = None
+    callback_secret: SecretStr | None = Field(
+        default=None, description="Shared secret Clay's HTTP-API column sends back in a header."
+    )
+    callback_signing_key: SecretStr | None = Field(
+        default=None,
+        description="Hex key signing per-dispatch callback tokens; local runs keep one on disk.",
+    )
+    clay_simulator_rate_per_second: float | None = None
+    clay_simulator_delay_seconds: float = 0.0
     callback_secret_header: str = "x-callback-secret"  # noqa: S105 (a header name)
     public_base_url: str | None = Field(
         default=None, description="Base URL Clay calls back, e.g. the deployed app's URL."

@@ -18,8 +18,8 @@ from orchestrator.csv_reader import UploadError
 from orchestrator.ingest import UploadResult, ingest_upload
 from orchestrator.progress import read_progress
 from orchestrator.registry import DEFAULT_PLAY
-from orchestrator.runtime import LocalRuntime
 from orchestrator.summary import BatchSummary, summarize
+from webapp.local_service import LocalService
 
 console = Console()
 err = Console(stderr=True)
@@ -88,17 +88,18 @@ def run(
 ) -> None:
     """Upload a CSV and drive its batch to the end, then print a summary."""
     started = time.monotonic()
-    with LocalRuntime() as runtime:
-        result = _upload(runtime.dbs, file, client, play, allow_duplicate)
+    with LocalService() as service:
+        result = _upload(service.dbs, file, client, play, allow_duplicate)
         if result.existing and not as_json:
             err.print(f"{file.name} was already uploaded as batch {result.batch_id}; resuming it")
-        summary = _drive(runtime, result.batch_id, started, show_progress=not as_json)
+        summary = _drive(service, result.batch_id, started, show_progress=not as_json)
     _report(summary, as_json)
 
 
 def _drive(
-    runtime: LocalRuntime, batch_id: UUID, started: float, show_progress: bool
+    service: LocalService, batch_id: UUID, started: float, show_progress: bool
 ) -> BatchSummary:
+    runtime = service.runtime
     with runtime.dbs.hq.connection() as conn:
         items = summarize(conn, batch_id).items
     if show_progress:

@@ -33,12 +33,17 @@ class StepProgressBars:
         self.progress.stop()
 
     def update(self, batch: BatchProgress) -> None:
+        expected = self.total
         for step in batch.steps:
             task = self._tasks.get(step.step_name)
             if task is None:
-                task = self.progress.add_task(step.step_name, total=self.total, failed=0)
+                task = self.progress.add_task(step.step_name, total=expected, failed=0)
                 self._tasks[step.step_name] = task
-            self.progress.update(task, completed=step.finished, failed=step.counts["FAILED"])
+            done = step.counts["FAILED"]
+            self.progress.update(task, total=expected, completed=step.finished, failed=done)
+            # Items that failed a step never reach the next one.
+            if step.counts["PENDING"] + step.counts["IN_PROGRESS"] == 0:
+                expected = step.counts["COMPLETED"]
 
 
 def print_summary(console: Console, summary: BatchSummary) -> None:
@@ -55,6 +60,8 @@ def print_summary(console: Console, summary: BatchSummary) -> None:
         ("seconds", f"{summary.seconds:.1f}"),
     ]
     for key, value in summary.extra.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
         rows.append((key.replace("_", " "), value))
     for key, value in rows:
         table.add_row(key, str(value))

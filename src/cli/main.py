@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from cli import batch_commands, db_commands, serve_command
+from cli import batch_commands, db_commands, report_commands, serve_command
 
 app = typer.Typer(
     help="Enrich Apollo lead exports: upload, normalize, dedupe, enrich via Clay, consolidate.",
@@ -19,6 +19,9 @@ for command in (
     batch_commands.upload,
     batch_commands.run,
     batch_commands.status,
+    report_commands.verify,
+    report_commands.consolidate,
+    report_commands.export,
     serve_command.serve,
 ):
     app.command()(command)

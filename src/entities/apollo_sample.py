@@ -180,6 +180,9 @@ _LINKEDIN_SHAPES: Final = (
 
 
 class SampleRow(NamedTuple):
+    """One data row. ``kind`` says how it was built; ``duplicate`` marks an exact
+    copy of an earlier row (which keeps that row's kind and expected domain)."""
+
     values: list[str]
     # Registrable domain the row's company truly has; None only for rows built
     # so that no domain can be derived from them.
@@ -190,6 +193,9 @@ class SampleRow(NamedTuple):
 
 @dataclass(frozen=True)
 class SampleStats:
+    """Counts over everything written. ``underivable_rows`` and ``email_only_rows``
+    include duplicates of such rows; ``distinct_people`` is rows minus duplicates."""
+
     rows: int
     distinct_domains: int
     underivable_rows: int
@@ -267,7 +273,7 @@ def generate_rows(
     underivable_fraction: float = 0.01,
     duplicate_fraction: float = 0.02,
 ) -> Iterator[SampleRow]:
-    """Yield ``n_rows`` rows (values in ``APOLLO_HEADERS`` order) with ground truth.
+    """Lazy stream of ``n_rows`` rows (values in ``APOLLO_HEADERS`` order) with truth.
 
     The first ``n_companies`` people go one to each company, so every company
     appears once ``n_rows`` is large enough; later people pick a company at random.

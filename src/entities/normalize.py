@@ -67,10 +67,16 @@ LinkedInKind = Literal["person", "company"]
 # Longest host worth handing to the IDNA codec: DNS names are at most 253 octets,
 # and UTS46 mapping can shrink input, so allow some slack before giving up.
 _MAX_HOST_CHARS: Final = 1024
+_MAX_DNS_NAME: Final = 253
 # Nine digits is already far above the largest employer on earth; longer strings
 # are junk, and refusing them also keeps int() clear of its digit limit.
 _MAX_EMPLOYEE_DIGITS: Final = 9
 
+# Letters-digits-hyphen host names, the case the IDNA codec maps to itself. Names
+# with "--" anywhere are left to the codec (it rejects "ab--c", decodes "xn--").
+_LDH_NAME_RE: Final = re.compile(
+    r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+)
 _SCHEME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 _AUTHORITY_RE: Final = re.compile(r"([^/\\?#]*)([^?#]*)")
 # Deleted from text: zero-width and direction marks pasted in from web pages and
@@ -99,6 +105,8 @@ def normalize_name(s: str) -> str:
 
     Also used for every free-text field (title, company name, city, ...).
     """
+    if s.isascii() and s.isprintable():  # most cells: nothing to compose or delete
+        return " ".join(s.split())
     text = unicodedata.normalize("NFC", s).translate(_DELETE_CHARS)
     # Dropping characters can bring a base letter next to a combining mark, so
     # compose once more after the whitespace has been settled.
@@ -182,8 +190,11 @@ def _ascii_host(host: str) -> str | None:
 
 @lru_cache(maxsize=65536)
 def _idna_encode(host: str) -> str | None:
-    # Cached: uploads repeat the same few thousand hosts, and UTS46 + IDNA
-    # validation costs tens of microseconds per call.
+    # Cached, and plain LDH names skip the codec: UTS46 + IDNA validation costs
+    # tens of microseconds per call and most hosts are already plain ASCII.
+    lowered = host.lower()
+    if len(lowered) <= _MAX_DNS_NAME and "--" not in lowered and _LDH_NAME_RE.fullmatch(lowered):
+        return lowered
     try:
         ascii_host = idna.encode(host, uts46=True, std3_rules=True, transitional=False)
     except ValueError:  # idna.IDNAError and UnicodeError both derive from it
@@ -193,6 +204,13 @@ def _idna_encode(host: str) -> str | None:
 
 def _registrable(host: str) -> str | None:
     """Registrable domain of a host name (no URL parsing, no block lists)."""
+    # Length checked before the cache so that junk cells cannot fill it with
+    # huge keys.
+    return _registrable_cached(host) if len(host) <= _MAX_HOST_CHARS else None
+
+
+@lru_cache(maxsize=65536)  # the PSL walk is the costly part of a website lookup
+def _registrable_cached(host: str) -> str | None:
     ascii_host = _ascii_host(host)
     if ascii_host is None:
         return None
@@ -304,6 +322,14 @@ def _to_int(digits: str) -> int | None:
 
 @dataclass(frozen=True)
 class NormalizedItem:
+    """A row ready for splitting and enrichment.
+
+    Text fields are ``normalize_name``-cleaned ("" when blank). ``company_domain``
+    is a registrable, lower-case ASCII (punycode) domain; ``domain_source`` says
+    whether it came from the website or, failing that, a work e-mail. ``employees``
+    is the lower bound for ranges (see ``parse_employees``).
+    """
+
     first_name: str
     last_name: str
     full_name: str
@@ -385,12 +411,12 @@ def _company_domain(
         return email_domain, "email"
     email_note = _email_note(raw_email.strip(), email, email_domain)
     if website:
-        detail = f"the website {website!r} {_website_problem(website)}"
+        detail = f"the website {_show(website)} {_website_problem(website)}"
         return NormalizationFailure("invalid_website", detail + email_note)
     if email_domain is not None:
         return NormalizationFailure(
             "freemail_only",
-            f"there is no website and the email {email!r} is at the free-mail provider "
+            f"there is no website and the email {_show(email)} is at the free-mail provider "
             f"{email_domain}, which says nothing about the company",
         )
     return NormalizationFailure("no_company_domain", "there is no website" + email_note)
@@ -408,10 +434,16 @@ def _email_note(raw_email: str, email: str | None, email_domain: str | None) -> 
     if not raw_email:
         return ", and no email to take the company domain from"
     if email is None:
-        return f", and the email {raw_email!r} is not a valid address"
+        return f", and the email {_show(raw_email)} is not a valid address"
     if email_domain is not None:
-        return f", and the email {email!r} is at the free-mail provider {email_domain}"
-    return f", and the email {email!r} has no usable domain"
+        return f", and the email {_show(email)} is at the free-mail provider {email_domain}"
+    return f", and the email {_show(email)} has no usable domain"
+
+
+def _show(value: str | None, limit: int = 80) -> str:
+    """Quoted value for a message; long cells are cut so details stay readable."""
+    text = value or ""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def person_dedupe_key(item: NormalizedItem) -> str | None:

@@ -28,3 +28,5 @@ class StepContext:
     trigger: Trigger = field(default_factory=NoTrigger)
     # Provider gateways by provider name ("clay", ...), set up by the runtime.
     providers: dict[str, Any] = field(default_factory=dict)
+    # Key for per-dispatch callback tokens (HMAC); shared by senders and receivers.
+    signing_key: bytes = b""

@@ -14,10 +14,26 @@ from database.pool import Databases, open_databases
 from orchestrator.context import StepContext
 from orchestrator.dispatch import StepCall, ThreadPoolDispatcher
 from orchestrator.progress import BatchProgress, read_progress
+from orchestrator.receivers import ReceiverConfig
 from orchestrator.steps import execute_call
 from orchestrator.tick import DEFAULT_CHUNK_SIZE, PassResult, run_pass
+from orchestrator.tokens import load_or_create_key
 from orchestrator.trigger import CoalescingTrigger
 from settings import Settings, get_settings
+
+
+def signing_key_for(settings: Settings) -> bytes:
+    if settings.callback_signing_key is not None:
+        return bytes.fromhex(settings.callback_signing_key.get_secret_value())
+    return load_or_create_key(settings.enrich_home / "callback-signing.key")
+
+
+def callback_secret_for(settings: Settings) -> str:
+    """The configured secret, or one kept beside the local database for the simulator."""
+    if settings.callback_secret is not None:
+        return settings.callback_secret.get_secret_value()
+    return load_or_create_key(settings.enrich_home / "callback-secret.key").hex()
+
 
 ProgressCallback = Callable[[BatchProgress], None]
 
@@ -35,7 +51,13 @@ class LocalRuntime:
         self.settings = settings or get_settings()
         self._owns_dbs = dbs is None
         self.dbs = dbs or open_databases(settings=self.settings)
-        self.ctx = StepContext(self.dbs, self.settings)
+        self.signing_key = signing_key_for(self.settings)
+        self.receiver_config = ReceiverConfig(
+            self.signing_key,
+            callback_secret_for(self.settings),
+            self.settings.callback_secret_header,
+        )
+        self.ctx = StepContext(self.dbs, self.settings, signing_key=self.signing_key)
         self.dispatcher = ThreadPoolDispatcher(
             self._execute, workers=workers or self.settings.dispatch_workers
         )

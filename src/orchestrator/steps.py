@@ -58,6 +58,8 @@ def resolve_step(workflow: WorkflowConfig) -> StepFunction:
 
 def _load_step_modules() -> None:
     # Importing registers the step functions through the decorators above.
+    import orchestrator.clay_sender
+    import orchestrator.consolidate
     import orchestrator.normalize_step
     import orchestrator.split_step  # noqa: F401
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -47,7 +48,7 @@ def summarize(conn: Conn, batch_id: UUID, seconds: float = 0.0) -> BatchSummary:
         FailureReason(str(r["step_name"]), str(r["reason"]), int(r["items"]))
         for r in conn.execute(query("batch_failure_reasons"), {"batch_id": batch_id})
     ]
-    return BatchSummary(
+    summary = BatchSummary(
         batch_id=batch_id,
         status=str(row["status"]),
         items=int(row["items"]),
@@ -58,3 +59,21 @@ def summarize(conn: Conn, batch_id: UUID, seconds: float = 0.0) -> BatchSummary:
         seconds=seconds,
         top_failure_reasons=reasons,
     )
+    summary.extra.update(_provider_usage(conn, batch_id))
+    return summary
+
+
+def _provider_usage(conn: Conn, batch_id: UUID) -> dict[str, Any]:
+    calls: dict[str, int] = {"company": 0, "person": 0}
+    spent = Decimal(0)
+    for row in conn.execute(query("batch_provider_usage"), {"batch_id": batch_id}):
+        if row["provider"] == "clay":
+            calls[str(row["entity_type"])] += int(row["calls"])
+        spent += Decimal(row["credits"])
+    saved = conn.execute(query("batch_credits_saved"), {"batch_id": batch_id}).fetchone()
+    return {
+        "clay_calls": calls,
+        "credits_spent": float(spent),
+        "credits_saved": float(saved["saved"]) if saved else 0.0,
+        "items_reusing_enrichment": int(saved["reused"]) if saved else 0,
+    }

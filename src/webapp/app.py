@@ -18,9 +18,11 @@ from orchestrator.context import Trigger
 from orchestrator.csv_reader import UploadError
 from orchestrator.ingest import ingest_upload
 from orchestrator.progress import read_progress
+from orchestrator.receivers import ReceiverConfig
 from orchestrator.registry import DEFAULT_PLAY
 from orchestrator.summary import summarize
 from settings import Settings
+from webapp.receiver_routes import add_receiver_routes
 
 
 class AppRuntime(Protocol):
@@ -32,6 +34,9 @@ class AppRuntime(Protocol):
 
     @property
     def trigger(self) -> Trigger: ...
+
+    @property
+    def receiver_config(self) -> ReceiverConfig: ...
 
 
 class UploadResponse(BaseModel):
@@ -102,6 +107,7 @@ def create_app(runtime_factory: Callable[[], AppRuntime]) -> FastAPI:
     )
     app.state.runtime = None
     _add_batch_routes(app)
+    add_receiver_routes(app)
     return app
 
 

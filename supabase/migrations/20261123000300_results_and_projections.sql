@@ -31,6 +31,30 @@ CREATE TRIGGER company_enrichment_results_immutable BEFORE UPDATE ON company_enr
 CREATE TRIGGER person_enrichment_results_immutable BEFORE UPDATE ON person_enrichment_results
     FOR EACH ROW EXECUTE FUNCTION reject_result_update();
 
+-- Casts that never fail: consolidation reads provider JSON whose shape may drift, and a bad
+-- value must become NULL in the projection, not abort the batch.
+CREATE FUNCTION try_int(value TEXT) RETURNS INTEGER LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RETURN value::numeric::integer;
+EXCEPTION WHEN others THEN
+    RETURN NULL;
+END;
+$$;
+CREATE FUNCTION try_date(value TEXT) RETURNS DATE LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RETURN value::date;
+EXCEPTION WHEN others THEN
+    RETURN NULL;
+END;
+$$;
+CREATE FUNCTION try_bool(value TEXT) RETURNS BOOLEAN LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RETURN value::boolean;
+EXCEPTION WHEN others THEN
+    RETURN NULL;
+END;
+$$;
+
 -- The clean table: one row per person of a batch.
 CREATE TABLE final_leads (
     id UUID PRIMARY KEY DEFAULT gen_random_uuid(),

@@ -605,3 +605,22 @@ def test_normalize_item_total(fields: dict[str, str]) -> None:
             "no_company_domain",
         )
         assert result.detail
+
+
+@given(st.one_of(URLISH, st.from_regex(r"[a-zA-Z0-9.-]{1,80}", fullmatch=True)))
+@example("a" * 63 + ".com")
+@example("a" * 64 + ".com")
+@example(("a" * 49 + ".") * 5 + "com")
+def test_ldh_fast_path_agrees_with_idna(host: str) -> None:
+    # The shortcut for plain ASCII names must give what the IDNA codec gives.
+    try:
+        expected: str | None = idna.encode(host, uts46=True, std3_rules=True).decode("ascii")
+    except ValueError:
+        expected = None
+    assert normalize._idna_encode(host) == expected
+
+
+def test_failure_detail_cuts_huge_values() -> None:
+    result = item(website="x" * 10_000, email="")
+    assert isinstance(result, NormalizationFailure)
+    assert len(result.detail) < 300

@@ -22,3 +22,19 @@ WHERE batch_id = %(batch_id)s AND status = 'FAILED'
 GROUP BY 1, 2
 ORDER BY 3 DESC, 1, 2
 LIMIT 5;
+
+-- name: batch_provider_usage
+-- Calls a provider accepted for this batch, and the credits they cost.
+SELECT provider, entity_type,
+       count(*) FILTER (WHERE status IN ('SENT', 'CALLED_BACK')) AS calls,
+       COALESCE(sum(credits), 0) AS credits
+FROM entity_dispatches
+WHERE batch_id = %(batch_id)s
+GROUP BY provider, entity_type;
+
+-- name: batch_credits_saved
+-- Every item that reused another item's enrichment saved one call's credits.
+SELECT COALESCE(sum(w.credits_per_call), 0) AS saved, count(*) AS reused
+FROM workflow_states ws
+JOIN db_driven_enrichment_workflows w ON w.workflow_slug = ws.step_name
+WHERE ws.batch_id = %(batch_id)s AND ws.meta ? 'skipped';

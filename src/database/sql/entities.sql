@@ -1,0 +1,232 @@
+-- Templates over an entity kind: {entity_table}, {state_table}, {result_table} and {id_column}
+-- are filled with identifiers of the company or person tables.
+
+-- name: entity_ids_for_items
+SELECT id AS item_id, {id_column} AS entity_id FROM batch_items
+WHERE id = ANY(%(item_ids)s::uuid[]);
+
+-- name: entity_data
+SELECT * FROM {entity_table} WHERE id = ANY(%(entity_ids)s::uuid[]);
+
+-- name: entity_workflow_statuses
+SELECT {id_column} AS entity_id, status, meta, attempts, dispatch_id FROM {state_table}
+WHERE {id_column} = ANY(%(entity_ids)s::uuid[]) AND workflow_slug = %(workflow_slug)s;
+
+-- name: set_entity_workflow_status
+INSERT INTO {state_table} ({id_column}, workflow_slug, status, meta)
+VALUES (%(entity_id)s, %(workflow_slug)s, %(status)s, %(meta)s)
+ON CONFLICT ({id_column}, workflow_slug)
+DO UPDATE SET status = EXCLUDED.status,
+              meta = COALESCE({state_table}.meta, '{{}}'::jsonb) || COALESCE(EXCLUDED.meta, '{{}}'::jsonb),
+              updated_at = NOW()
+RETURNING id;
+
+-- name: record_entity_result
+INSERT INTO {result_table} ({id_column}, workflow_slug, data, dispatch_id)
+VALUES (%(entity_id)s, %(workflow_slug)s, %(data)s, %(dispatch_id)s)
+ON CONFLICT (dispatch_id) DO NOTHING
+RETURNING id;
+
+-- name: claim_entities
+-- Atomic claim: the first sender to insert (or to flip a PENDING row) owns the entity and
+-- is the only one to call the provider. Losers see the row and wait or skip.
+WITH wanted AS (
+    SELECT DISTINCT unnest(%(entity_ids)s::uuid[]) AS entity_id
+), inserted AS (
+    INSERT INTO {state_table} ({id_column}, workflow_slug, status, attempts, dispatch_id,
+                               lease_expires_at, meta)
+    SELECT entity_id, %(workflow_slug)s, 'IN_PROGRESS', 1, gen_random_uuid(),
+           NOW() + make_interval(secs => %(timeout)s), '{{}}'::jsonb
+    FROM wanted
+    ORDER BY entity_id
+    ON CONFLICT ({id_column}, workflow_slug) DO NOTHING
+    RETURNING {id_column} AS entity_id, dispatch_id, attempts
+), reclaimed AS (
+    UPDATE {state_table} s
+    SET status = 'IN_PROGRESS', attempts = s.attempts + 1, dispatch_id = gen_random_uuid(),
+        lease_expires_at = NOW() + make_interval(secs => %(timeout)s), updated_at = NOW()
+    FROM wanted
+    WHERE s.{id_column} = wanted.entity_id AND s.workflow_slug = %(workflow_slug)s
+      AND s.status = 'PENDING'
+    RETURNING s.{id_column} AS entity_id, s.dispatch_id, s.attempts
+)
+SELECT * FROM inserted UNION ALL SELECT * FROM reclaimed;
+
+-- name: insert_dispatches
+INSERT INTO entity_dispatches (id, batch_id, entity_type, entity_id, workflow_slug, attempt,
+                               provider, webhook_key)
+SELECT d.id, e.batch_id, %(entity_type)s, d.entity_id, %(workflow_slug)s, d.attempt,
+       %(provider)s, %(webhook_key)s
+FROM jsonb_to_recordset(%(dispatches)s::jsonb) AS d(id uuid, entity_id uuid, attempt int)
+JOIN {entity_table} e ON e.id = d.entity_id;
+
+-- name: mark_items_after_claim
+-- Each item of the chunk either completes at once (entity already enriched), sends (the first
+-- item of an entity this call claimed), waits (entity in progress), or fails with its entity.
+WITH items AS (
+    SELECT bi.id AS item_id, bi.{id_column} AS entity_id FROM batch_items bi
+    WHERE bi.id = ANY(%(item_ids)s::uuid[])
+), senders AS (
+    SELECT DISTINCT ON (entity_id) item_id, entity_id FROM items
+    WHERE entity_id = ANY(%(claimed)s::uuid[])
+    ORDER BY entity_id, item_id
+), decided AS (
+    SELECT items.item_id, items.entity_id, s.status AS entity_status, s.meta AS entity_meta,
+           senders.item_id IS NOT NULL AS is_sender
+    FROM items
+    LEFT JOIN {state_table} s
+           ON s.{id_column} = items.entity_id AND s.workflow_slug = %(workflow_slug)s
+    LEFT JOIN senders ON senders.item_id = items.item_id
+)
+UPDATE workflow_states ws
+SET status = CASE
+        WHEN d.entity_id IS NULL THEN 'FAILED'
+        WHEN d.is_sender THEN 'IN_PROGRESS'
+        WHEN d.entity_status = 'COMPLETED' THEN 'COMPLETED'
+        WHEN d.entity_status = 'FAILED' THEN 'FAILED'
+        ELSE 'IN_PROGRESS' END,
+    finished_at = CASE WHEN d.entity_status IN ('COMPLETED', 'FAILED') AND NOT d.is_sender
+                       THEN NOW() END,
+    updated_at = NOW(),
+    meta = ws.meta || jsonb_strip_nulls(jsonb_build_object(
+        %(id_key)s::text, d.entity_id,
+        'skipped', CASE
+            WHEN d.entity_id IS NULL OR d.is_sender THEN NULL
+            WHEN d.entity_status = 'COMPLETED' THEN %(already)s::text
+            WHEN d.entity_status = 'FAILED' THEN NULL
+            ELSE %(in_progress)s::text END,
+        'reason', CASE
+            WHEN d.entity_id IS NULL THEN 'no_' || %(entity_type)s::text
+            WHEN d.entity_status = 'FAILED' AND NOT d.is_sender
+                THEN %(entity_type)s::text || '_enrichment_failed' END,
+        'error', CASE WHEN d.entity_status = 'FAILED' AND NOT d.is_sender
+                      THEN d.entity_meta->>'error' END))
+FROM decided d
+WHERE ws.item_id = d.item_id AND ws.step_name = %(workflow_slug)s AND ws.status = 'IN_PROGRESS';
+
+-- name: record_sends
+-- Outcome of the provider calls of one chunk, written once for the chunk. A fast provider may
+-- have called back already: that status stays, the cost is still recorded.
+UPDATE entity_dispatches d
+SET status = CASE WHEN d.status = 'CALLED_BACK' THEN d.status
+                  WHEN s.ok THEN 'SENT' ELSE 'FAILED' END,
+    sent_at = CASE WHEN s.ok THEN NOW() END,
+    credits = CASE WHEN s.ok THEN %(credits)s::numeric ELSE 0 END,
+    http_status = s.http_status,
+    error = s.error
+FROM jsonb_to_recordset(%(sends)s::jsonb) AS s(id uuid, ok boolean, http_status int, error text)
+WHERE d.id = s.id AND d.status IN ('SENDING', 'CALLED_BACK');
+
+-- name: fail_entities
+-- Provider calls that failed for good: the entity and every item waiting on it FAIL with the error.
+WITH failed AS (
+    UPDATE {state_table} st
+    SET status = 'FAILED', lease_expires_at = NULL, updated_at = NOW(),
+        meta = COALESCE(st.meta, '{{}}'::jsonb) || jsonb_build_object('error', f.error)
+    FROM jsonb_to_recordset(%(failures)s::jsonb) AS f(entity_id uuid, dispatch_id uuid, error text)
+    WHERE st.{id_column} = f.entity_id AND st.workflow_slug = %(workflow_slug)s
+      AND st.dispatch_id = f.dispatch_id AND st.status = 'IN_PROGRESS'
+    RETURNING st.{id_column} AS entity_id, f.error
+)
+UPDATE workflow_states ws
+SET status = 'FAILED', finished_at = NOW(), updated_at = NOW(), lease_expires_at = NULL,
+    meta = ws.meta || jsonb_build_object('reason', %(entity_type)s::text || '_enrichment_failed',
+                                         'error', failed.error)
+FROM batch_items bi JOIN failed ON failed.entity_id = bi.{id_column}
+WHERE ws.item_id = bi.id AND ws.step_name = %(workflow_slug)s AND ws.status = 'IN_PROGRESS';
+
+-- name: count_submissions
+INSERT INTO webhook_submission_counts (webhook_key, webhook_host, submissions)
+VALUES (%(webhook_key)s, %(webhook_host)s, %(count)s)
+ON CONFLICT (webhook_key)
+DO UPDATE SET submissions = webhook_submission_counts.submissions + EXCLUDED.submissions,
+              updated_at = NOW()
+RETURNING submissions;
+
+-- name: company_payloads
+-- What Clay receives for a company: normalized values, never the raw row.
+SELECT id, domain, name, linkedin_url, employees, industry, city, state, country
+FROM normalized_companies WHERE id = ANY(%(entity_ids)s::uuid[]);
+
+-- name: person_payloads
+SELECT p.id, p.first_name, p.last_name, p.full_name, p.email, p.linkedin_url, p.title,
+       c.domain AS company_domain, c.name AS company_name
+FROM normalized_people p JOIN normalized_companies c ON c.id = p.company_id
+WHERE p.id = ANY(%(entity_ids)s::uuid[]);
+
+-- name: dispatch_for_callback
+-- The dispatch a callback token names, and whether it is still the entity's current one.
+SELECT d.id, d.batch_id, d.entity_id, d.entity_type, d.workflow_slug, d.attempt,
+       s.dispatch_id = d.id AS is_current, s.status AS entity_status
+FROM entity_dispatches d
+LEFT JOIN {state_table} s ON s.{id_column} = d.entity_id AND s.workflow_slug = d.workflow_slug
+WHERE d.id = %(dispatch_id)s;
+
+-- name: entity_exists
+SELECT 1 FROM {entity_table} WHERE id = %(entity_id)s;
+
+-- name: store_entity_callback
+-- One statement for a callback: keep the result (once per dispatch), complete the entity and
+-- every item waiting on it. A duplicate callback for the same dispatch changes nothing.
+WITH result AS (
+    INSERT INTO {result_table} ({id_column}, workflow_slug, data, dispatch_id)
+    VALUES (%(entity_id)s, %(workflow_slug)s, %(data)s, %(dispatch_id)s)
+    ON CONFLICT (dispatch_id) DO NOTHING
+    RETURNING id, {id_column} AS entity_id
+), entity AS (
+    UPDATE {state_table} s
+    SET status = 'COMPLETED', lease_expires_at = NULL, updated_at = NOW(),
+        meta = COALESCE(s.meta, '{{}}'::jsonb) || jsonb_build_object('result_id', result.id)
+    FROM result
+    WHERE s.{id_column} = result.entity_id AND s.workflow_slug = %(workflow_slug)s
+      AND s.dispatch_id = %(dispatch_id)s
+    RETURNING s.{id_column} AS entity_id
+), items AS (
+    UPDATE workflow_states ws
+    SET status = 'COMPLETED', finished_at = NOW(), updated_at = NOW(), lease_expires_at = NULL,
+        meta = ws.meta || jsonb_build_object(%(id_key)s::text, entity.entity_id)
+    FROM batch_items bi JOIN entity ON bi.{id_column} = entity.entity_id
+    WHERE ws.item_id = bi.id AND ws.step_name = %(workflow_slug)s AND ws.status = 'IN_PROGRESS'
+    RETURNING ws.item_id
+), called_back AS (
+    UPDATE entity_dispatches d SET status = 'CALLED_BACK', callback_at = NOW()
+    FROM result WHERE d.id = %(dispatch_id)s
+    RETURNING d.id
+)
+SELECT (SELECT id FROM result) AS result_id,
+       (SELECT count(*) FROM items) AS items_completed,
+       (SELECT count(*) FROM called_back) AS dispatches;
+
+-- name: log_enrichment_result
+-- The logger: enrichment_results_log always; company_play_step_completions only for a
+-- verified stored company result (seed rule: never a completion without data).
+WITH target AS (
+    SELECT c.id AS company_id, c.domain, b.id AS batch_id, b.play_name, ps.step_number
+    FROM normalized_companies c
+    JOIN upload_batches b ON b.id = c.batch_id
+    LEFT JOIN play_steps ps ON ps.play_name = b.play_name AND ps.workflow_slug = %(workflow_slug)s
+    WHERE c.id = %(company_id)s
+), logged AS (
+    INSERT INTO enrichment_results_log
+        (workflow_id, workflow_slug, company_id, company_domain, person_id, batch_id, play_name,
+         step_number, status, error_message, result_table)
+    SELECT %(workflow_id)s, %(workflow_slug)s, company_id, domain, %(person_id)s, batch_id,
+           play_name, step_number, %(status)s, %(error)s, %(result_table)s
+    FROM target
+    RETURNING id
+), completed AS (
+    INSERT INTO company_play_step_completions (company_id, play_name, step_number, workflow_slug)
+    SELECT company_id, play_name, step_number, %(workflow_slug)s FROM target
+    WHERE %(completes_company)s AND step_number IS NOT NULL
+      AND EXISTS (SELECT 1 FROM {result_table} r WHERE r.id = %(result_id)s)
+    ON CONFLICT (company_id, play_name, step_number) DO NOTHING
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM logged) AS logged, (SELECT count(*) FROM completed) AS completed;
+
+-- name: insert_dead_letter
+INSERT INTO receiver_dead_letters (workflow_slug, http_status, reason, headers, body)
+VALUES (%(workflow_slug)s, %(http_status)s, %(reason)s, %(headers)s, %(body)s);
+
+-- name: person_company
+SELECT company_id FROM normalized_people WHERE id = %(person_id)s;

@@ -1,0 +1,258 @@
+"""Receivers: Clay's HTTP-API column calls back with a result; we persist it and answer fast.
+
+Every refusal is answered with a clear 4xx and the request is kept in `receiver_dead_letters`
+(secrets removed), so nothing Clay sent is silently lost. A duplicate of a stored callback is
+answered 200 and changes nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+
+from database.pool import Conn, Databases
+from database.queries import query
+from orchestrator.context import Trigger
+from orchestrator.entity_kinds import EntityKind, kind_of
+from orchestrator.entity_store import entity_query
+from orchestrator.registry import RegistryError, WorkflowConfig, load_workflow
+from orchestrator.tokens import parse, verify
+
+SENSITIVE_HEADERS = frozenset(
+    {"authorization", "cookie", "x-api-key", "x-clay-webhook-auth", "proxy-authorization"}
+)
+MAX_DEAD_LETTER_BODY = 65_536
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    signing_key: bytes
+    callback_secret: str | None
+    secret_header: str = "x-callback-secret"  # noqa: S105 (a header name)
+
+
+@dataclass(frozen=True)
+class CallbackResult:
+    status_code: int
+    body: dict[str, Any] = field(default_factory=dict)
+    batch_id: UUID | None = None
+
+
+class _Refused(Exception):  # noqa: N818 (control flow, not an error type users see)
+    def __init__(self, status_code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status_code, self.reason = status_code, reason
+
+
+@dataclass(frozen=True)
+class _Callback:
+    entity_id: UUID
+    token: str
+    data: dict[str, Any] | None
+    error: str | None
+
+
+def _check_secret(config: ReceiverConfig, headers: Mapping[str, str]) -> None:
+    if config.callback_secret is None:
+        return
+    given = headers.get(config.secret_header.lower(), "")
+    if not hmac.compare_digest(given.encode(), config.callback_secret.encode()):
+        raise _Refused(401, f"missing or wrong {config.secret_header} header")
+
+
+def _parse_body(body: bytes, workflow_slug: str) -> _Callback:
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _Refused(422, f"body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise _Refused(422, "body must be a JSON object")
+    try:
+        entity_id = UUID(str(payload.get("entity_id")))
+    except ValueError:
+        raise _Refused(422, "field 'entity_id' must be a UUID") from None
+    token = payload.get("callback_token")
+    if not isinstance(token, str) or not token:
+        raise _Refused(422, "field 'callback_token' is required")
+    if payload.get("workflow_slug", workflow_slug) != workflow_slug:
+        raise _Refused(422, "field 'workflow_slug' does not match the receiver's workflow")
+    data, error = payload.get("data"), payload.get("error")
+    if data is None and not error:
+        raise _Refused(422, "one of 'data' (an object) or 'error' (a message) is required")
+    if data is not None and not isinstance(data, dict):
+        raise _Refused(422, "field 'data' must be a JSON object")
+    return _Callback(entity_id, token, data, str(error) if error and data is None else None)
+
+
+def _workflow(conn: Conn, workflow_slug: str) -> tuple[WorkflowConfig, EntityKind]:
+    try:
+        workflow = load_workflow(conn, workflow_slug)
+        return workflow, kind_of(workflow.entity_type)
+    except (RegistryError, ValueError):
+        raise _Refused(404, f"no entity workflow {workflow_slug!r} takes callbacks") from None
+
+
+def _dispatch(
+    conn: Conn, config: ReceiverConfig, kind: EntityKind, workflow: str, callback: _Callback
+) -> dict[str, Any]:
+    if (
+        conn.execute(
+            entity_query("entity_exists", kind), {"entity_id": callback.entity_id}
+        ).fetchone()
+        is None
+    ):
+        raise _Refused(404, f"unknown {kind.name} {callback.entity_id}")
+    claims = parse(callback.token)
+    row = None
+    if claims is not None:
+        row = conn.execute(
+            entity_query("dispatch_for_callback", kind), {"dispatch_id": claims.dispatch_id}
+        ).fetchone()
+    if row is None or row["entity_id"] != callback.entity_id or row["workflow_slug"] != workflow:
+        raise _Refused(401, "callback token does not match a dispatch of this entity")
+    if not verify(config.signing_key, callback.token, callback.entity_id, workflow, row["attempt"]):
+        raise _Refused(401, "callback token signature is invalid")
+    if not row["is_current"]:
+        raise _Refused(401, "callback token belongs to an earlier attempt that was retried")
+    return dict(row)
+
+
+def _store(
+    conn: Conn, kind: EntityKind, workflow: WorkflowConfig, dispatch: dict[str, Any], cb: _Callback
+) -> dict[str, Any]:
+    if cb.error is not None:
+        conn.execute(
+            entity_query("fail_entities", kind),
+            {
+                "failures": Jsonb(
+                    [
+                        {
+                            "entity_id": str(cb.entity_id),
+                            "dispatch_id": str(dispatch["id"]),
+                            "error": cb.error[:1000],
+                        }
+                    ]
+                ),
+                "workflow_slug": workflow.workflow_slug,
+                "entity_type": kind.name,
+            },
+        )
+        _log(conn, kind, workflow, cb.entity_id, None, cb.error)
+        return {"status": "failed", "error": cb.error[:200]}
+    row = conn.execute(
+        entity_query("store_entity_callback", kind),
+        {
+            "entity_id": cb.entity_id,
+            "workflow_slug": workflow.workflow_slug,
+            "data": Jsonb(cb.data),
+            "dispatch_id": dispatch["id"],
+            "id_key": kind.id_column,
+        },
+    ).fetchone()
+    assert row is not None
+    if row["result_id"] is None:
+        return {"status": "duplicate"}
+    _log(conn, kind, workflow, cb.entity_id, row["result_id"], None)
+    return {"status": "stored", "items_completed": row["items_completed"]}
+
+
+def _log(
+    conn: Conn,
+    kind: EntityKind,
+    workflow: WorkflowConfig,
+    entity_id: UUID,
+    result_id: UUID | None,
+    error: str | None,
+) -> None:
+    company_id: UUID | None = entity_id
+    if kind.name == "person":
+        person = conn.execute(query("person_company"), {"person_id": entity_id}).fetchone()
+        company_id = person["company_id"] if person else None
+    conn.execute(
+        entity_query("log_enrichment_result", kind),
+        {
+            "workflow_id": workflow.id,
+            "workflow_slug": workflow.workflow_slug,
+            "company_id": company_id,
+            "person_id": entity_id if kind.name == "person" else None,
+            "status": "error" if error else "success",
+            "error": error,
+            "result_table": kind.result_table,
+            "result_id": result_id,
+            "completes_company": kind.name == "company" and error is None,
+        },
+    )
+
+
+def _dead_letter(
+    dbs: Databases, workflow_slug: str, refused: _Refused, headers: Mapping[str, str], body: bytes
+) -> None:
+    safe = {k: v for k, v in headers.items() if k.lower() not in SENSITIVE_HEADERS}
+    with dbs.hq.connection() as conn:
+        conn.execute(
+            query("insert_dead_letter"),
+            {
+                "workflow_slug": workflow_slug[:200],
+                "http_status": refused.status_code,
+                "reason": refused.reason,
+                "headers": Jsonb(safe),
+                "body": body[:MAX_DEAD_LETTER_BODY].decode("utf-8", errors="replace"),
+            },
+        )
+
+
+def receive_callback(
+    dbs: Databases,
+    config: ReceiverConfig,
+    trigger: Trigger,
+    workflow_slug: str,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> CallbackResult:
+    """Handle one callback; `headers` must have lower-case names."""
+    secret_headers = {config.secret_header.lower()}
+    try:
+        _check_secret(config, headers)
+        callback = _parse_body(body, workflow_slug)
+        with dbs.hq.connection() as conn:
+            workflow, kind = _workflow(conn, workflow_slug)
+            dispatch = _dispatch(conn, config, kind, workflow_slug, callback)
+            outcome = _store(conn, kind, workflow, dispatch, callback)
+    except _Refused as refused:
+        kept = {k: v for k, v in headers.items() if k.lower() not in secret_headers}
+        _dead_letter(dbs, workflow_slug, refused, kept, body)
+        return CallbackResult(refused.status_code, {"error": refused.reason})
+    batch_id = dispatch["batch_id"]
+    if batch_id is not None:
+        trigger.request(batch_id)
+    return CallbackResult(200, outcome, batch_id)
+
+
+def receive_enrich_company_via_waterfall_in_clay(
+    dbs: Databases,
+    config: ReceiverConfig,
+    trigger: Trigger,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> CallbackResult:
+    return receive_callback(
+        dbs, config, trigger, "enrich_company_via_waterfall_in_clay", headers, body
+    )
+
+
+def receive_enrich_person_via_waterfall_in_clay(
+    dbs: Databases,
+    config: ReceiverConfig,
+    trigger: Trigger,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> CallbackResult:
+    return receive_callback(
+        dbs, config, trigger, "enrich_person_via_waterfall_in_clay", headers, body
+    )

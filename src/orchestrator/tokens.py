@@ -1,0 +1,67 @@
+"""Per-dispatch callback tokens.
+
+A token is `<dispatch id>.<HMAC-SHA256 of dispatch id, entity id, workflow and attempt>`. It
+proves a callback answers the dispatch we made, for that entity, workflow and attempt; a token
+from an attempt that was since retried still verifies but no longer names the current dispatch,
+and the receiver refuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    dispatch_id: UUID
+    signature: str
+
+
+def _message(dispatch_id: UUID, entity_id: UUID, workflow_slug: str, attempt: int) -> bytes:
+    return f"{dispatch_id}:{entity_id}:{workflow_slug}:{attempt}".encode()
+
+
+def sign(key: bytes, dispatch_id: UUID, entity_id: UUID, workflow_slug: str, attempt: int) -> str:
+    mac = hmac.new(key, _message(dispatch_id, entity_id, workflow_slug, attempt), hashlib.sha256)
+    return f"{dispatch_id}.{mac.hexdigest()}"
+
+
+def parse(token: str) -> TokenClaims | None:
+    dispatch, _, signature = token.partition(".")
+    try:
+        return TokenClaims(UUID(dispatch), signature)
+    except ValueError:
+        return None
+
+
+def verify(key: bytes, token: str, entity_id: UUID, workflow_slug: str, attempt: int) -> bool:
+    claims = parse(token)
+    if claims is None:
+        return False
+    expected = sign(key, claims.dispatch_id, entity_id, workflow_slug, attempt)
+    return hmac.compare_digest(expected.encode(), token.encode())
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """A signing key kept beside the embedded database, so tokens survive a restart.
+
+    Processes starting together must agree on one key: the first hard link wins.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{secrets.token_hex(8)}.tmp")
+        tmp.write_text(secrets.token_bytes(32).hex())
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return bytes.fromhex(path.read_text().strip())

@@ -67,3 +67,9 @@ def dbs(db_urls: DatabasePair) -> Iterator[Databases]:
         yield databases
     finally:
         databases.close()
+
+
+@pytest.fixture
+def local_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings for an in-process service: keys kept in a temporary home."""
+    return Settings(enrich_home=tmp_path_factory.mktemp("enrich-home"), pool_max_size=12)

@@ -61,7 +61,10 @@ def test_bad_file_error_names_row_and_column(case: dict[str, object], dbs: Datab
 
 def test_error_deep_in_a_large_file_rolls_back_everything(dbs: Databases) -> None:
     good = apollo_csv(3000, 300)
-    broken = good + b"Ana,Broken,too,many,fields,here,x,y,z,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17\r\n"
+    broken = (
+        good
+        + b"Ana,Broken,too,many,fields,here,x,y,z,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17\r\n"
+    )
     before = table_counts(dbs)
     with pytest.raises(UploadError, match="too many fields") as caught:
         upload(dbs, broken, "apollo-lead-enrichment")

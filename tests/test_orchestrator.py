@@ -24,7 +24,8 @@ from support.pipeline import (
 def _item_rows(dbs: Databases, batch_id: UUID) -> dict[int, dict[str, object]]:
     with dbs.hq.connection() as conn:
         rows = conn.execute(
-            """SELECT bi.row_number, c.domain, n.status AS normalize_status, n.meta AS normalize_meta,
+            """SELECT bi.row_number, c.domain, n.status AS normalize_status,
+                      n.meta AS normalize_meta,
                       s.status AS split_status
                FROM batch_items bi
                LEFT JOIN normalized_companies c ON c.id = bi.company_id
@@ -127,7 +128,9 @@ def test_eight_concurrent_passes_dispatch_each_item_step_exactly_once(dbs: Datab
     # Every item completes its first step behind the orchestrator's back; the next eight
     # concurrent passes must advance and dispatch each of them exactly once.
     with dbs.hq.connection() as conn:
-        conn.execute("UPDATE workflow_states SET status = 'COMPLETED' WHERE batch_id = %s", (batch,))
+        conn.execute(
+            "UPDATE workflow_states SET status = 'COMPLETED' WHERE batch_id = %s", (batch,)
+        )
     _start_together(8, one_pass)
     second = recorder.received("split")
     assert len(second) == 5000 and set(second.values()) == {1}

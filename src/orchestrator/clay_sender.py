@@ -7,6 +7,8 @@ claimed entities' normalized data to Clay and records the outcomes for the chunk
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 from uuid import UUID
 
@@ -27,6 +29,8 @@ from orchestrator.entity_store import entity_ids_for_items, entity_query
 from orchestrator.registry import WorkflowConfig, load_workflow
 from orchestrator.steps import provider_step
 from orchestrator.tokens import sign
+
+log = logging.getLogger(__name__)
 
 CONTROL_FIELDS = ("entity_type", "entity_id", "workflow_slug", "callback_url", "callback_token")
 
@@ -159,14 +163,26 @@ def send_entities_to_clay(ctx: StepContext, workflow: WorkflowConfig, call: Step
     kind = kind_of(workflow.entity_type)
     gateway: ClayGateway = ctx.providers["clay"]
     endpoint = gateway.endpoint(workflow)
+    started = time.perf_counter()
     with ctx.dbs.hq.connection() as conn:
         claims = _claim(conn, kind, workflow, call, endpoint)
         rows = _rows(conn, kind, workflow, claims, gateway, ctx.signing_key)
+    claimed = time.perf_counter()
     # The claims are committed before any call: a crash from here on leaves a lease that the
     # sweeper expires, never an entity sent twice by two live senders.
     outcomes = gateway.send_all(endpoint, [_wire_row(r) for r in rows])
+    sent = time.perf_counter()
     with ctx.dbs.hq.connection() as conn:
         _record(conn, kind, workflow, endpoint, list(zip(rows, outcomes, strict=True)))
+    log.debug(
+        "%s: %d items, %d entities claimed in %.3fs, sent in %.3fs, recorded in %.3fs",
+        workflow.workflow_slug,
+        len(call.item_ids),
+        len(rows),
+        claimed - started,
+        sent - claimed,
+        time.perf_counter() - sent,
+    )
 
 
 def _wire_row(row: dict[str, Any]) -> dict[str, Any]:

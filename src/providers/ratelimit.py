@@ -14,6 +14,7 @@ from collections.abc import Callable
 __all__ = ["TokenBucket", "bucket_for", "reset_buckets"]
 
 Clock = Callable[[], float]
+_EPSILON = 1e-9
 Sleep = Callable[[float], None]
 
 
@@ -85,7 +86,9 @@ class TokenBucket:
             if self._unlimited:
                 return 0.0
             self._refill(now)
-            if self._tokens >= n:
+            # The epsilon absorbs float rounding in the refill: without it a
+            # sleeper can wake a hair short of a token and spin on tiny sleeps.
+            if self._tokens + _EPSILON >= n:
                 self._tokens -= n
                 return 0.0
             return (n - self._tokens) / self._rate

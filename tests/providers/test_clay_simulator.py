@@ -52,6 +52,7 @@ def receiver() -> Iterator[Receiver]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # avoid delayed-ACK stalls on keep-alive
 
         def do_POST(self) -> None:
             rec = state["receiver"]
@@ -134,7 +135,9 @@ def post(sim: ClaySimulator, row: Any, name: str = "company", **headers: str) ->
 # -- submissions -----------------------------------------------------------
 
 
-def test_accepts_row_and_calls_back_with_secret_and_token(make_sim: Any, receiver: Receiver) -> None:
+def test_accepts_row_and_calls_back_with_secret_and_token(
+    make_sim: Any, receiver: Receiver
+) -> None:
     sim = make_sim(callback_secret="s3cret", callback_secret_header="x-my-secret")
     row = company_row(receiver)
     response = post(sim, row)
@@ -357,9 +360,7 @@ def test_synthesize_is_deterministic_and_ignores_entity_id(receiver: Receiver) -
     assert synthesize(company) != synthesize(company_row(receiver, 1))
 
 
-def test_same_row_gives_same_callback_data_across_runs(
-    make_sim: Any, receiver: Receiver
-) -> None:
+def test_same_row_gives_same_callback_data_across_runs(make_sim: Any, receiver: Receiver) -> None:
     row = person_row(receiver)
     for seed in (1, 2):
         sim = make_sim(seed=seed)

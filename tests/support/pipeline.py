@@ -31,7 +31,8 @@ def add_play(dbs: Databases, name: str, slugs: Sequence[str]) -> None:
     with dbs.hq.connection() as conn:
         for number, slug in enumerate(slugs, start=1):
             conn.execute(
-                "INSERT INTO play_steps (play_name, step_number, workflow_slug) VALUES (%s, %s, %s)",
+                "INSERT INTO play_steps (play_name, step_number, workflow_slug)"
+                " VALUES (%s, %s, %s)",
                 (name, number, slug),
             )
 
@@ -43,7 +44,11 @@ def add_normalize_split_play(dbs: Databases) -> str:
 
 def upload(dbs: Databases, data: bytes, play: str, **kw: object) -> UploadResult:
     return ingest_upload(
-        dbs, io.BytesIO(data), file_name="test.csv", play_name=play, **kw  # type: ignore[arg-type]
+        dbs,
+        io.BytesIO(data),
+        file_name="test.csv",
+        play_name=play,
+        **kw,  # type: ignore[arg-type]
     )
 
 

@@ -63,7 +63,12 @@ JOIN {entity_table} e ON e.id = d.entity_id;
 -- name: mark_items_after_claim
 -- Each item of the chunk either completes at once (entity already enriched), sends (the first
 -- item of an entity this call claimed), waits (entity in progress), or fails with its entity.
-WITH items AS (
+WITH locked AS (
+    -- Everyone updating an entity's item-steps locks them in id order: no deadlocks.
+    SELECT id FROM workflow_states
+    WHERE item_id = ANY(%(item_ids)s::uuid[]) AND step_name = %(workflow_slug)s
+    ORDER BY id FOR UPDATE
+), items AS (
     SELECT bi.id AS item_id, bi.{id_column} AS entity_id FROM batch_items bi
     WHERE bi.id = ANY(%(item_ids)s::uuid[])
 ), senders AS (
@@ -101,8 +106,8 @@ SET status = CASE
                 THEN %(entity_type)s::text || '_enrichment_failed' END,
         'error', CASE WHEN d.entity_status = 'FAILED' AND NOT d.is_sender
                       THEN d.entity_meta->>'error' END))
-FROM decided d
-WHERE ws.item_id = d.item_id AND ws.step_name = %(workflow_slug)s AND ws.status = 'IN_PROGRESS';
+FROM decided d, locked
+WHERE ws.id = locked.id AND ws.item_id = d.item_id AND ws.status = 'IN_PROGRESS';
 
 -- name: record_sends
 -- Outcome of the provider calls of one chunk, written once for the chunk. A fast provider may
@@ -127,13 +132,20 @@ WITH failed AS (
     WHERE st.{id_column} = f.entity_id AND st.workflow_slug = %(workflow_slug)s
       AND st.dispatch_id = f.dispatch_id AND st.status = 'IN_PROGRESS'
     RETURNING st.{id_column} AS entity_id, f.error
+), locked AS (
+    SELECT ws.id, failed.error
+    FROM workflow_states ws
+    JOIN batch_items bi ON bi.id = ws.item_id
+    JOIN failed ON failed.entity_id = bi.{id_column}
+    WHERE ws.step_name = %(workflow_slug)s AND ws.status = 'IN_PROGRESS'
+    ORDER BY ws.id FOR UPDATE OF ws
 )
 UPDATE workflow_states ws
 SET status = 'FAILED', finished_at = NOW(), updated_at = NOW(), lease_expires_at = NULL,
     meta = ws.meta || jsonb_build_object('reason', %(entity_type)s::text || '_enrichment_failed',
-                                         'error', failed.error)
-FROM batch_items bi JOIN failed ON failed.entity_id = bi.{id_column}
-WHERE ws.item_id = bi.id AND ws.step_name = %(workflow_slug)s AND ws.status = 'IN_PROGRESS';
+                                         'error', locked.error)
+FROM locked
+WHERE ws.id = locked.id AND ws.status = 'IN_PROGRESS';
 
 -- name: count_submissions
 INSERT INTO webhook_submission_counts (webhook_key, webhook_host, submissions)
@@ -181,12 +193,19 @@ WITH result AS (
     WHERE s.{id_column} = result.entity_id AND s.workflow_slug = %(workflow_slug)s
       AND s.dispatch_id = %(dispatch_id)s
     RETURNING s.{id_column} AS entity_id
+), locked AS (
+    SELECT ws.id, entity.entity_id
+    FROM workflow_states ws
+    JOIN batch_items bi ON bi.id = ws.item_id
+    JOIN entity ON bi.{id_column} = entity.entity_id
+    WHERE ws.step_name = %(workflow_slug)s AND ws.status = 'IN_PROGRESS'
+    ORDER BY ws.id FOR UPDATE OF ws
 ), items AS (
     UPDATE workflow_states ws
     SET status = 'COMPLETED', finished_at = NOW(), updated_at = NOW(), lease_expires_at = NULL,
-        meta = ws.meta || jsonb_build_object(%(id_key)s::text, entity.entity_id)
-    FROM batch_items bi JOIN entity ON bi.{id_column} = entity.entity_id
-    WHERE ws.item_id = bi.id AND ws.step_name = %(workflow_slug)s AND ws.status = 'IN_PROGRESS'
+        meta = ws.meta || jsonb_build_object(%(id_key)s::text, locked.entity_id)
+    FROM locked
+    WHERE ws.id = locked.id AND ws.status = 'IN_PROGRESS'
     RETURNING ws.item_id
 ), called_back AS (
     UPDATE entity_dispatches d SET status = 'CALLED_BACK', callback_at = NOW()

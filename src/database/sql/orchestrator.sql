@@ -1,12 +1,18 @@
 -- name: advance_completed_items
 -- Creates the next step for every item whose current step newly COMPLETED, and marks those
--- rows advanced (also on the last step, where there is no next one). Concurrent passes cannot
--- both advance a row: the UPDATE re-checks NOT advanced after waiting on the row lock.
-WITH done AS (
-    UPDATE workflow_states
-    SET advanced = TRUE
+-- rows advanced (also on the last step, where there is no next one). Rows locked by someone
+-- else are left for the next pass, so a pass never waits and never deadlocks; the lock makes
+-- concurrent passes advance each row once.
+WITH ready AS (
+    SELECT id FROM workflow_states
     WHERE batch_id = %(batch_id)s AND status = 'COMPLETED' AND NOT advanced
-    RETURNING batch_id, item_id, step_number
+    FOR UPDATE SKIP LOCKED
+), done AS (
+    UPDATE workflow_states ws
+    SET advanced = TRUE
+    FROM ready
+    WHERE ws.id = ready.id AND NOT ws.advanced
+    RETURNING ws.batch_id, ws.item_id, ws.step_number
 ), transitions AS (
     SELECT * FROM unnest(%(from_numbers)s::int[], %(next_slugs)s::text[], %(next_numbers)s::int[])
         AS t(from_number, next_slug, next_number)

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     )
 
     api_key: SecretStr | None = None
+    pass_coalesce_seconds: float = Field(
+        default=1.0, description="Deployed mode: pass requests within this window share one pass."
+    )
     dispatch_workers: int = 4
 
     def hq_url(self) -> str | None:

@@ -70,6 +70,8 @@ class ClayDeliveryError(Exception):
         status_code: int | None,
         attempts: int,
         response_body: object = None,
+        *,
+        retryable: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -77,11 +79,15 @@ class ClayDeliveryError(Exception):
         self.attempts = attempts
         # Kept out of the message: it is Clay's text, useful for 4xx diagnosis only.
         self.response_body = response_body
+        if retryable is None:
+            retryable = status_code is None or _is_retryable_status(status_code)
+        # Whether trying again later might help (rate limit, 5xx, network) or
+        # not (bad auth, bad row, bad URL): lets callers park vs. fail a row.
+        self.retryable = retryable
 
-    @property
-    def retryable(self) -> bool:
-        """Whether trying later might help (rate limit, 5xx, network), vs. a 4xx."""
-        return self.status_code is None or self.status_code == 429 or self.status_code >= 500
+
+def _is_retryable_status(status: int) -> bool:
+    return status == 429 or status >= 500
 
 
 def webhook_host(url: str) -> str:
@@ -201,7 +207,7 @@ class ClayClient:
         for attempt in range(1, self._max_attempts + 1):
             waited += self._bucket.acquire()
             outcome = self._post_once(body, attempt)
-            if isinstance(outcome, requests.Response) and outcome.ok:
+            if isinstance(outcome, requests.Response) and 200 <= outcome.status_code < 300:
                 return SendResult(outcome.status_code, attempt, waited, _parse_body(outcome))
             self._raise_if_final(outcome, attempt)
             waited += self._wait_before_retry(outcome, attempt)
@@ -239,6 +245,7 @@ class ClayClient:
                 f"Clay webhook {self._host}: row is not valid JSON ({type(exc).__name__})",
                 None,
                 0,
+                retryable=False,
             ) from None
 
     def _post_once(self, body: bytes, attempt: int) -> requests.Response | BaseException:
@@ -246,20 +253,22 @@ class ClayClient:
         if self._token:
             headers[AUTH_HEADER] = self._token
         try:
+            # No redirects: a redirected POST silently becomes a GET and loses the row.
             return self._get_session().post(
-                self._url, data=body, headers=headers, timeout=self._timeout
+                self._url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
             )
         except _RETRYABLE_EXCEPTIONS as exc:
             return exc
         except requests.RequestException as exc:
-            # Bad URL, too many redirects...: retrying cannot help.
-            raise self._error(type(exc).__name__, None, attempt) from None
+            # Invalid URL, missing schema...: retrying cannot help.
+            error = self._error(type(exc).__name__, None, attempt)
+            error.retryable = False
+            raise error from None
 
     def _raise_if_final(self, outcome: requests.Response | BaseException, attempt: int) -> None:
         if isinstance(outcome, requests.Response):
             status = outcome.status_code
-            retryable = status == 429 or status >= 500
-            if not retryable or attempt >= self._max_attempts:
+            if not _is_retryable_status(status) or attempt >= self._max_attempts:
                 raise self._error(f"HTTP {status}", status, attempt, _parse_body(outcome))
         elif attempt >= self._max_attempts:
             raise self._error(type(outcome).__name__, None, attempt)

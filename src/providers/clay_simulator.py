@@ -433,6 +433,9 @@ class SimulatorConfig:
     callback_workers: int = 8
     callback_timeout: float = 10.0
     callback_retries: int = 2  # Clay retries little; keep it small
+    # Keep every Submission / CallbackOutcome for introspection. Counters are
+    # always kept; switch this off for very long benchmark runs to bound memory.
+    record_history: bool = True
 
     def __post_init__(self) -> None:
         for name in ("drop_rate", "duplicate_rate", "submit_failure_rate", "callback_failure_rate"):
@@ -850,6 +853,7 @@ class ClaySimulator:
         self._webhook_posts = 0
         self._attempts_by_entity: Counter[str] = Counter()
         self._submissions: list[Submission] = []
+        self._accepted = 0
         self._by_entity: Counter[str] = Counter()
         self._by_webhook: Counter[str] = Counter()
         self._by_type: Counter[str] = Counter()
@@ -923,6 +927,7 @@ class ClaySimulator:
 
     @property
     def submissions(self) -> list[Submission]:
+        """Accepted rows in arrival order (empty when record_history is off)."""
         with self._lock:
             return list(self._submissions)
 
@@ -938,7 +943,7 @@ class ClaySimulator:
 
     def submission_count(self, entity_type: str | None = None) -> int:
         with self._lock:
-            return len(self._submissions) if entity_type is None else self._by_type[entity_type]
+            return self._accepted if entity_type is None else self._by_type[entity_type]
 
     @property
     def rejected(self) -> Counter[int]:
@@ -1058,9 +1063,11 @@ class ClaySimulator:
         entity_type = _entity_type(row)
         row_id = uuid.uuid4().hex
         with self._lock:
-            self._submissions.append(
-                Submission(row_id, webhook, entity_type, entity_id, row, time.time())
-            )
+            if self.config.record_history:
+                self._submissions.append(
+                    Submission(row_id, webhook, entity_type, entity_id, row, time.time())
+                )
+            self._accepted += 1
             self._by_entity[entity_id] += 1
             self._by_webhook[webhook] += 1
             self._by_type[entity_type] += 1
@@ -1136,7 +1143,8 @@ class ClaySimulator:
     def _record_outcome(self, outcome: CallbackOutcome) -> None:
         delivered = outcome.status is not None and outcome.status < 500
         with self._lock:
-            self._outcomes.append(outcome)
+            if self.config.record_history:
+                self._outcomes.append(outcome)
             if delivered:
                 self._callbacks_sent += 1
             else:

@@ -81,33 +81,43 @@ def setup_clay(
 
 
 class ReceiverServer:
-    """The FastAPI app on a free loopback port, served by uvicorn in a background thread."""
+    """An ASGI app on a free loopback port, served by uvicorn in a background thread.
 
-    def __init__(self, runtime: LocalRuntime) -> None:
+    The port is bound at construction, so the URL is known before the app is built.
+    """
+
+    def __init__(self) -> None:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", 0))
-        app = create_app(lambda: runtime)
-        app.state.runtime = runtime
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def serve(self, app: Any) -> ReceiverServer:
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
         )
+        self._thread.start()
+        return self
 
     @property
     def url(self) -> str:
         host, port = self._socket.getsockname()[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> ReceiverServer:
-        self._thread.start()
-        return self
-
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
         self._socket.close()
+
+
+def runtime_app(runtime: LocalRuntime) -> Any:
+    app = create_app(lambda: runtime)
+    app.state.runtime = runtime
+    return app
 
 
 class LocalService:
@@ -120,7 +130,7 @@ class LocalService:
         **runtime_options: Any,
     ) -> None:
         self.runtime = LocalRuntime(settings or get_settings(), dbs, **runtime_options)
-        self.server = ReceiverServer(self.runtime)
+        self.server = ReceiverServer()
         self._simulator_config = simulator
         self.simulator: ClaySimulator | None = None
 
@@ -129,7 +139,7 @@ class LocalService:
         return self.runtime.dbs
 
     def __enter__(self) -> LocalService:
-        self.server.start()
+        self.server.serve(runtime_app(self.runtime))
         self.simulator = setup_clay(self.runtime, self.server.url, self._simulator_config)
         self.runtime.__enter__()
         return self

@@ -244,10 +244,19 @@ def test_token_never_leaks_on_auth_failure() -> None:
     assert "HTTP 401" in str(error)
 
 
+def test_redirect_is_not_followed(scripted: Scripted) -> None:
+    scripted.script = [(302, {"Location": "/elsewhere"})]
+    with pytest.raises(ClayDeliveryError) as info:
+        client_for(scripted.url, FakeTime()).send(row())
+    assert (info.value.status_code, info.value.attempts) == (302, 1)
+    assert len(scripted.requests) == 1
+
+
 def test_unserializable_row_is_a_delivery_error(scripted: Scripted) -> None:
     with pytest.raises(ClayDeliveryError) as info:
         client_for(scripted.url, FakeTime()).send(row(employees=float("nan")))
     assert info.value.attempts == 0
+    assert not info.value.retryable
     assert scripted.requests == []
 
 

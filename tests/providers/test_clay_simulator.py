@@ -327,7 +327,8 @@ def test_thousand_rows_all_call_back(make_sim: Any, receiver: Receiver) -> None:
     def send(row: dict[str, Any]) -> int:
         if not hasattr(local, "session"):
             local.session = requests.Session()
-        return local.session.post(sim.webhook_url("company"), json=row, timeout=10).status_code
+        session: requests.Session = local.session
+        return session.post(sim.webhook_url("company"), json=row, timeout=10).status_code
 
     with ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(send, rows))
@@ -451,3 +452,14 @@ def test_main_runs_standalone(receiver: Receiver) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_record_history_off_keeps_counters_only(make_sim: Any, receiver: Receiver) -> None:
+    sim = make_sim(record_history=False)
+    for n in range(5):
+        post(sim, company_row(receiver, n))
+    assert sim.wait_idle(10)
+    assert sim.submission_count() == 5
+    assert sim.callbacks_sent == 5
+    assert sim.submissions == []
+    assert sim.callback_outcomes == []

@@ -1,0 +1,84 @@
+"""The runtime of a deployment where steps, passes and receivers run in separate containers.
+
+Everything here is plain code; `worker.py` only supplies the spawn functions. One instance is
+opened per container and reused by every input it serves.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from database.pool import Databases, open_databases
+from orchestrator.clay_gateway import ClayGateway
+from orchestrator.context import StepContext
+from orchestrator.dispatch import StepCall
+from orchestrator.receivers import ReceiverConfig
+from orchestrator.remote import (
+    DatabaseCoalescingTrigger,
+    SpawningDispatcher,
+    SpawnPass,
+    SpawnStep,
+    wait_for_scheduled_pass,
+)
+from orchestrator.steps import execute_call
+from orchestrator.sweeper import SweepReport, sweep
+from orchestrator.tick import PassResult, run_pass
+from settings import Settings
+
+
+class CloudConfigurationError(RuntimeError):
+    pass
+
+
+def _required(settings: Settings, name: str) -> str:
+    value = getattr(settings, name)
+    if value is None:
+        raise CloudConfigurationError(f"{name.upper()} must be set in the deployment's secrets")
+    return value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
+
+
+class CloudRuntime:
+    def __init__(
+        self,
+        settings: Settings,
+        spawn_step: SpawnStep,
+        spawn_pass: SpawnPass,
+        dbs: Databases | None = None,
+    ) -> None:
+        if settings.hq_url() is None and dbs is None:
+            raise CloudConfigurationError("DATABASE_URL must be set in the deployment's secrets")
+        self.settings = settings
+        self.dbs = dbs or open_databases(settings=settings, migrate=False)
+        self.signing_key = bytes.fromhex(_required(settings, "callback_signing_key"))
+        self.receiver_config = ReceiverConfig(
+            self.signing_key,
+            _required(settings, "callback_secret"),
+            settings.callback_secret_header,
+        )
+        self.trigger = DatabaseCoalescingTrigger(
+            self.dbs, spawn_pass, settings.pass_coalesce_seconds
+        )
+        self.dispatcher = SpawningDispatcher(spawn_step)
+        token = settings.clay_webhook_auth_token
+        gateway = ClayGateway(
+            callback_base_url=_required(settings, "public_base_url"),
+            auth_token=token.get_secret_value() if token else None,
+            rate_per_second=settings.clay_rate_per_second,
+            max_attempts=settings.clay_max_attempts,
+        )
+        self.ctx = StepContext(
+            self.dbs, settings, self.trigger, {"clay": gateway}, signing_key=self.signing_key
+        )
+
+    def orchestrator_pass(self, batch_id: UUID) -> PassResult:
+        wait_for_scheduled_pass(self.dbs, batch_id)
+        return run_pass(self.dbs, batch_id, self.dispatcher)
+
+    def run_step(self, batch_id: UUID, step_name: str, item_ids: list[UUID]) -> None:
+        execute_call(self.ctx, StepCall(batch_id, step_name, tuple(item_ids)))
+
+    def sweep(self) -> SweepReport:
+        return sweep(self.dbs, self.trigger)
+
+    def close(self) -> None:
+        self.dbs.close()

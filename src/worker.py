@@ -1,0 +1,181 @@
+"""Modal deployment: `modal deploy src/worker.py`.
+
+The only module that imports modal. It declares the image, secrets, functions, web endpoints
+and the sweeper schedule, and each function calls plain code (`orchestrator.cloud_runtime`)
+that tests call without Modal. Every function is idempotent: Modal may re-run a preempted input.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+from uuid import UUID
+
+import modal
+
+from orchestrator.cloud_runtime import CloudRuntime
+from settings import Settings
+
+APP_NAME = "enrichment-orchestrator"
+
+image = (
+    modal.Image.debian_slim(python_version="3.11")
+    .pip_install(
+        "fastapi==0.165.0",
+        "idna==3.20",
+        "platformdirs==4.14.7",
+        "psycopg[binary]==3.3.9",
+        "psycopg-pool==3.3.3",
+        "publicsuffixlist==1.1.2.20261023",
+        "pydantic==2.14.3",
+        "pydantic-settings==2.16.3",
+        "python-multipart==0.0.34",
+        "requests==2.34.2",
+        "sqlparse==0.6.1",
+        "uvicorn==0.54.0",
+    )
+    # Our packages, with their .sql files (the default would ship Python files only).
+    .add_local_python_source(
+        "database",
+        "entities",
+        "orchestrator",
+        "providers",
+        "settings",
+        "webapp",
+        ignore=["**/__pycache__/**", "**/*.pyc"],
+    )
+)
+
+secrets = [
+    modal.Secret.from_name("enrich-database", required_keys=["DATABASE_URL"]),
+    modal.Secret.from_name(
+        "enrich-clay",
+        required_keys=[
+            "CLAY_COMPANY_WEBHOOK_URL",
+            "CLAY_PERSON_WEBHOOK_URL",
+            "CLAY_WEBHOOK_AUTH_TOKEN",
+        ],
+    ),
+    modal.Secret.from_name(
+        "enrich-callbacks",
+        required_keys=["CALLBACK_SECRET", "CALLBACK_SIGNING_KEY", "PUBLIC_BASE_URL", "API_KEY"],
+    ),
+]
+
+app = modal.App(APP_NAME, image=image, secrets=secrets)
+
+# Retrying is safe for every step: claims are atomic and conditional, so a re-run never calls
+# Clay twice for an entity; a crash between claim and send is recovered by the sweeper.
+step_retries = modal.Retries(max_retries=3, backoff_coefficient=2.0, initial_delay=2.0)
+
+
+def spawn_step(batch_id: str, step_name: str, item_ids: list[str]) -> None:
+    Steps().run_step.spawn(batch_id, step_name, item_ids)
+
+
+def spawn_pass(batch_id: str) -> None:
+    orchestrator_pass.spawn(batch_id)
+
+
+@cache
+def runtime() -> CloudRuntime:
+    """One runtime (and connection pool) per container, reused across inputs."""
+    return CloudRuntime(Settings(), spawn_step, spawn_pass)
+
+
+@app.cls(timeout=900, retries=step_retries, max_containers=20, scaledown_window=120)
+class Steps:
+    """Step functions. A chunk of item ids in, that chunk's item-steps finished out."""
+
+    @modal.enter()
+    def open(self) -> None:
+        self.runtime = runtime()
+
+    @modal.exit()
+    def close(self) -> None:
+        self.runtime.close()
+        runtime.cache_clear()
+
+    def _run(self, step: str, batch_id: str, item_ids: list[str]) -> None:
+        self.runtime.run_step(UUID(batch_id), step, [UUID(i) for i in item_ids])
+
+    @modal.method()
+    def run_step(self, batch_id: str, step_name: str, item_ids: list[str]) -> None:
+        """Any registry workflow, including ones added as rows after deploy."""
+        self._run(step_name, batch_id, item_ids)
+
+    @modal.method()
+    def normalize_all_core_values(self, batch_id: str, item_ids: list[str]) -> None:
+        self._run("normalize_all_core_values", batch_id, item_ids)
+
+    @modal.method()
+    def split(self, batch_id: str, item_ids: list[str]) -> None:
+        self._run("split", batch_id, item_ids)
+
+    @modal.method()
+    def start_enrich_company_via_waterfall_in_clay(
+        self, batch_id: str, item_ids: list[str]
+    ) -> None:
+        self._run("enrich_company_via_waterfall_in_clay", batch_id, item_ids)
+
+    @modal.method()
+    def start_enrich_person_via_waterfall_in_clay(self, batch_id: str, item_ids: list[str]) -> None:
+        self._run("enrich_person_via_waterfall_in_clay", batch_id, item_ids)
+
+    @modal.method()
+    def consolidate(self, batch_id: str, item_ids: list[str]) -> None:
+        self._run("consolidate", batch_id, item_ids)
+
+
+@app.function(timeout=300, retries=step_retries)
+def orchestrator_pass(batch_id: str) -> dict[str, Any]:
+    result = runtime().orchestrator_pass(UUID(batch_id))
+    return {"advanced": result.advanced, "claimed": result.claimed, "done": result.done}
+
+
+@app.function(timeout=600, schedule=modal.Cron("*/2 * * * *"))
+def sweeper() -> dict[str, Any]:
+    report = runtime().sweep()
+    return {"entities": dict(report.entities), "items": dict(report.items)}
+
+
+async def _receive(workflow_slug: str, request: Any) -> Any:
+    from fastapi.responses import JSONResponse
+    from starlette.concurrency import run_in_threadpool
+
+    from orchestrator.receivers import receive_callback
+
+    body = await request.body()
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    rt = runtime()
+    result = await run_in_threadpool(
+        receive_callback, rt.dbs, rt.receiver_config, rt.trigger, workflow_slug, headers, body
+    )
+    return JSONResponse(result.body, status_code=result.status_code)
+
+
+@app.function(timeout=60)
+@modal.concurrent(max_inputs=50)
+@modal.fastapi_endpoint(method="POST")
+async def receive_enrich_company_via_waterfall_in_clay(request: Any) -> Any:
+    return await _receive("enrich_company_via_waterfall_in_clay", request)
+
+
+@app.function(timeout=60)
+@modal.concurrent(max_inputs=50)
+@modal.fastapi_endpoint(method="POST")
+async def receive_enrich_person_via_waterfall_in_clay(request: Any) -> Any:
+    return await _receive("enrich_person_via_waterfall_in_clay", request)
+
+
+@app.function(timeout=150)
+@modal.concurrent(max_inputs=50)
+@modal.asgi_app()
+def api() -> Any:
+    """Uploads, status and receivers (and later APIs) as one FastAPI app."""
+    from webapp.app import create_app
+
+    rt = runtime()
+    web = create_app(lambda: rt)
+    web.state.runtime = rt
+    return web

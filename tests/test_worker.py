@@ -1,0 +1,231 @@
+"""The Modal deployment: `src/worker.py` declares the app, and its functions run the same
+pipeline as the local runner when called through `.local()`."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import secrets
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from uuid import UUID
+
+import pytest
+import requests
+
+from conftest import DatabasePair
+from database.pool import Databases
+from orchestrator.remote import SpawningDispatcher
+from orchestrator.tick import run_pass
+from providers.clay_simulator import ClaySimulator, SimulatorConfig
+from settings import Settings, get_settings
+from support.pipeline import apollo_csv, upload
+from test_clay_enrichment import SEED_SCENARIO
+from webapp.local_service import LocalService, ReceiverServer
+
+SRC = Path(__file__).parents[1] / "src"
+STEP_METHODS = {
+    "normalize_all_core_values": "normalize_all_core_values",
+    "split": "split",
+    "enrich_company_via_waterfall_in_clay": "start_enrich_company_via_waterfall_in_clay",
+    "enrich_person_via_waterfall_in_clay": "start_enrich_person_via_waterfall_in_clay",
+    "consolidate": "consolidate",
+}
+
+
+def _import_worker() -> ModuleType:
+    sys.modules.pop("worker", None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return importlib.import_module("worker")
+
+
+def test_worker_imports_cleanly_and_declares_the_deployment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODAL_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MODAL_CONFIG_PATH", "/nonexistent/modal.toml")
+    worker = _import_worker()
+    import modal
+
+    functions = {
+        name: getattr(worker, name)
+        for name in (
+            "orchestrator_pass",
+            "sweeper",
+            "api",
+            "receive_enrich_company_via_waterfall_in_clay",
+            "receive_enrich_person_via_waterfall_in_clay",
+        )
+    }
+    assert all(isinstance(f, modal.Function) for f in functions.values())
+    info = {name: f.info() for name, f in functions.items()}
+    for receiver in (
+        "receive_enrich_company_via_waterfall_in_clay",
+        "receive_enrich_person_via_waterfall_in_clay",
+    ):
+        assert info[receiver].web_info is not None and info[receiver].web_info.method == "POST"
+    assert info["api"].web_info is not None and info["api"].web_info.method is None  # ASGI app
+    assert info["sweeper"].schedule is not None and "*/2" in str(info["sweeper"].schedule)
+    assert info["orchestrator_pass"].web_info is None and info["orchestrator_pass"].max_retries
+    assert all(i.timeout for i in info.values())
+    assert isinstance(worker.Steps, modal.Cls)
+    steps = worker.Steps()
+    for method in [*STEP_METHODS.values(), "run_step"]:
+        assert hasattr(steps, method)
+
+
+def test_no_module_but_worker_imports_modal() -> None:
+    offenders = []
+    for path in SRC.rglob("*.py"):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(n == "modal" or n.startswith("modal.") for n in names):
+                offenders.append(path.relative_to(SRC))
+    assert offenders == [Path("worker.py")]
+
+
+class _FakeSpawn:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, list[str]]] = []
+
+    def __call__(self, batch_id: str, step: str, item_ids: list[str]) -> None:
+        self.calls.append((batch_id, step, item_ids))
+
+
+def test_a_ten_thousand_item_pass_makes_a_few_dozen_spawns(dbs: Databases) -> None:
+    batch = upload(dbs, apollo_csv(10_000, 2_000), "apollo-lead-enrichment").batch_id
+    spawn = _FakeSpawn()
+    result = run_pass(dbs, batch, SpawningDispatcher(spawn))
+    assert result.claimed == 10_000
+    assert len(spawn.calls) <= 30
+    assert sum(len(ids) for _, _, ids in spawn.calls) == 10_000
+
+
+@pytest.fixture
+def deployed(
+    db_urls: DatabasePair, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[ModuleType, ReceiverServer, ClaySimulator, list[Any], list[Any]]]:
+    """worker.py wired to the test databases, the Clay simulator and a local web server."""
+    secret, server = secrets.token_urlsafe(16), ReceiverServer()
+    simulator = ClaySimulator(SimulatorConfig(auth_token="tok", callback_secret=secret)).start()
+    env = {
+        "DATABASE_URL": db_urls.urls.hq,
+        "WORKSPACE_DATABASE_URL": db_urls.urls.workspace,
+        "CALLBACK_SECRET": secret,
+        "CALLBACK_SIGNING_KEY": secrets.token_hex(32),
+        "PUBLIC_BASE_URL": server.url,
+        "CLAY_COMPANY_WEBHOOK_URL": simulator.webhook_url("company"),
+        "CLAY_PERSON_WEBHOOK_URL": simulator.webhook_url("person"),
+        "CLAY_WEBHOOK_AUTH_TOKEN": "tok",
+        "PASS_COALESCE_SECONDS": "0.05",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    worker = _import_worker()
+    passes: list[Any] = []
+    steps: list[Any] = []
+    monkeypatch.setattr(worker, "spawn_pass", passes.append)
+    monkeypatch.setattr(worker, "spawn_step", lambda *call: steps.append(call))
+    worker.runtime.cache_clear()
+    server.serve(worker.api.local())
+    try:
+        yield worker, server, simulator, passes, steps
+    finally:
+        simulator.stop()
+        server.stop()
+        worker.runtime().close()
+        worker.runtime.cache_clear()
+        get_settings.cache_clear()
+
+
+def _drive_like_modal(
+    worker: ModuleType, passes: list[Any], steps: list[Any], batch: UUID, timeout: float = 120
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if passes:
+            batch_id = passes.pop(0)
+            outcome = worker.orchestrator_pass.local(batch_id)
+            if outcome["done"] and UUID(batch_id) == batch:
+                return
+        elif steps:
+            batch_id, step, item_ids = steps.pop(0)
+            getattr(worker.Steps(), STEP_METHODS[step]).local(batch_id, item_ids)
+        else:
+            time.sleep(0.05)
+    raise TimeoutError(f"batch {batch} did not finish")
+
+
+def _projection(dbs: Databases, batch: UUID) -> dict[str, Any]:
+    with dbs.hq.connection() as conn:
+
+        def rows(sql: str) -> list[dict[str, Any]]:
+            return [dict(r) for r in conn.execute(sql, {"b": batch})]
+
+        return {
+            "company_states": rows(
+                "SELECT s.status, count(*) AS n FROM company_workflow_states s JOIN"
+                " normalized_companies c ON c.id = s.company_id WHERE c.batch_id = %(b)s GROUP BY 1"
+            ),
+            "company_results": rows(
+                "SELECT count(*) AS n FROM company_enrichment_results r JOIN normalized_companies c"
+                " ON c.id = r.company_id WHERE c.batch_id = %(b)s"
+            ),
+            "item_steps": rows(
+                "SELECT step_name, status, meta->>'skipped' AS skipped, count(*) AS n"
+                " FROM workflow_states WHERE batch_id = %(b)s GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+            ),
+            "leads": rows(
+                "SELECT full_name, email, title, company_domain, company_industry,"
+                " company_employee_count FROM final_leads WHERE batch_id = %(b)s ORDER BY email"
+            ),
+            "jobs": rows(
+                "SELECT p.email, w.position, w.company_name, w.title FROM person_work_history w"
+                " JOIN normalized_people p ON p.id = w.person_id WHERE w.batch_id = %(b)s"
+                " ORDER BY 1, 2"
+            ),
+        }
+
+
+def test_modal_functions_run_the_seed_scenario_like_the_local_runner(
+    dbs: Databases,
+    deployed: tuple[ModuleType, ReceiverServer, ClaySimulator, list[Any], list[Any]],
+    tmp_path: Path,
+) -> None:
+    worker, server, simulator, passes, steps = deployed
+    # The local runner with its own simulator, the reference to compare with.
+    with LocalService(Settings(enrich_home=tmp_path), dbs, simulator=SimulatorConfig()) as local:
+        local_batch = upload(dbs, SEED_SCENARIO, "apollo-lead-enrichment").batch_id
+        local.runtime.run_batch(local_batch, timeout=60)
+
+    created = requests.post(
+        f"{server.url}/batches",
+        files={"file": ("seed.csv", SEED_SCENARIO, "text/csv")},
+        data={"client": "modal"},
+        headers={"x-api-key": ""},
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    batch = UUID(created.json()["batch_id"])
+    assert passes, "the upload must spawn an orchestrator pass"
+    _drive_like_modal(worker, passes, steps, batch)
+
+    assert passes == [] or all(UUID(p) != batch for p in passes)
+    assert simulator.submission_count("company") == 3
+    assert simulator.submission_count("person") == 6
+    cloud, local_view = _projection(dbs, batch), _projection(dbs, local_batch)
+    assert cloud == local_view
+    assert cloud["company_states"] == [{"status": "COMPLETED", "n": 3}]

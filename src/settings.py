@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     )
 
     api_key: SecretStr | None = None
+    sweep_interval_seconds: float = Field(
+        default=10.0, description="How often the local runtime looks for work past its lease."
+    )
     pass_coalesce_seconds: float = Field(
         default=1.0, description="Deployed mode: pass requests within this window share one pass."
     )

@@ -130,6 +130,7 @@ def deployed(
         "CLAY_PERSON_WEBHOOK_URL": simulator.webhook_url("person"),
         "CLAY_WEBHOOK_AUTH_TOKEN": "tok",
         "PASS_COALESCE_SECONDS": "0.05",
+        "API_KEY": "test-api-key",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -215,7 +216,7 @@ def test_modal_functions_run_the_seed_scenario_like_the_local_runner(
         f"{server.url}/batches",
         files={"file": ("seed.csv", SEED_SCENARIO, "text/csv")},
         data={"client": "modal"},
-        headers={"x-api-key": ""},
+        headers={"x-api-key": "test-api-key"},
         timeout=30,
     )
     assert created.status_code == 201, created.text

@@ -17,6 +17,7 @@ from entities.apollo_sample import write_csv
 from orchestrator.csv_reader import UploadError
 from orchestrator.ingest import UploadResult, ingest_upload
 from orchestrator.progress import read_progress
+from orchestrator.recovery import prepare_resume
 from orchestrator.registry import DEFAULT_PLAY
 from orchestrator.summary import BatchSummary, summarize
 from webapp.local_service import LocalService
@@ -90,10 +91,16 @@ def run(
     started = time.monotonic()
     with LocalService() as service:
         result = _upload(service.dbs, file, client, play, allow_duplicate)
-        if result.existing and not as_json:
-            err.print(f"{file.name} was already uploaded as batch {result.batch_id}; resuming it")
-        summary = _drive(service, result.batch_id, started, show_progress=not as_json)
-    _report(summary, as_json)
+        if result.existing:
+            # The same file again continues its batch instead of starting a second one.
+            prepare_resume(service.dbs, result.batch_id)
+            if not as_json:
+                err.print(f"{file.name} is batch {result.batch_id}; resuming it")
+        drive_and_report(service, result.batch_id, started, as_json)
+
+
+def drive_and_report(service: LocalService, batch_id: UUID, started: float, as_json: bool) -> None:
+    _report(_drive(service, batch_id, started, show_progress=not as_json), as_json)
 
 
 def _drive(

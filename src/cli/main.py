@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from cli import batch_commands, db_commands, report_commands, serve_command
+from cli import batch_commands, db_commands, recovery_commands, report_commands, serve_command
 
 app = typer.Typer(
     help="Enrich Apollo lead exports: upload, normalize, dedupe, enrich via Clay, consolidate.",
@@ -22,6 +22,9 @@ for command in (
     report_commands.verify,
     report_commands.consolidate,
     report_commands.export,
+    recovery_commands.sweep,
+    recovery_commands.resume,
+    recovery_commands.retry,
     serve_command.serve,
 ):
     app.command()(command)

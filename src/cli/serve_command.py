@@ -1,4 +1,4 @@
-"""`enrich serve`: the HTTP API with the local runtime behind it."""
+"""`enrich serve`: the HTTP API (uploads, status, receivers) with the local runtime behind it."""
 
 from __future__ import annotations
 
@@ -6,18 +6,29 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from rich.console import Console
 
 from orchestrator.runtime import LocalRuntime
-from webapp.app import create_app
+from webapp.local_service import runtime_app, setup_clay
+
+console = Console(stderr=True)
 
 
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
-    """Run the API (uploads, status, Clay receivers) with uvicorn."""
-    runtime = LocalRuntime().__enter__()
-    try:
-        uvicorn.run(create_app(lambda: runtime), host=host, port=port)
-    finally:
-        runtime.close()
+    """Run the API with uvicorn; Clay is the simulator unless webhooks are configured."""
+    runtime = LocalRuntime()
+    base = runtime.settings.public_base_url or f"http://{host}:{port}"
+    simulator = setup_clay(runtime, base)
+    console.print(f"API on http://{host}:{port}  (docs: /docs)")
+    console.print(f"send the header  x-api-key: {runtime.api_key}")
+    if simulator is not None:
+        console.print(f"Clay simulator at {simulator.url}")
+    with runtime:
+        try:
+            uvicorn.run(runtime_app(runtime), host=host, port=port)
+        finally:
+            if simulator is not None:
+                simulator.stop()

@@ -55,6 +55,7 @@ class CloudRuntime:
             _required(settings, "callback_secret"),
             settings.callback_secret_header,
         )
+        self.api_key = _required(settings, "api_key")
         self.trigger = DatabaseCoalescingTrigger(
             self.dbs, spawn_pass, settings.pass_coalesce_seconds
         )

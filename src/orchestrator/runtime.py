@@ -5,10 +5,14 @@ Databases, a thread-pool dispatcher, and the coalescing trigger that runs orches
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
 from uuid import UUID
+
+import psycopg
 
 from database.pool import Databases, open_databases
 from orchestrator.context import StepContext
@@ -16,6 +20,7 @@ from orchestrator.dispatch import StepCall, ThreadPoolDispatcher
 from orchestrator.progress import BatchProgress, read_progress
 from orchestrator.receivers import ReceiverConfig
 from orchestrator.steps import execute_call
+from orchestrator.sweeper import sweep
 from orchestrator.tick import DEFAULT_CHUNK_SIZE, PassResult, run_pass
 from orchestrator.tokens import load_or_create_key
 from orchestrator.trigger import CoalescingTrigger
@@ -28,12 +33,21 @@ def signing_key_for(settings: Settings) -> bytes:
     return load_or_create_key(settings.enrich_home / "callback-signing.key")
 
 
+def api_key_for(settings: Settings) -> str:
+    """The configured API key, or one generated and kept beside the local database."""
+    if settings.api_key is not None:
+        return settings.api_key.get_secret_value()
+    return load_or_create_key(settings.enrich_home / "api.key").hex()
+
+
 def callback_secret_for(settings: Settings) -> str:
     """The configured secret, or one kept beside the local database for the simulator."""
     if settings.callback_secret is not None:
         return settings.callback_secret.get_secret_value()
     return load_or_create_key(settings.enrich_home / "callback-secret.key").hex()
 
+
+log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[BatchProgress], None]
 
@@ -57,6 +71,7 @@ class LocalRuntime:
             callback_secret_for(self.settings),
             self.settings.callback_secret_header,
         )
+        self.api_key = api_key_for(self.settings)
         self.ctx = StepContext(self.dbs, self.settings, signing_key=self.signing_key)
         self.dispatcher = ThreadPoolDispatcher(
             self._execute, workers=workers or self.settings.dispatch_workers
@@ -64,6 +79,15 @@ class LocalRuntime:
         self.chunk_size = chunk_size
         self.trigger = CoalescingTrigger(self._pass, min_interval=min_pass_interval)
         self.ctx.trigger = self.trigger
+        self._stop_sweeping = threading.Event()
+        self._sweeper = threading.Thread(target=self._sweep_forever, name="sweeper", daemon=True)
+
+    def _sweep_forever(self) -> None:
+        while not self._stop_sweeping.wait(self.settings.sweep_interval_seconds):
+            try:
+                sweep(self.dbs, self.trigger)
+            except Exception:
+                log.exception("sweep failed; will try again")
 
     def _execute(self, call: StepCall) -> None:
         execute_call(self.ctx, call)
@@ -73,6 +97,7 @@ class LocalRuntime:
 
     def __enter__(self) -> LocalRuntime:
         self.trigger.start()
+        self._sweeper.start()
         return self
 
     def __exit__(
@@ -84,6 +109,9 @@ class LocalRuntime:
         self.close()
 
     def close(self) -> None:
+        self._stop_sweeping.set()
+        if self._sweeper.is_alive():
+            self._sweeper.join(timeout=30)
         self.trigger.stop()
         self.dispatcher.close()
         if self._owns_dbs:
@@ -106,10 +134,25 @@ class LocalRuntime:
         self.trigger.request(batch_id)
         while not self.trigger.wait_finished(batch_id, timeout=poll_seconds):
             if on_progress:
-                on_progress(self.progress(batch_id))
+                self._report(batch_id, on_progress)
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"batch {batch_id} still running after {timeout} s")
-        final = self.progress(batch_id)
+        final = self._wait_for_database(lambda: self.progress(batch_id))
         if on_progress:
             on_progress(final)
         return final
+
+    def _report(self, batch_id: UUID, on_progress: ProgressCallback) -> None:
+        try:
+            on_progress(self.progress(batch_id))
+        except psycopg.OperationalError:
+            # The database is unreachable; the work resumes when it is back.
+            log.warning("database unreachable while reporting progress; still waiting")
+
+    def _wait_for_database(self, read: Callable[[], BatchProgress]) -> BatchProgress:
+        while True:
+            try:
+                return read()
+            except psycopg.OperationalError:
+                log.warning("database unreachable; retrying")
+                time.sleep(1.0)

@@ -38,6 +38,9 @@ class AppRuntime(Protocol):
     @property
     def receiver_config(self) -> ReceiverConfig: ...
 
+    @property
+    def api_key(self) -> str: ...
+
 
 class UploadResponse(BaseModel):
     batch_id: UUID
@@ -83,14 +86,9 @@ RuntimeDep = Annotated[AppRuntime, Depends(runtime_of)]
 def require_api_key(
     runtime: RuntimeDep, api_key: Annotated[str | None, Depends(_api_key_header)]
 ) -> None:
-    """When API_KEY is configured, uploads and status need it in the x-api-key header."""
-    expected = runtime.settings.api_key
-    if expected is None:
-        return
-    if api_key is None or not secrets.compare_digest(
-        api_key.encode(), expected.get_secret_value().encode()
-    ):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid x-api-key")
+    """Uploads and status need the runtime's API key in the x-api-key header."""
+    if api_key is None or not secrets.compare_digest(api_key.encode(), runtime.api_key.encode()):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid x-api-key header")
 
 
 def create_app(runtime_factory: Callable[[], AppRuntime]) -> FastAPI:

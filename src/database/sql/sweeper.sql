@@ -81,3 +81,36 @@ RETURNING next_pass_at;
 
 -- name: pass_due_at
 SELECT next_pass_at FROM upload_batches WHERE id = %(batch_id)s;
+
+-- name: release_orphaned_item_steps
+-- Resume after a crash: item workflows (normalize, split, consolidate...) that the dead process
+-- had claimed are idempotent, so they go back to PENDING at once. Entity work is not touched:
+-- its provider call may be in flight, and only lease expiry may send it again.
+WITH orphans AS (
+    SELECT ws.id FROM workflow_states ws
+    JOIN db_driven_enrichment_workflows w
+      ON w.workflow_slug = ws.step_name AND w.entity_type = 'item'
+    WHERE ws.batch_id = %(batch_id)s AND ws.status = 'IN_PROGRESS'
+    ORDER BY ws.id
+    FOR UPDATE OF ws SKIP LOCKED
+)
+UPDATE workflow_states ws
+SET status = 'PENDING', lease_expires_at = NULL, updated_at = NOW()
+FROM orphans WHERE ws.id = orphans.id;
+
+-- name: retry_failed_entities
+-- Entities of the batch that FAILED get a fresh set of attempts; COMPLETED ones are kept, so
+-- their items complete again without another provider call.
+UPDATE {state_table} s
+SET status = 'PENDING', attempts = 0, lease_expires_at = NULL, updated_at = NOW(),
+    meta = COALESCE(s.meta, '{{}}'::jsonb) || jsonb_build_object('previous_error', s.meta->>'error')
+FROM {entity_table} e
+WHERE e.id = s.{id_column} AND e.batch_id = %(batch_id)s AND s.status = 'FAILED';
+
+-- name: retry_failed_item_steps
+UPDATE workflow_states
+SET status = 'PENDING', attempts = 0, finished_at = NULL, lease_expires_at = NULL,
+    updated_at = NOW(),
+    meta = (meta - 'reason' - 'error' - 'skipped')
+           || jsonb_build_object('previous_failure', COALESCE(meta->>'reason', meta->>'error'))
+WHERE batch_id = %(batch_id)s AND status = 'FAILED';

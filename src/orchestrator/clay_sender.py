@@ -66,6 +66,7 @@ def _claim(
                 "workflow_slug": workflow.workflow_slug,
                 "provider": workflow.provider,
                 "webhook_key": endpoint.key,
+                "item_ids": item_ids,
             },
         )
         conn.execute(
@@ -126,7 +127,13 @@ def _record(
     sent: list[tuple[dict[str, Any], SendOutcome]],
 ) -> None:
     sends = [
-        {"id": r["_dispatch_id"], "ok": o.ok, "http_status": o.http_status, "error": o.error}
+        {
+            "id": r["_dispatch_id"],
+            "entity_id": r["entity_id"],
+            "ok": o.ok,
+            "http_status": o.http_status,
+            "error": o.error,
+        }
         for r, o in sent
     ]
     failures = [
@@ -138,7 +145,13 @@ def _record(
     accepted = sum(o.ok for o in outcomes)
     with conn.transaction():
         conn.execute(
-            query("record_sends"), {"sends": Jsonb(sends), "credits": workflow.credits_per_call}
+            entity_query("record_sends", kind),
+            {
+                "sends": Jsonb(sends),
+                "credits": workflow.credits_per_call,
+                "timeout": workflow.timeout_seconds,
+                "workflow_slug": workflow.workflow_slug,
+            },
         )
         if failures:
             conn.execute(

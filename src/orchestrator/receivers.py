@@ -153,6 +153,7 @@ def _store(
             "data": Jsonb(cb.data),
             "dispatch_id": dispatch["id"],
             "id_key": kind.id_column,
+            "in_progress": kind.in_progress,
         },
     ).fetchone()
     assert row is not None

@@ -8,6 +8,8 @@ CREATE TABLE entity_dispatches (
     entity_id UUID NOT NULL,
     workflow_slug TEXT NOT NULL,
     attempt INTEGER NOT NULL,
+    -- The item whose step made this call; every other item of the entity reuses its result.
+    sender_item_id UUID,
     provider TEXT NOT NULL,
     webhook_key TEXT,
     status TEXT NOT NULL DEFAULT 'SENDING'
@@ -21,6 +23,7 @@ CREATE TABLE entity_dispatches (
     UNIQUE (entity_id, workflow_slug, attempt)
 );
 CREATE INDEX idx_entity_dispatches_batch ON entity_dispatches(batch_id, workflow_slug);
+CREATE INDEX idx_entity_dispatches_sender ON entity_dispatches(sender_item_id);
 
 -- A Clay webhook source accepts a limited number of submissions in its lifetime.
 CREATE TABLE webhook_submission_counts (

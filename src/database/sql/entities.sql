@@ -53,10 +53,14 @@ WITH wanted AS (
 SELECT * FROM inserted UNION ALL SELECT * FROM reclaimed;
 
 -- name: insert_dispatches
+-- The sender item is the chunk's first item of the entity, as in mark_items_after_claim.
 INSERT INTO entity_dispatches (id, batch_id, entity_type, entity_id, workflow_slug, attempt,
-                               provider, webhook_key)
+                               provider, webhook_key, sender_item_id)
 SELECT d.id, e.batch_id, %(entity_type)s, d.entity_id, %(workflow_slug)s, d.attempt,
-       %(provider)s, %(webhook_key)s
+       %(provider)s, %(webhook_key)s,
+       (SELECT bi.id FROM batch_items bi
+        WHERE bi.{id_column} = d.entity_id AND bi.id = ANY(%(item_ids)s::uuid[])
+        ORDER BY bi.id LIMIT 1)
 FROM jsonb_to_recordset(%(dispatches)s::jsonb) AS d(id uuid, entity_id uuid, attempt int)
 JOIN {entity_table} e ON e.id = d.entity_id;
 
@@ -111,7 +115,18 @@ WHERE ws.id = locked.id AND ws.item_id = d.item_id AND ws.status = 'IN_PROGRESS'
 
 -- name: record_sends
 -- Outcome of the provider calls of one chunk, written once for the chunk. A fast provider may
--- have called back already: that status stays, the cost is still recorded.
+-- have called back already: that status stays, the cost is still recorded. The entity's lease
+-- restarts at the send, so time spent queued behind the rate limit does not count against it.
+WITH sends AS (
+    SELECT * FROM jsonb_to_recordset(%(sends)s::jsonb)
+        AS s(id uuid, entity_id uuid, ok boolean, http_status int, error text)
+), leased AS (
+    UPDATE {state_table} st
+    SET lease_expires_at = NOW() + make_interval(secs => %(timeout)s)
+    FROM sends
+    WHERE sends.ok AND st.{id_column} = sends.entity_id AND st.workflow_slug = %(workflow_slug)s
+      AND st.dispatch_id = sends.id AND st.status = 'IN_PROGRESS'
+)
 UPDATE entity_dispatches d
 SET status = CASE WHEN d.status = 'CALLED_BACK' THEN d.status
                   WHEN s.ok THEN 'SENT' ELSE 'FAILED' END,
@@ -119,7 +134,7 @@ SET status = CASE WHEN d.status = 'CALLED_BACK' THEN d.status
     credits = CASE WHEN s.ok THEN %(credits)s::numeric ELSE 0 END,
     http_status = s.http_status,
     error = s.error
-FROM jsonb_to_recordset(%(sends)s::jsonb) AS s(id uuid, ok boolean, http_status int, error text)
+FROM sends s
 WHERE d.id = s.id AND d.status IN ('SENDING', 'CALLED_BACK');
 
 -- name: fail_entities
@@ -204,6 +219,11 @@ WITH result AS (
     UPDATE workflow_states ws
     SET status = 'COMPLETED', finished_at = NOW(), updated_at = NOW(), lease_expires_at = NULL,
         meta = ws.meta || jsonb_build_object(%(id_key)s::text, locked.entity_id)
+               || CASE WHEN ws.meta ? 'skipped' OR EXISTS (
+                       SELECT 1 FROM entity_dispatches d
+                       WHERE d.sender_item_id = ws.item_id AND d.workflow_slug = ws.step_name)
+                  THEN '{{}}'::jsonb
+                  ELSE jsonb_build_object('skipped', %(in_progress)s::text) END
     FROM locked
     WHERE ws.id = locked.id AND ws.status = 'IN_PROGRESS'
     RETURNING ws.item_id

@@ -40,9 +40,15 @@ SET status = CASE stale.entity_status WHEN 'COMPLETED' THEN 'COMPLETED'
     finished_at = CASE WHEN stale.entity_status IN ('COMPLETED', 'FAILED') THEN NOW() END,
     lease_expires_at = NULL,
     updated_at = NOW(),
-    meta = ws.meta || CASE WHEN stale.entity_status = 'FAILED' THEN jsonb_build_object(
-        'reason', %(entity_type)s::text || '_enrichment_failed',
-        'error', stale.entity_meta->>'error') ELSE '{{}}'::jsonb END
+    meta = ws.meta || CASE
+        WHEN stale.entity_status = 'FAILED' THEN jsonb_build_object(
+            'reason', %(entity_type)s::text || '_enrichment_failed',
+            'error', stale.entity_meta->>'error')
+        WHEN stale.entity_status = 'COMPLETED' AND NOT ws.meta ? 'skipped' AND NOT EXISTS (
+            SELECT 1 FROM entity_dispatches d
+            WHERE d.sender_item_id = ws.item_id AND d.workflow_slug = ws.step_name)
+        THEN jsonb_build_object('skipped', %(entity_type)s::text || '_already_enriched')
+        ELSE '{{}}'::jsonb END
 FROM stale
 WHERE ws.id = stale.id
 RETURNING ws.batch_id, ws.status;

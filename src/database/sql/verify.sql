@@ -52,3 +52,17 @@ FROM company_play_step_completions c JOIN normalized_companies e ON e.id = c.com
 WHERE e.batch_id = %(batch_id)s AND c.workflow_slug = %(workflow_slug)s
   AND NOT EXISTS (SELECT 1 FROM company_enrichment_results r
                   WHERE r.company_id = c.company_id AND r.workflow_slug = c.workflow_slug);
+
+-- name: verify_calls
+-- Provider calls made for the step's entities of this batch.
+SELECT count(*) AS n FROM entity_dispatches
+WHERE batch_id = %(batch_id)s AND workflow_slug = %(workflow_slug)s
+  AND status IN ('SENT', 'CALLED_BACK');
+
+-- name: verify_unexplained_items
+-- Items COMPLETED at the step that neither made a provider call nor say why they did not.
+SELECT count(*) AS n FROM workflow_states ws
+WHERE ws.batch_id = %(batch_id)s AND ws.step_name = %(workflow_slug)s
+  AND ws.status = 'COMPLETED' AND NOT ws.meta ? 'skipped'
+  AND NOT EXISTS (SELECT 1 FROM entity_dispatches d
+                  WHERE d.sender_item_id = ws.item_id AND d.workflow_slug = ws.step_name);

@@ -105,6 +105,17 @@ def _existing_batch(conn: Conn, client_name: str, sha256: str) -> UUID | None:
     return UUID(str(row["id"])) if row else None
 
 
+def _label(value: str, what: str, limit: int = 200) -> str:
+    """Client and play names are identifiers people type: printable and short."""
+    if not value.strip() or len(value) > limit or not value.isprintable():
+        raise UploadError(f"{what} must be 1 to {limit} printable characters, got {value[:40]!r}")
+    return value
+
+
+def _file_label(name: str) -> str:
+    return "".join(ch for ch in name if ch.isprintable())[:255] or "upload.csv"
+
+
 def ingest_upload(
     dbs: Databases,
     stream: BinaryIO,
@@ -119,6 +130,9 @@ def ingest_upload(
     The same file uploaded again for the same client returns the existing batch instead of a
     second copy, unless `allow_duplicate` is set.
     """
+    client_name = _label(client_name, "client name")
+    play_name = _label(play_name, "play name")
+    file_name = _file_label(file_name)
     known_sha = None if allow_duplicate else _file_sha256(stream)
     reader = _HashingReader(stream)
     with dbs.hq.connection() as conn:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from psycopg.types.json import Jsonb
 
 from database.pool import Conn, Databases
@@ -163,6 +164,17 @@ def _store(
     return {"status": "stored", "items_completed": row["items_completed"]}
 
 
+def _store_or_refuse(
+    conn: Conn, kind: EntityKind, workflow: WorkflowConfig, dispatch: dict[str, Any], cb: _Callback
+) -> dict[str, Any]:
+    try:
+        return _store(conn, kind, workflow, dispatch, cb)
+    except psycopg.DataError as exc:
+        # e.g. a \u0000 inside the JSON: Postgres cannot store it; the dead letter keeps it.
+        conn.rollback()
+        raise _Refused(422, f"data cannot be stored: {exc.sqlstate} {type(exc).__name__}") from None
+
+
 def _log(
     conn: Conn,
     kind: EntityKind,
@@ -191,19 +203,26 @@ def _log(
     )
 
 
+def _storable(text: str) -> str:
+    # Postgres text cannot hold NUL; keep it visible instead of failing to record the request.
+    return text.replace("\x00", "\\u0000")
+
+
 def _dead_letter(
     dbs: Databases, workflow_slug: str, refused: _Refused, headers: Mapping[str, str], body: bytes
 ) -> None:
-    safe = {k: v for k, v in headers.items() if k.lower() not in SENSITIVE_HEADERS}
+    safe = {
+        _storable(k): _storable(v) for k, v in headers.items() if k.lower() not in SENSITIVE_HEADERS
+    }
     with dbs.hq.connection() as conn:
         conn.execute(
             query("insert_dead_letter"),
             {
-                "workflow_slug": workflow_slug[:200],
+                "workflow_slug": _storable(workflow_slug[:200]),
                 "http_status": refused.status_code,
                 "reason": refused.reason,
                 "headers": Jsonb(safe),
-                "body": body[:MAX_DEAD_LETTER_BODY].decode("utf-8", errors="replace"),
+                "body": _storable(body[:MAX_DEAD_LETTER_BODY].decode("utf-8", errors="replace")),
             },
         )
 
@@ -224,7 +243,7 @@ def receive_callback(
         with dbs.hq.connection() as conn:
             workflow, kind = _workflow(conn, workflow_slug)
             dispatch = _dispatch(conn, config, kind, workflow_slug, callback)
-            outcome = _store(conn, kind, workflow, dispatch, callback)
+            outcome = _store_or_refuse(conn, kind, workflow, dispatch, callback)
     except _Refused as refused:
         kept = {k: v for k, v in headers.items() if k.lower() not in secret_headers}
         _dead_letter(dbs, workflow_slug, refused, kept, body)

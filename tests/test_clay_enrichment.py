@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 from cli.main import app
 from conftest import DatabasePair
 from database.pool import Databases
-from orchestrator.clay_sender import send_entities_to_clay
 from orchestrator.context import StepContext
 from orchestrator.dispatch import StepCall
+from orchestrator.entity_sender import send_to_webhook
 from orchestrator.registry import load_workflow
 from orchestrator.tokens import sign
 from providers.clay_simulator import SimulatorConfig
@@ -197,7 +197,7 @@ def test_sixteen_concurrent_senders_call_clay_once_per_company(
 
         def sender(chunk: tuple[uuid.UUID, ...]) -> None:
             barrier.wait()
-            send_entities_to_clay(ctx, workflow, StepCall(batch, COMPANY_STEP, chunk))
+            send_to_webhook(ctx, workflow, StepCall(batch, COMPANY_STEP, chunk))
 
         watcher = threading.Thread(target=watch_integrity)
         watcher.start()

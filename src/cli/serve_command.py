@@ -9,7 +9,7 @@ import uvicorn
 from rich.console import Console
 
 from orchestrator.runtime import LocalRuntime
-from webapp.local_service import runtime_app, setup_clay
+from webapp.local_service import runtime_app, start_providers
 
 console = Console(stderr=True)
 
@@ -21,14 +21,13 @@ def serve(
     """Run the API with uvicorn; Clay is the simulator unless webhooks are configured."""
     runtime = LocalRuntime()
     base = runtime.settings.public_base_url or f"http://{host}:{port}"
-    simulator = setup_clay(runtime, base)
+    providers = start_providers(runtime, base)
     console.print(f"API on http://{host}:{port}  (docs: /docs)")
     console.print(f"send the header  x-api-key: {runtime.api_key}")
-    if simulator is not None:
-        console.print(f"Clay simulator at {simulator.url}")
+    for name, simulator in providers.simulators.items():
+        console.print(f"{name} simulator at {simulator.url}")
     with runtime:
         try:
             uvicorn.run(runtime_app(runtime), host=host, port=port)
         finally:
-            if simulator is not None:
-                simulator.stop()
+            providers.close()

@@ -6,12 +6,14 @@ opened per container and reused by every input it serves.
 
 from __future__ import annotations
 
+import os
+from typing import Any
 from uuid import UUID
 
 from database.pool import Databases, open_databases
-from orchestrator.clay_gateway import ClayGateway
 from orchestrator.context import StepContext
 from orchestrator.dispatch import StepCall
+from orchestrator.provider_setup import webhook_gateway, zenrows_fetcher
 from orchestrator.receivers import ReceiverConfig
 from orchestrator.remote import (
     DatabaseCoalescingTrigger,
@@ -28,6 +30,19 @@ from settings import Settings
 
 class CloudConfigurationError(RuntimeError):
     pass
+
+
+def cloud_gateways(settings: Settings) -> dict[str, Any]:
+    """Real providers only: a workflow whose secret is missing fails with that reason."""
+    base = _required(settings, "public_base_url")
+    token = settings.clay_webhook_auth_token
+    gateways: dict[str, Any] = {
+        "clay": webhook_gateway(settings, base, token.get_secret_value() if token else None),
+        "n8n": webhook_gateway(settings, base, None),
+    }
+    if os.environ.get("ZENROWS_API_KEY"):
+        gateways["zenrows"] = zenrows_fetcher(settings, os.environ)
+    return gateways
 
 
 def _required(settings: Settings, name: str) -> str:
@@ -60,15 +75,8 @@ class CloudRuntime:
             self.dbs, spawn_pass, settings.pass_coalesce_seconds
         )
         self.dispatcher = SpawningDispatcher(spawn_step)
-        token = settings.clay_webhook_auth_token
-        gateway = ClayGateway(
-            callback_base_url=_required(settings, "public_base_url"),
-            auth_token=token.get_secret_value() if token else None,
-            rate_per_second=settings.clay_rate_per_second,
-            max_attempts=settings.clay_max_attempts,
-        )
         self.ctx = StepContext(
-            self.dbs, settings, self.trigger, {"clay": gateway}, signing_key=self.signing_key
+            self.dbs, settings, self.trigger, cloud_gateways(settings), signing_key=self.signing_key
         )
 
     def orchestrator_pass(self, batch_id: UUID) -> PassResult:

@@ -21,9 +21,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class StepCall:
-    batch_id: UUID
+    """A chunk of one step's work: item ids in a batch, or entity ids for a manual play run."""
+
+    batch_id: UUID | None
     step_name: str
     item_ids: tuple[UUID, ...]
+    entity_ids: tuple[UUID, ...] = ()
+    play_name: str | None = None
+    step_number: int | None = None
 
 
 class Dispatcher(Protocol):

@@ -22,7 +22,9 @@ from database.queries import query
 from orchestrator.context import Trigger
 from orchestrator.entity_kinds import EntityKind, kind_of
 from orchestrator.entity_store import entity_query
+from orchestrator.logger import PlayPosition
 from orchestrator.registry import RegistryError, WorkflowConfig, load_workflow
+from orchestrator.results import Answer, accept_answer
 from orchestrator.tokens import parse, verify
 
 SENSITIVE_HEADERS = frozenset(
@@ -124,83 +126,12 @@ def _dispatch(
     return dict(row)
 
 
-def _store(
-    conn: Conn, kind: EntityKind, workflow: WorkflowConfig, dispatch: dict[str, Any], cb: _Callback
-) -> dict[str, Any]:
-    if cb.error is not None:
-        conn.execute(
-            entity_query("fail_entities", kind),
-            {
-                "failures": Jsonb(
-                    [
-                        {
-                            "entity_id": str(cb.entity_id),
-                            "dispatch_id": str(dispatch["id"]),
-                            "error": cb.error[:1000],
-                        }
-                    ]
-                ),
-                "workflow_slug": workflow.workflow_slug,
-                "entity_type": kind.name,
-            },
-        )
-        _log(conn, kind, workflow, cb.entity_id, None, cb.error)
-        return {"status": "failed", "error": cb.error[:200]}
-    row = conn.execute(
-        entity_query("store_entity_callback", kind),
-        {
-            "entity_id": cb.entity_id,
-            "workflow_slug": workflow.workflow_slug,
-            "data": Jsonb(cb.data),
-            "dispatch_id": dispatch["id"],
-            "id_key": kind.id_column,
-            "in_progress": kind.in_progress,
-        },
-    ).fetchone()
-    assert row is not None
-    if row["result_id"] is None:
-        return {"status": "duplicate"}
-    _log(conn, kind, workflow, cb.entity_id, row["result_id"], None)
-    return {"status": "stored", "items_completed": row["items_completed"]}
-
-
-def _store_or_refuse(
-    conn: Conn, kind: EntityKind, workflow: WorkflowConfig, dispatch: dict[str, Any], cb: _Callback
-) -> dict[str, Any]:
+def _accept_or_refuse(dbs: Databases, answer: Answer) -> dict[str, Any]:
     try:
-        return _store(conn, kind, workflow, dispatch, cb)
+        return accept_answer(dbs, answer)
     except psycopg.DataError as exc:
         # e.g. a \u0000 inside the JSON: Postgres cannot store it; the dead letter keeps it.
-        conn.rollback()
         raise _Refused(422, f"data cannot be stored: {exc.sqlstate} {type(exc).__name__}") from None
-
-
-def _log(
-    conn: Conn,
-    kind: EntityKind,
-    workflow: WorkflowConfig,
-    entity_id: UUID,
-    result_id: UUID | None,
-    error: str | None,
-) -> None:
-    company_id: UUID | None = entity_id
-    if kind.name == "person":
-        person = conn.execute(query("person_company"), {"person_id": entity_id}).fetchone()
-        company_id = person["company_id"] if person else None
-    conn.execute(
-        entity_query("log_enrichment_result", kind),
-        {
-            "workflow_id": workflow.id,
-            "workflow_slug": workflow.workflow_slug,
-            "company_id": company_id,
-            "person_id": entity_id if kind.name == "person" else None,
-            "status": "error" if error else "success",
-            "error": error,
-            "result_table": kind.result_table,
-            "result_id": result_id,
-            "completes_company": kind.name == "company" and error is None,
-        },
-    )
 
 
 def _storable(text: str) -> str:
@@ -243,7 +174,17 @@ def receive_callback(
         with dbs.hq.connection() as conn:
             workflow, kind = _workflow(conn, workflow_slug)
             dispatch = _dispatch(conn, config, kind, workflow_slug, callback)
-            outcome = _store_or_refuse(conn, kind, workflow, dispatch, callback)
+        position = PlayPosition(dispatch["play_name"], dispatch["step_number"])
+        answer = Answer(
+            kind,
+            workflow,
+            callback.entity_id,
+            dispatch["id"],
+            callback.data,
+            callback.error,
+            position,
+        )
+        outcome = _accept_or_refuse(dbs, answer)
     except _Refused as refused:
         kept = {k: v for k, v in headers.items() if k.lower() not in secret_headers}
         _dead_letter(dbs, workflow_slug, refused, kept, body)

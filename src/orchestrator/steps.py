@@ -58,8 +58,8 @@ def resolve_step(workflow: WorkflowConfig) -> StepFunction:
 
 def _load_step_modules() -> None:
     # Importing registers the step functions through the decorators above.
-    import orchestrator.clay_sender
     import orchestrator.consolidate
+    import orchestrator.entity_sender
     import orchestrator.normalize_step
     import orchestrator.split_step  # noqa: F401
 
@@ -101,7 +101,8 @@ def execute_call(ctx: StepContext, call: StepCall) -> None:
         log.exception("step %s failed for %d item(s)", call.step_name, len(call.item_ids))
         _release_failed_safely(ctx, workflow, call, f"{type(exc).__name__}: {exc}")
     finally:
-        ctx.trigger.request(call.batch_id)
+        if call.batch_id is not None:
+            ctx.trigger.request(call.batch_id)
 
 
 def _release_failed_safely(

@@ -841,8 +841,14 @@ class _Handler(BaseHTTPRequestHandler):
 class ClaySimulator:
     """Clay stand-in; see the module docstring. Thread-safe introspection."""
 
-    def __init__(self, config: SimulatorConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: SimulatorConfig | None = None,
+        synthesizer: Callable[[Mapping[str, object]], dict[str, Any]] | None = None,
+    ) -> None:
         self.config = config or SimulatorConfig()
+        # Other asynchronous providers (n8n) reuse the simulator with their own data.
+        self._synthesize = synthesizer or synthesize
         self._lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -1110,7 +1116,7 @@ class ClaySimulator:
         if failed:
             payload["error"] = "Simulated enrichment failure: provider returned no result"
         else:
-            payload["data"] = synthesize(row)
+            payload["data"] = self._synthesize(row)
         headers = {"Content-Type": "application/json"}
         if self.config.callback_secret is not None:
             headers[self.config.callback_secret_header] = self.config.callback_secret

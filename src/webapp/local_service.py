@@ -7,9 +7,7 @@ simulator calling our receivers back over real HTTP.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
 import socket
 import threading
 from types import TracebackType
@@ -18,7 +16,7 @@ from typing import Any
 import uvicorn
 
 from database.pool import Databases
-from orchestrator.clay_gateway import ClayGateway
+from orchestrator.provider_setup import Providers, setup_providers
 from orchestrator.runtime import LocalRuntime
 from providers.clay_simulator import ClaySimulator, SimulatorConfig
 from settings import Settings, get_settings
@@ -27,57 +25,20 @@ from webapp.app import create_app
 log = logging.getLogger(__name__)
 
 
-def clay_workflows(dbs: Databases) -> list[dict[str, Any]]:
-    with dbs.hq.connection() as conn:
-        rows = conn.execute(
-            "SELECT workflow_slug, webhook_url_secret_name FROM db_driven_enrichment_workflows"
-            " WHERE provider = 'clay' AND is_active"
-        ).fetchall()
-    return [dict(r) for r in rows]
-
-
-def real_clay_configured(dbs: Databases) -> bool:
-    return any(os.environ.get(w["webhook_url_secret_name"] or "") for w in clay_workflows(dbs))
-
-
-def setup_clay(
-    runtime: LocalRuntime, callback_base_url: str, simulator: SimulatorConfig | None = None
-) -> ClaySimulator | None:
-    """Give the runtime a Clay gateway; start and return the simulator unless Clay is real."""
-    settings = runtime.settings
-    token = settings.clay_webhook_auth_token
-    if simulator is None and real_clay_configured(runtime.dbs):
-        base = settings.public_base_url or callback_base_url
-        runtime.ctx.providers["clay"] = ClayGateway(
-            callback_base_url=base,
-            auth_token=token.get_secret_value() if token else None,
-            rate_per_second=settings.clay_rate_per_second,
-            max_attempts=settings.clay_max_attempts,
-        )
-        return None
-    config = simulator or SimulatorConfig(
-        rate_limit_per_second=settings.clay_simulator_rate_per_second,
-        callback_delay_seconds=settings.clay_simulator_delay_seconds,
+def start_providers(
+    runtime: LocalRuntime, callback_base_url: str, clay: SimulatorConfig | None = None
+) -> Providers:
+    """Real providers where configured, simulators otherwise; plugged into the runtime."""
+    config = runtime.receiver_config
+    providers = setup_providers(
+        runtime.dbs,
+        runtime.settings,
+        callback_base_url,
+        (config.secret_header, config.callback_secret or ""),
+        clay_simulator=clay,
     )
-    config = dataclasses.replace(
-        config,
-        auth_token=config.auth_token or "simulator-webhook-token",
-        callback_secret=runtime.receiver_config.callback_secret,
-        callback_secret_header=runtime.receiver_config.secret_header,
-    )
-    sim = ClaySimulator(config).start()
-    runtime.ctx.providers["clay"] = ClayGateway(
-        callback_base_url=callback_base_url,
-        auth_token=config.auth_token,
-        # The simulator enforces its own limit (if any) with 429s, which the client honours.
-        rate_per_second=float("inf"),
-        max_attempts=settings.clay_max_attempts,
-        overrides={
-            w["workflow_slug"]: sim.webhook_url(w["workflow_slug"])
-            for w in clay_workflows(runtime.dbs)
-        },
-    )
-    return sim
+    runtime.ctx.providers.update(providers.gateways)
+    return providers
 
 
 class ReceiverServer:
@@ -132,7 +93,13 @@ class LocalService:
         self.runtime = LocalRuntime(settings or get_settings(), dbs, **runtime_options)
         self.server = ReceiverServer()
         self._simulator_config = simulator
-        self.simulator: ClaySimulator | None = None
+        self.providers = Providers()
+
+    @property
+    def simulator(self) -> ClaySimulator | None:
+        """The Clay simulator, when Clay is simulated."""
+        sim: ClaySimulator | None = self.providers.simulators.get("clay")
+        return sim
 
     @property
     def dbs(self) -> Databases:
@@ -140,7 +107,7 @@ class LocalService:
 
     def __enter__(self) -> LocalService:
         self.server.serve(runtime_app(self.runtime))
-        self.simulator = setup_clay(self.runtime, self.server.url, self._simulator_config)
+        self.providers = start_providers(self.runtime, self.server.url, self._simulator_config)
         self.runtime.__enter__()
         return self
 
@@ -153,10 +120,6 @@ class LocalService:
         self.close()
 
     def close(self) -> None:
-        if self.simulator is not None:
-            self.simulator.stop()
-        gateway = self.runtime.ctx.providers.get("clay")
-        if isinstance(gateway, ClayGateway):
-            gateway.close()
         self.runtime.close()
+        self.providers.close()
         self.server.stop()

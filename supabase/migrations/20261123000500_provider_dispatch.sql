@@ -10,6 +10,9 @@ CREATE TABLE entity_dispatches (
     attempt INTEGER NOT NULL,
     -- The item whose step made this call; every other item of the entity reuses its result.
     sender_item_id UUID,
+    -- Set for manual play runs: the play step a result completes.
+    play_name TEXT,
+    step_number INTEGER,
     provider TEXT NOT NULL,
     webhook_key TEXT,
     status TEXT NOT NULL DEFAULT 'SENDING'

@@ -55,9 +55,9 @@ SELECT * FROM inserted UNION ALL SELECT * FROM reclaimed;
 -- name: insert_dispatches
 -- The sender item is the chunk's first item of the entity, as in mark_items_after_claim.
 INSERT INTO entity_dispatches (id, batch_id, entity_type, entity_id, workflow_slug, attempt,
-                               provider, webhook_key, sender_item_id)
+                               provider, webhook_key, play_name, step_number, sender_item_id)
 SELECT d.id, e.batch_id, %(entity_type)s, d.entity_id, %(workflow_slug)s, d.attempt,
-       %(provider)s, %(webhook_key)s,
+       %(provider)s, %(webhook_key)s, %(play_name)s, %(step_number)s,
        (SELECT bi.id FROM batch_items bi
         WHERE bi.{id_column} = d.entity_id AND bi.id = ANY(%(item_ids)s::uuid[])
         ORDER BY bi.id LIMIT 1)
@@ -184,6 +184,7 @@ WHERE p.id = ANY(%(entity_ids)s::uuid[]);
 -- name: dispatch_for_callback
 -- The dispatch a callback token names, and whether it is still the entity's current one.
 SELECT d.id, d.batch_id, d.entity_id, d.entity_type, d.workflow_slug, d.attempt,
+       d.play_name, d.step_number,
        s.dispatch_id = d.id AS is_current, s.status AS entity_status
 FROM entity_dispatches d
 LEFT JOIN {state_table} s ON s.{id_column} = d.entity_id AND s.workflow_slug = d.workflow_slug
@@ -192,20 +193,14 @@ WHERE d.id = %(dispatch_id)s;
 -- name: entity_exists
 SELECT 1 FROM {entity_table} WHERE id = %(entity_id)s;
 
--- name: store_entity_callback
--- One statement for a callback: keep the result (once per dispatch), complete the entity and
--- every item waiting on it. A duplicate callback for the same dispatch changes nothing.
-WITH result AS (
-    INSERT INTO {result_table} ({id_column}, workflow_slug, data, dispatch_id)
-    VALUES (%(entity_id)s, %(workflow_slug)s, %(data)s, %(dispatch_id)s)
-    ON CONFLICT (dispatch_id) DO NOTHING
-    RETURNING id, {id_column} AS entity_id
-), entity AS (
+-- name: complete_entity_callback
+-- After the result is stored (and verified at its destination): the entity and every item
+-- waiting on it complete. Items that did not make the call record that they reused it.
+WITH entity AS (
     UPDATE {state_table} s
     SET status = 'COMPLETED', lease_expires_at = NULL, updated_at = NOW(),
-        meta = COALESCE(s.meta, '{{}}'::jsonb) || jsonb_build_object('result_id', result.id)
-    FROM result
-    WHERE s.{id_column} = result.entity_id AND s.workflow_slug = %(workflow_slug)s
+        meta = COALESCE(s.meta, '{{}}'::jsonb) || jsonb_build_object('result_id', %(result_id)s::uuid)
+    WHERE s.{id_column} = %(entity_id)s AND s.workflow_slug = %(workflow_slug)s
       AND s.dispatch_id = %(dispatch_id)s
     RETURNING s.{id_column} AS entity_id
 ), locked AS (
@@ -229,39 +224,10 @@ WITH result AS (
     RETURNING ws.item_id
 ), called_back AS (
     UPDATE entity_dispatches d SET status = 'CALLED_BACK', callback_at = NOW()
-    FROM result WHERE d.id = %(dispatch_id)s
+    WHERE d.id = %(dispatch_id)s
     RETURNING d.id
 )
-SELECT (SELECT id FROM result) AS result_id,
-       (SELECT count(*) FROM items) AS items_completed,
-       (SELECT count(*) FROM called_back) AS dispatches;
-
--- name: log_enrichment_result
--- The logger: enrichment_results_log always; company_play_step_completions only for a
--- verified stored company result (seed rule: never a completion without data).
-WITH target AS (
-    SELECT c.id AS company_id, c.domain, b.id AS batch_id, b.play_name, ps.step_number
-    FROM normalized_companies c
-    JOIN upload_batches b ON b.id = c.batch_id
-    LEFT JOIN play_steps ps ON ps.play_name = b.play_name AND ps.workflow_slug = %(workflow_slug)s
-    WHERE c.id = %(company_id)s
-), logged AS (
-    INSERT INTO enrichment_results_log
-        (workflow_id, workflow_slug, company_id, company_domain, person_id, batch_id, play_name,
-         step_number, status, error_message, result_table)
-    SELECT %(workflow_id)s, %(workflow_slug)s, company_id, domain, %(person_id)s, batch_id,
-           play_name, step_number, %(status)s, %(error)s, %(result_table)s
-    FROM target
-    RETURNING id
-), completed AS (
-    INSERT INTO company_play_step_completions (company_id, play_name, step_number, workflow_slug)
-    SELECT company_id, play_name, step_number, %(workflow_slug)s FROM target
-    WHERE %(completes_company)s AND step_number IS NOT NULL
-      AND EXISTS (SELECT 1 FROM {result_table} r WHERE r.id = %(result_id)s)
-    ON CONFLICT (company_id, play_name, step_number) DO NOTHING
-    RETURNING id
-)
-SELECT (SELECT count(*) FROM logged) AS logged, (SELECT count(*) FROM completed) AS completed;
+SELECT (SELECT count(*) FROM entity) AS entities, (SELECT count(*) FROM items) AS items_completed;
 
 -- name: insert_dead_letter
 INSERT INTO receiver_dead_letters (workflow_slug, http_status, reason, headers, body)

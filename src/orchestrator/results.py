@@ -1,0 +1,136 @@
+"""What happens when a provider's answer arrives, by callback or by a synchronous call.
+
+Keep the immutable result; if the workflow maps into a destination table, the storage worker
+writes and verifies it there; only then do the entity and the items waiting on it complete and
+the logger record the step completion. A failure at any point fails the entity and its items
+with the reason, and logs it, but never writes a completion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from database.pool import Conn, Databases
+from database.queries import query
+from orchestrator.entity_kinds import EntityKind
+from orchestrator.entity_store import entity_query
+from orchestrator.logger import LogEntry, PlayPosition, log_enrichment
+from orchestrator.registry import WorkflowConfig
+from orchestrator.storage_worker import StorageError, store_mapped
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A provider's answer for one dispatch of one entity."""
+
+    kind: EntityKind
+    workflow: WorkflowConfig
+    entity_id: UUID
+    dispatch_id: UUID
+    data: dict[str, Any] | None
+    error: str | None = None
+    position: PlayPosition = field(default_factory=PlayPosition)
+
+
+def _company_of(conn: Conn, answer: Answer) -> UUID | None:
+    if answer.kind.name == "company":
+        return answer.entity_id
+    row = conn.execute(query("person_company"), {"person_id": answer.entity_id}).fetchone()
+    return row["company_id"] if row else None
+
+
+def _fail(dbs: Databases, answer: Answer, error: str) -> dict[str, Any]:
+    with dbs.hq.connection() as conn:
+        conn.execute(
+            entity_query("fail_entities", answer.kind),
+            {
+                "failures": Jsonb(
+                    [
+                        {
+                            "entity_id": str(answer.entity_id),
+                            "dispatch_id": str(answer.dispatch_id),
+                            "error": error[:1000],
+                        }
+                    ]
+                ),
+                "workflow_slug": answer.workflow.workflow_slug,
+                "entity_type": answer.kind.name,
+            },
+        )
+        _log(conn, answer, None, error)
+    return {"status": "failed", "error": error[:200]}
+
+
+def _log(conn: Conn, answer: Answer, table: str | None, error: str | None) -> None:
+    is_person = answer.kind.name == "person"
+    entry = LogEntry(
+        answer.workflow,
+        _company_of(conn, answer),
+        answer.position,
+        person_id=answer.entity_id if is_person else None,
+        error=error,
+        result_table=table,
+    )
+    # Step completions track companies: a person result completes no company step.
+    log_enrichment(conn, entry, verified=error is None and not is_person)
+
+
+def _record(dbs: Databases, answer: Answer) -> UUID | None:
+    with dbs.hq.connection() as conn:
+        row = conn.execute(
+            entity_query("record_entity_result", answer.kind),
+            {
+                "entity_id": answer.entity_id,
+                "workflow_slug": answer.workflow.workflow_slug,
+                "data": Jsonb(answer.data),
+                "dispatch_id": answer.dispatch_id,
+            },
+        ).fetchone()
+    return row["id"] if row else None
+
+
+def _destination(dbs: Databases, answer: Answer, result_id: UUID) -> str:
+    """Store into the configured destination; the result table itself needs nothing more."""
+    workflow = answer.workflow
+    if workflow.destination_table_name in (None, answer.kind.result_table):
+        return answer.kind.result_table
+    with dbs.hq.connection() as conn:
+        company_id = _company_of(conn, answer)
+        domain = conn.execute(
+            "SELECT domain FROM normalized_companies WHERE id = %s", (company_id,)
+        ).fetchone()
+    stored = store_mapped(
+        dbs, workflow, company_id, domain["domain"] if domain else None, answer.data or {}
+    )
+    return stored.table
+
+
+def accept_answer(dbs: Databases, answer: Answer) -> dict[str, Any]:
+    if answer.error is not None:
+        return _fail(dbs, answer, answer.error)
+    result_id = _record(dbs, answer)
+    if result_id is None:
+        return {"status": "duplicate"}
+    try:
+        table = _destination(dbs, answer, result_id)
+    except (StorageError, psycopg.Error) as exc:
+        return _fail(dbs, answer, f"storage failed: {exc}")
+    with dbs.hq.connection() as conn:
+        row = conn.execute(
+            entity_query("complete_entity_callback", answer.kind),
+            {
+                "entity_id": answer.entity_id,
+                "workflow_slug": answer.workflow.workflow_slug,
+                "dispatch_id": answer.dispatch_id,
+                "result_id": result_id,
+                "id_key": answer.kind.id_column,
+                "in_progress": answer.kind.in_progress,
+            },
+        ).fetchone()
+        _log(conn, answer, table, None)
+    return {"status": "stored", "items_completed": row["items_completed"] if row else 0}

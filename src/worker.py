@@ -14,6 +14,7 @@ from uuid import UUID
 import modal
 
 from orchestrator.cloud_runtime import CloudRuntime
+from orchestrator.dispatch import StepCall
 from settings import Settings
 
 APP_NAME = "enrichment-orchestrator"
@@ -69,8 +70,8 @@ app = modal.App(APP_NAME, image=image, secrets=secrets)
 step_retries = modal.Retries(max_retries=3, backoff_coefficient=2.0, initial_delay=2.0)
 
 
-def spawn_step(batch_id: str, step_name: str, item_ids: list[str]) -> None:
-    Steps().run_step.spawn(batch_id, step_name, item_ids)
+def spawn_step(call: dict[str, Any]) -> None:
+    Steps().run_step.spawn(call)
 
 
 def spawn_pass(batch_id: str) -> None:
@@ -97,12 +98,14 @@ class Steps:
         runtime.cache_clear()
 
     def _run(self, step: str, batch_id: str, item_ids: list[str]) -> None:
-        self.runtime.run_step(UUID(batch_id), step, [UUID(i) for i in item_ids])
+        call = StepCall(UUID(batch_id), step, tuple(UUID(i) for i in item_ids))
+        self.runtime.run_step(call)
 
     @modal.method()
-    def run_step(self, batch_id: str, step_name: str, item_ids: list[str]) -> None:
-        """Any registry workflow, including ones added as rows after deploy."""
-        self._run(step_name, batch_id, item_ids)
+    def run_step(self, call: dict[str, Any]) -> None:
+        """Any registry workflow, including ones added as rows after deploy and manual play
+        runs over companies (`StepCall.to_json()` form)."""
+        self.runtime.run_step(StepCall.from_json(call))
 
     @modal.method()
     def normalize_all_core_values(self, batch_id: str, item_ids: list[str]) -> None:

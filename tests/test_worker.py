@@ -98,10 +98,10 @@ def test_no_module_but_worker_imports_modal() -> None:
 
 class _FakeSpawn:
     def __init__(self) -> None:
-        self.calls: list[tuple[str, str, list[str]]] = []
+        self.calls: list[dict[str, Any]] = []
 
-    def __call__(self, batch_id: str, step: str, item_ids: list[str]) -> None:
-        self.calls.append((batch_id, step, item_ids))
+    def __call__(self, call: dict[str, Any]) -> None:
+        self.calls.append(call)
 
 
 def test_a_ten_thousand_item_pass_makes_a_few_dozen_spawns(dbs: Databases) -> None:
@@ -110,7 +110,7 @@ def test_a_ten_thousand_item_pass_makes_a_few_dozen_spawns(dbs: Databases) -> No
     result = run_pass(dbs, batch, SpawningDispatcher(spawn))
     assert result.claimed == 10_000
     assert len(spawn.calls) <= 30
-    assert sum(len(ids) for _, _, ids in spawn.calls) == 10_000
+    assert sum(len(c["item_ids"]) for c in spawn.calls) == 10_000
 
 
 @pytest.fixture
@@ -139,7 +139,7 @@ def deployed(
     passes: list[Any] = []
     steps: list[Any] = []
     monkeypatch.setattr(worker, "spawn_pass", passes.append)
-    monkeypatch.setattr(worker, "spawn_step", lambda *call: steps.append(call))
+    monkeypatch.setattr(worker, "spawn_step", steps.append)
     worker.runtime.cache_clear()
     server.serve(worker.api.local())
     try:
@@ -163,8 +163,9 @@ def _drive_like_modal(
             if outcome["done"] and UUID(batch_id) == batch:
                 return
         elif steps:
-            batch_id, step, item_ids = steps.pop(0)
-            getattr(worker.Steps(), STEP_METHODS[step]).local(batch_id, item_ids)
+            call = steps.pop(0)
+            method = getattr(worker.Steps(), STEP_METHODS[call["step_name"]])
+            method.local(call["batch_id"], call["item_ids"])
         else:
             time.sleep(0.05)
     raise TimeoutError(f"batch {batch} did not finish")

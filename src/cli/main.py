@@ -6,7 +6,14 @@ import logging
 
 import typer
 
-from cli import batch_commands, db_commands, recovery_commands, report_commands, serve_command
+from cli import (
+    batch_commands,
+    db_commands,
+    recovery_commands,
+    report_commands,
+    serve_command,
+    workflow_commands,
+)
 
 app = typer.Typer(
     help="Enrich Apollo lead exports: upload, normalize, dedupe, enrich via Clay, consolidate.",
@@ -14,6 +21,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(db_commands.app, name="db")
+app.add_typer(workflow_commands.step_app, name="step")
 for command in (
     batch_commands.sample,
     batch_commands.upload,
@@ -25,6 +33,8 @@ for command in (
     recovery_commands.sweep,
     recovery_commands.resume,
     recovery_commands.retry,
+    workflow_commands.integrity,
+    workflow_commands.workflows,
     serve_command.serve,
 ):
     app.command()(command)

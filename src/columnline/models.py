@@ -69,7 +69,6 @@ def check_json(value: Any) -> Any:
     return value
 
 
-Text = Annotated[str, AfterValidator(check_text)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(check_text)]
 ShortText = Annotated[str, StringConstraints(max_length=2000), AfterValidator(check_text)]
 LongText = Annotated[str, StringConstraints(max_length=1_000_000), AfterValidator(check_text)]

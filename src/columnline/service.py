@@ -85,10 +85,18 @@ def _jsonb(value: Any) -> Jsonb | None:
     return None if value is None else Jsonb(value)
 
 
+def _no_run(run_id: UUID) -> NotFoundError:
+    return NotFoundError("run_not_found", f"run {run_id} does not exist", run_id=run_id)
+
+
+def _no_client(slug: str) -> NotFoundError:
+    return NotFoundError("client_not_found", f"no client with slug {slug!r}", client_slug=slug)
+
+
 def _lock_run(conn: Conn, run_id: UUID, *, exclusive: bool = False) -> DictRow:
     row = _one(conn, "v2_lock_run" if exclusive else "v2_lock_run_shared", {"run_id": run_id})
     if row is None:
-        raise NotFoundError("run_not_found", f"run {run_id} does not exist", run_id=run_id)
+        raise _no_run(run_id)
     return row
 
 
@@ -107,7 +115,7 @@ def _lock_writable_run(conn: Conn, run_id: UUID, *, exclusive: bool = False) -> 
 def get_client(conn: Conn, slug: str) -> ClientOut:
     row = _one(conn, "v2_get_client", {"slug": slug})
     if row is None:
-        raise NotFoundError("client_not_found", f"no client with slug {slug!r}", client_slug=slug)
+        raise _no_client(slug)
     return ClientOut.model_validate(row)
 
 
@@ -170,11 +178,7 @@ def start_run(conn: Conn, body: RunStart) -> RunStarted:
     }
     row = _one(conn, "v2_create_run", params)
     if row is None:
-        raise NotFoundError(
-            "client_not_found",
-            f"no client with slug {body.client_slug!r}",
-            client_slug=body.client_slug,
-        )
+        raise _no_client(body.client_slug)
     return RunStarted.model_validate(row)
 
 
@@ -248,7 +252,7 @@ def add_contacts(conn: Conn, body: ContactsIn) -> ContactsAdded:
 def get_run(conn: Conn, run_id: UUID) -> RunDetail:
     row = _one(conn, "v2_get_run", {"run_id": run_id})
     if row is None:
-        raise NotFoundError("run_not_found", f"run {run_id} does not exist", run_id=run_id)
+        raise _no_run(run_id)
     params = {"run_id": run_id}
     return RunDetail(
         **row,

@@ -83,8 +83,8 @@ class CloudRuntime:
         wait_for_scheduled_pass(self.dbs, batch_id)
         return run_pass(self.dbs, batch_id, self.dispatcher)
 
-    def run_step(self, batch_id: UUID, step_name: str, item_ids: list[UUID]) -> None:
-        execute_call(self.ctx, StepCall(batch_id, step_name, tuple(item_ids)))
+    def run_step(self, call: StepCall) -> None:
+        execute_call(self.ctx, call)
 
     def sweep(self) -> SweepReport:
         return sweep(self.dbs, self.trigger)

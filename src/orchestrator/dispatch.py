@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,29 @@ class StepCall:
     entity_ids: tuple[UUID, ...] = ()
     play_name: str | None = None
     step_number: int | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """A plain form for crossing process boundaries (Modal spawn arguments)."""
+        return {
+            "batch_id": str(self.batch_id) if self.batch_id else None,
+            "step_name": self.step_name,
+            "item_ids": [str(i) for i in self.item_ids],
+            "entity_ids": [str(i) for i in self.entity_ids],
+            "play_name": self.play_name,
+            "step_number": self.step_number,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StepCall:
+        batch = data.get("batch_id")
+        return cls(
+            batch_id=UUID(batch) if batch else None,
+            step_name=str(data["step_name"]),
+            item_ids=tuple(UUID(i) for i in data.get("item_ids", [])),
+            entity_ids=tuple(UUID(i) for i in data.get("entity_ids", [])),
+            play_name=data.get("play_name"),
+            step_number=data.get("step_number"),
+        )
 
 
 class Dispatcher(Protocol):

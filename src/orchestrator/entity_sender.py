@@ -131,7 +131,15 @@ def _record(
     failures = [s | {"dispatch_id": s["id"]} for s in sends if not s["ok"]]
     with conn.transaction():
         conn.execute(
-            entity_query("record_sends", kind),
+            entity_query("lease_sent_entities", kind),
+            {
+                "sends": Jsonb(sends),
+                "timeout": workflow.timeout_seconds,
+                "workflow_slug": workflow.workflow_slug,
+            },
+        )
+        conn.execute(
+            query("record_sends"),
             {
                 "sends": Jsonb(sends),
                 "credits": workflow.credits_per_call,

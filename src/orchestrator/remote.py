@@ -14,7 +14,7 @@ from database.pool import Databases
 from database.queries import query
 from orchestrator.dispatch import StepCall
 
-SpawnStep = Callable[[str, str, list[str]], object]
+SpawnStep = Callable[[dict[str, object]], object]
 SpawnPass = Callable[[str], object]
 
 
@@ -26,7 +26,7 @@ class SpawningDispatcher:
 
     def dispatch(self, calls: Sequence[StepCall]) -> None:
         for call in calls:
-            self._spawn(str(call.batch_id), call.step_name, [str(i) for i in call.item_ids])
+            self._spawn(call.to_json())
 
 
 class DatabaseCoalescingTrigger:

@@ -22,6 +22,8 @@ from orchestrator.receivers import ReceiverConfig
 from orchestrator.registry import DEFAULT_PLAY
 from orchestrator.summary import summarize
 from settings import Settings
+from webapp.columnline_routes import add_columnline_routes
+from webapp.play_routes import add_play_routes
 from webapp.receiver_routes import add_receiver_routes
 
 
@@ -106,6 +108,8 @@ def create_app(runtime_factory: Callable[[], AppRuntime]) -> FastAPI:
     app.state.runtime = None
     _add_batch_routes(app)
     add_receiver_routes(app)
+    add_play_routes(app, require_api_key)
+    add_columnline_routes(app)
     return app
 
 

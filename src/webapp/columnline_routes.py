@@ -57,23 +57,14 @@ _DESCRIPTIONS = {
     409: "The request conflicts with the run's state",
 }
 
-Slug = Annotated[
-    str,
-    Path(min_length=1, max_length=KEY_MAX_LENGTH, pattern=KEY_PATTERN, examples=["acme"]),
-]
-PromptKey = Annotated[
-    str,
-    Path(
-        min_length=1,
-        max_length=KEY_MAX_LENGTH,
-        pattern=KEY_PATTERN,
-        examples=["research.extract_claims"],
-    ),
-]
-SectionKey = Annotated[
-    str,
-    Path(min_length=1, max_length=KEY_MAX_LENGTH, pattern=KEY_PATTERN, examples=["overview"]),
-]
+
+def _key_in_path(example: str) -> Any:
+    return Path(min_length=1, max_length=KEY_MAX_LENGTH, pattern=KEY_PATTERN, examples=[example])
+
+
+Slug = Annotated[str, _key_in_path("acme")]
+PromptKey = Annotated[str, _key_in_path("research.extract_claims")]
+SectionKey = Annotated[str, _key_in_path("overview")]
 RunId = Annotated[UUID, Path(description="Id returned by POST /runs.")]
 StageFilter = Annotated[StageName | None, Query(description="Only this stage's prompts.")]
 

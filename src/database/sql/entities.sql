@@ -41,13 +41,16 @@ WITH wanted AS (
     ORDER BY entity_id
     ON CONFLICT ({id_column}, workflow_slug) DO NOTHING
     RETURNING {id_column} AS entity_id, dispatch_id, attempts
+), pending AS (
+    SELECT s.id FROM {state_table} s JOIN wanted ON s.{id_column} = wanted.entity_id
+    WHERE s.workflow_slug = %(workflow_slug)s AND s.status = 'PENDING'
+    ORDER BY s.id FOR UPDATE OF s SKIP LOCKED
 ), reclaimed AS (
     UPDATE {state_table} s
     SET status = 'IN_PROGRESS', attempts = s.attempts + 1, dispatch_id = gen_random_uuid(),
         lease_expires_at = NOW() + make_interval(secs => %(timeout)s), updated_at = NOW()
-    FROM wanted
-    WHERE s.{id_column} = wanted.entity_id AND s.workflow_slug = %(workflow_slug)s
-      AND s.status = 'PENDING'
+    FROM pending
+    WHERE s.id = pending.id AND s.status = 'PENDING'
     RETURNING s.{id_column} AS entity_id, s.dispatch_id, s.attempts
 )
 SELECT * FROM inserted UNION ALL SELECT * FROM reclaimed;
@@ -113,19 +116,32 @@ SET status = CASE
 FROM decided d, locked
 WHERE ws.id = locked.id AND ws.item_id = d.item_id AND ws.status = 'IN_PROGRESS';
 
+-- name: lease_sent_entities
+-- The entity's lease restarts at the send, so time spent queued behind the rate limit does not
+-- count against it. Entity rows are locked in id order, before any dispatch row, as everywhere.
+WITH sent AS (
+    SELECT * FROM jsonb_to_recordset(%(sends)s::jsonb) AS s(id uuid, entity_id uuid, ok boolean)
+    WHERE ok
+), locked AS (
+    SELECT st.id FROM {state_table} st JOIN sent
+      ON st.{id_column} = sent.entity_id AND st.dispatch_id = sent.id
+    WHERE st.workflow_slug = %(workflow_slug)s AND st.status = 'IN_PROGRESS'
+    ORDER BY st.id FOR UPDATE OF st
+)
+UPDATE {state_table} st
+SET lease_expires_at = NOW() + make_interval(secs => %(timeout)s)
+FROM locked WHERE st.id = locked.id;
+
 -- name: record_sends
 -- Outcome of the provider calls of one chunk, written once for the chunk. A fast provider may
--- have called back already: that status stays, the cost is still recorded. The entity's lease
--- restarts at the send, so time spent queued behind the rate limit does not count against it.
+-- have called back already: that status stays, the cost is still recorded.
 WITH sends AS (
     SELECT * FROM jsonb_to_recordset(%(sends)s::jsonb)
-        AS s(id uuid, entity_id uuid, ok boolean, http_status int, error text)
-), leased AS (
-    UPDATE {state_table} st
-    SET lease_expires_at = NOW() + make_interval(secs => %(timeout)s)
-    FROM sends
-    WHERE sends.ok AND st.{id_column} = sends.entity_id AND st.workflow_slug = %(workflow_slug)s
-      AND st.dispatch_id = sends.id AND st.status = 'IN_PROGRESS'
+        AS s(id uuid, ok boolean, http_status int, error text)
+), locked AS (
+    SELECT d.id FROM entity_dispatches d JOIN sends ON sends.id = d.id
+    WHERE d.status IN ('SENDING', 'CALLED_BACK')
+    ORDER BY d.id FOR UPDATE OF d
 )
 UPDATE entity_dispatches d
 SET status = CASE WHEN d.status = 'CALLED_BACK' THEN d.status
@@ -134,19 +150,25 @@ SET status = CASE WHEN d.status = 'CALLED_BACK' THEN d.status
     credits = CASE WHEN s.ok THEN %(credits)s::numeric ELSE 0 END,
     http_status = s.http_status,
     error = s.error
-FROM sends s
-WHERE d.id = s.id AND d.status IN ('SENDING', 'CALLED_BACK');
+FROM sends s, locked
+WHERE d.id = s.id AND d.id = locked.id;
 
 -- name: fail_entities
 -- Provider calls that failed for good: the entity and every item waiting on it FAIL with the error.
-WITH failed AS (
+WITH entities AS (
+    SELECT st.id, f.error
+    FROM {state_table} st
+    JOIN jsonb_to_recordset(%(failures)s::jsonb) AS f(entity_id uuid, dispatch_id uuid, error text)
+      ON st.{id_column} = f.entity_id AND st.dispatch_id = f.dispatch_id
+    WHERE st.workflow_slug = %(workflow_slug)s AND st.status = 'IN_PROGRESS'
+    ORDER BY st.id FOR UPDATE OF st
+), failed AS (
     UPDATE {state_table} st
     SET status = 'FAILED', lease_expires_at = NULL, updated_at = NOW(),
-        meta = COALESCE(st.meta, '{{}}'::jsonb) || jsonb_build_object('error', f.error)
-    FROM jsonb_to_recordset(%(failures)s::jsonb) AS f(entity_id uuid, dispatch_id uuid, error text)
-    WHERE st.{id_column} = f.entity_id AND st.workflow_slug = %(workflow_slug)s
-      AND st.dispatch_id = f.dispatch_id AND st.status = 'IN_PROGRESS'
-    RETURNING st.{id_column} AS entity_id, f.error
+        meta = COALESCE(st.meta, '{{}}'::jsonb) || jsonb_build_object('error', entities.error)
+    FROM entities
+    WHERE st.id = entities.id
+    RETURNING st.{id_column} AS entity_id, entities.error
 ), locked AS (
     SELECT ws.id, failed.error
     FROM workflow_states ws

@@ -53,3 +53,17 @@ ORDER BY c.workflow_slug, c.company_id;
 
 -- name: delete_completions
 DELETE FROM company_play_step_completions WHERE id = ANY(%(ids)s::uuid[]);
+
+-- name: reset_entities_for_rerun
+-- A forced manual re-run: finished entities of the workflow go back to PENDING to be claimed.
+UPDATE company_workflow_states
+SET status = 'PENDING', attempts = 0, lease_expires_at = NULL, updated_at = NOW()
+WHERE company_id = ANY(%(company_ids)s::uuid[]) AND workflow_slug = %(workflow_slug)s
+  AND status IN ('COMPLETED', 'FAILED');
+
+-- name: company_step_states
+SELECT c.id AS company_id, c.domain, s.status, s.meta->>'error' AS error
+FROM normalized_companies c
+LEFT JOIN company_workflow_states s ON s.company_id = c.id AND s.workflow_slug = %(workflow_slug)s
+WHERE c.id = ANY(%(company_ids)s::uuid[])
+ORDER BY c.domain;

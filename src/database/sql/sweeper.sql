@@ -1,6 +1,12 @@
 -- name: sweep_expired_entities
 -- Entities whose provider call outlived its lease: retry (back to PENDING, to be claimed and sent
 -- again with a new dispatch and token) while attempts remain, else FAIL with the reason.
+-- Rows someone holds right now are left for the next sweep.
+WITH expired AS (
+    SELECT id FROM {state_table}
+    WHERE status = 'IN_PROGRESS' AND lease_expires_at < NOW()
+    ORDER BY id FOR UPDATE SKIP LOCKED
+)
 UPDATE {state_table} s
 SET status = CASE WHEN s.attempts < w.max_attempts THEN 'PENDING' ELSE 'FAILED' END,
     lease_expires_at = NULL,
@@ -9,9 +15,8 @@ SET status = CASE WHEN s.attempts < w.max_attempts THEN 'PENDING' ELSE 'FAILED' 
         'error', format('no result within %%s s (attempt %%s of %%s)',
                         w.timeout_seconds, s.attempts, w.max_attempts),
         'expired_dispatch_id', s.dispatch_id)
-FROM db_driven_enrichment_workflows w
-WHERE w.workflow_slug = s.workflow_slug AND s.status = 'IN_PROGRESS'
-  AND s.lease_expires_at < NOW()
+FROM db_driven_enrichment_workflows w, expired
+WHERE s.id = expired.id AND w.workflow_slug = s.workflow_slug AND s.status = 'IN_PROGRESS'
 RETURNING s.{id_column} AS entity_id, s.workflow_slug, s.status;
 
 -- name: sweep_entity_items

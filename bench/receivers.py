@@ -1,0 +1,533 @@
+"""Callbacks per second the receiver sustains on loopback, next to a bare one-INSERT endpoint.
+
+    python bench/receivers.py [--callbacks 5000] [--repeat 2] [--concurrency 32] [--json]
+
+Set-up (not timed): a generated file is uploaded on the default play and run on LocalService
+with the Clay simulator accepting every row but never calling back (`drop_rate=1.0`), until
+every company has a dispatch in flight (`entity_dispatches`, status SENT). The benchmark then
+signs one valid callback per dispatch itself (`orchestrator.tokens.sign`, as the sender does),
+with the simulator's synthetic company data as the body.
+
+Each burst POSTs a set of bodies from a second process (multiprocessing, spawn): an asyncio
+load generator with `--concurrency` keep-alive connections, each sending its next request as
+soon as the previous one is answered. The same uvicorn server and the same pool serve
+  * `POST /receivers/enrich_company_via_waterfall_in_clay`: the real receiver;
+  * `POST /bench/bare-insert`: added to the served app by this script only; it reads the body,
+    parses the JSON and INSERTs it into a scratch table through the same pool (one statement),
+    in Starlette's thread pool like the receiver.
+Bursts alternate bare, receiver, bare, receiver ... (`--repeat` of each; the best is reported).
+Each receiver burst uses fresh dispatches, so every callback is a first delivery. The runtime
+keeps running: a stored company callback completes its items, asks for an orchestrator pass,
+and the pass moves them to the person step (whose sends the simulator also drops), all in this
+process, as in production; the script waits for that to settle before the next burst.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from psycopg.types.json import Jsonb
+from rich.console import Console
+from starlette.concurrency import run_in_threadpool
+
+import webapp.local_service
+from common import (
+    BenchServer,
+    CallbackTap,
+    CpuMeter,
+    Runs,
+    StatementsByThread,
+    admin_connection,
+    bench_server,
+    checkpoint,
+    console_for,
+    emit_json,
+    fmt,
+    log,
+    machine_state,
+    rows,
+    sample_json,
+    scalar,
+    table,
+    upload_file,
+    wait_until,
+    write_sample,
+)
+from database.pool import Databases
+from orchestrator.registry import DEFAULT_PLAY
+from orchestrator.runtime import LocalRuntime
+from orchestrator.tokens import sign
+from providers.clay_simulator import SimulatorConfig, synthesize
+from webapp.local_service import LocalService
+
+COMPANY_STEP = "enrich_company_via_waterfall_in_clay"
+RECEIVER_PATH = f"/receivers/{COMPANY_STEP}"
+BARE_PATH = "/bench/bare-insert"
+SCRATCH_TABLE = "bench_receiver_scratch"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--callbacks", type=int, default=5_000, help="requests per burst")
+    parser.add_argument("--repeat", type=int, default=2, help="bursts of each kind")
+    parser.add_argument("--concurrency", type=int, default=32, help="keep-alive connections")
+    parser.add_argument(
+        "--items-per-company", type=int, default=2, help="rows per company in the sample"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    args = parser.parse_args(argv)
+    if min(args.callbacks, args.repeat, args.concurrency, args.items_per_company) < 1:
+        parser.error("counts must be at least 1")
+    return args
+
+
+# --------------------------------------------------------------------------- the bare endpoint
+
+
+def _insert_scratch(dbs: Databases, body: bytes) -> None:
+    payload = json.loads(body)
+    with dbs.hq.connection() as conn:
+        conn.execute(
+            f"INSERT INTO {SCRATCH_TABLE} (entity_id, data) VALUES (%s, %s)",
+            (payload["entity_id"], Jsonb(payload.get("data"))),
+        )
+
+
+def add_bare_route(app: FastAPI, dbs: Databases) -> None:
+    async def bare_insert(request: Request) -> JSONResponse:
+        body = await request.body()
+        await run_in_threadpool(_insert_scratch, dbs, body)
+        return JSONResponse({"status": "stored"})
+
+    app.add_api_route(BARE_PATH, bare_insert, methods=["POST"], include_in_schema=False)
+
+
+@contextmanager
+def served_with_bare_route(dbs: Databases) -> Iterator[None]:
+    """Make LocalService serve its usual app plus the bare route (this benchmark only)."""
+    original = webapp.local_service.runtime_app
+
+    def app_with_bare_route(runtime: LocalRuntime) -> Any:
+        app = original(runtime)
+        add_bare_route(app, dbs)
+        return app
+
+    webapp.local_service.runtime_app = app_with_bare_route
+    try:
+        yield
+    finally:
+        webapp.local_service.runtime_app = original
+
+
+def create_scratch_table(conninfo: str) -> None:
+    with admin_connection(conninfo) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {SCRATCH_TABLE}")
+        conn.execute(
+            f"CREATE TABLE {SCRATCH_TABLE} (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+            " entity_id UUID NOT NULL, data JSONB, created_at TIMESTAMPTZ NOT NULL DEFAULT NOW())"
+        )
+
+
+# --------------------------------------------------------------------------- load generator
+
+
+@dataclass(frozen=True)
+class Burst:
+    kind: str  # "receiver" or "bare"
+    requests: list[bytes]
+
+
+def http_request(port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def _client(
+    streams: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    pending: list[bytes],
+    statuses: Counter[int],
+    latencies: list[float],
+) -> None:
+    reader, writer = streams
+    while pending:
+        request = pending.pop()
+        started = time.perf_counter()
+        writer.write(request)
+        statuses[await _read_response(reader)] += 1
+        latencies.append(time.perf_counter() - started)
+    writer.close()
+
+
+async def _drive(
+    port: int, requests: list[bytes], concurrency: int, pipe: Connection
+) -> dict[str, Any]:
+    connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(concurrency)]
+    pipe.send("ready")
+    pipe.recv()  # "go": blocking is fine, nothing else runs on this loop yet
+    pending = list(reversed(requests))
+    statuses: Counter[int] = Counter()
+    latencies: list[float] = []
+    started = time.perf_counter()
+    await asyncio.gather(*(_client(c, pending, statuses, latencies) for c in connections))
+    wall = time.perf_counter() - started
+    return {"wall_s": wall, "statuses": dict(statuses), **_percentiles(latencies)}
+
+
+def _percentiles(latencies: list[float]) -> dict[str, float]:
+    if not latencies:
+        return {}
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {
+        "latency_p50_ms": 1000 * cuts[49],
+        "latency_p95_ms": 1000 * cuts[94],
+        "latency_p99_ms": 1000 * cuts[98],
+        "latency_max_ms": 1000 * max(latencies),
+    }
+
+
+def load_generator(pipe: Connection, port: int, concurrency: int) -> None:
+    """Entry point of the load generator process."""
+    requests: list[bytes] = pipe.recv()
+    pipe.send(asyncio.run(_drive(port, requests, concurrency, pipe)))
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+def company_callbacks(conninfo: str, batch_id: UUID, key: bytes) -> list[dict[str, Any]]:
+    """One valid callback body per company dispatch in flight."""
+    found = rows(
+        conninfo,
+        "SELECT d.id, d.entity_id, d.attempt, d.workflow_slug, c.domain, c.name, c.industry,"
+        " c.employees, c.linkedin_url FROM entity_dispatches d"
+        " JOIN normalized_companies c ON c.id = d.entity_id"
+        " WHERE d.batch_id = %s AND d.entity_type = 'company' AND d.status = 'SENT'"
+        " ORDER BY d.entity_id",
+        (batch_id,),
+    )
+    fields = ("domain", "name", "industry", "employees", "linkedin_url")
+    return [
+        {
+            "entity_id": str(r["entity_id"]),
+            "workflow_slug": r["workflow_slug"],
+            "callback_token": sign(key, r["id"], r["entity_id"], r["workflow_slug"], r["attempt"]),
+            "data": synthesize({**{k: r[k] for k in fields}, "entity_type": "company"}),
+        }
+        for r in found
+    ]
+
+
+def _settled(service: LocalService, conninfo: str, batch_id: UUID) -> bool:
+    pending = scalar(
+        conninfo,
+        "SELECT count(*) FROM workflow_states WHERE batch_id = %s AND status = 'PENDING'",
+        (batch_id,),
+    )
+    return pending == 0 and service.runtime.dispatcher.wait_idle(timeout=0.5)
+
+
+def settle(service: LocalService, conninfo: str, batch_id: UUID) -> None:
+    wait_until(lambda: _settled(service, conninfo, batch_id), 600, "the runtime to settle")
+    time.sleep(1.0)
+
+
+def dispatch_everything(service: LocalService, conninfo: str, batch_id: UUID) -> int:
+    """Run the batch until every company has a dispatch in flight; returns their number."""
+    companies = int(
+        scalar(
+            conninfo, "SELECT count(*) FROM normalized_companies WHERE batch_id = %s", (batch_id,)
+        )
+        or 0
+    )
+
+    def all_sent() -> bool:
+        sent = scalar(
+            conninfo,
+            "SELECT count(*) FROM entity_dispatches WHERE batch_id = %s"
+            " AND entity_type = 'company' AND status = 'SENT'",
+            (batch_id,),
+        )
+        return companies > 0 and sent == companies
+
+    service.runtime.trigger.request(batch_id)
+    wait_until(all_sent, 1800, "every company to be dispatched", poll=0.5)
+    settle(service, conninfo, batch_id)
+    return companies
+
+
+# --------------------------------------------------------------------------- bursts
+
+
+def _dispatched(conninfo: str, batch_id: UUID) -> dict[str, int]:
+    found = rows(
+        conninfo,
+        "SELECT count(*) FILTER (WHERE status = 'CALLED_BACK') AS called_back,"
+        " count(*) FILTER (WHERE entity_type = 'person') AS person_dispatches,"
+        f" (SELECT count(*) FROM {SCRATCH_TABLE}) AS scratch_rows"
+        " FROM entity_dispatches WHERE batch_id = %s",
+        (batch_id,),
+    )
+    return {k: int(v) for k, v in found[0].items()}
+
+
+def run_burst(
+    service: LocalService, server: BenchServer, batch_id: UUID, burst: Burst, concurrency: int
+) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    port = int(service.server.url.rsplit(":", 1)[1])
+    proc = ctx.Process(target=load_generator, args=(child, port, concurrency), daemon=True)
+    proc.start()
+    parent.send(burst.requests)
+    if parent.recv() != "ready":
+        raise RuntimeError("the load generator did not start")
+    before = _dispatched(server.conninfo, batch_id)
+    trigger = service.runtime.trigger
+    passes, requests = trigger.passes, trigger.requests
+    statements, callbacks = StatementsByThread(), CallbackTap()
+    cpu = CpuMeter(server.postgres_pid, {"load generator": proc.pid or 0})
+    with callbacks.installed(), statements.measure():
+        cpu.start()
+        parent.send("go")
+        result: dict[str, Any] = parent.recv()
+        cpu_used = cpu.stop()
+    proc.join(timeout=30)
+    after = _dispatched(server.conninfo, batch_id)
+    return _burst_result(
+        burst, result, cpu_used, statements, callbacks, trigger.passes - passes,
+        trigger.requests - requests, {k: after[k] - before[k] for k in after},
+    )  # fmt: skip
+
+
+def _burst_result(
+    burst: Burst,
+    result: dict[str, Any],
+    cpu_used: dict[str, float],
+    statements: StatementsByThread,
+    callbacks: CallbackTap,
+    passes: int,
+    pass_requests: int,
+    changes: dict[str, int],
+) -> dict[str, Any]:
+    ok = int(result["statuses"].get(200, 0))
+    handled = max(len(burst.requests), 1)
+    out = {
+        "kind": burst.kind,
+        "requests": len(burst.requests),
+        "ok": ok,
+        "per_s": ok / result["wall_s"],
+        **result,
+        "cpu": cpu_used,
+        "passes": passes,
+        "pass_requests": pass_requests,
+        "passes_per_request": passes / handled,
+        "statements": dict(statements.counts),
+        "statements_per_request": statements.total / handled,
+        "receiver_statuses": dict(callbacks.statuses),
+        "database_changes": changes,
+    }
+    log(
+        f"  {burst.kind}: {ok:,}/{len(burst.requests):,} ok in {result['wall_s']:.2f}s ="
+        f" {out['per_s']:,.0f}/s, p50 {result.get('latency_p50_ms', 0):.0f} ms,"
+        f" {passes} passes, {statements.total:,} statements, changes {changes}"
+    )
+    if ok != len(burst.requests):
+        raise RuntimeError(f"{burst.kind} burst: statuses {result['statuses']}")
+    return out
+
+
+def make_bursts(
+    callbacks: list[dict[str, Any]], port: int, headers: dict[str, str], size: int, repeat: int
+) -> list[Burst]:
+    bursts = []
+    for i in range(repeat):
+        bodies = [json.dumps(c).encode() for c in callbacks[i * size : (i + 1) * size]]
+        bursts.append(Burst("bare", [http_request(port, BARE_PATH, b, headers) for b in bodies]))
+        bursts.append(
+            Burst("receiver", [http_request(port, RECEIVER_PATH, b, headers) for b in bodies])
+        )
+    return bursts
+
+
+# --------------------------------------------------------------------------- main flow
+
+
+def measure(server: BenchServer, args: argparse.Namespace, path: Path) -> dict[str, Any]:
+    settings = server.settings()
+    create_scratch_table(server.conninfo)
+    simulator = SimulatorConfig(drop_rate=1.0, record_history=False)
+    with (
+        server.open(settings) as dbs,
+        served_with_bare_route(dbs),
+        LocalService(settings, dbs, simulator=simulator) as service,
+    ):
+        log("uploading and dispatching every company (the simulator never calls back)")
+        batch_id = upload_file(dbs, path, DEFAULT_PLAY).batch_id
+        started = time.perf_counter()
+        companies = dispatch_everything(service, server.conninfo, batch_id)
+        took = time.perf_counter() - started
+        log(f"  {companies:,} company dispatches in flight after {took:.0f}s")
+        config = service.runtime.receiver_config
+        headers = {
+            "Content-Type": "application/json",
+            config.secret_header: config.callback_secret or "",
+        }
+        port = int(service.server.url.rsplit(":", 1)[1])
+        callbacks = company_callbacks(server.conninfo, batch_id, service.runtime.signing_key)
+        if len(callbacks) < args.callbacks * args.repeat:
+            raise RuntimeError(f"only {len(callbacks)} dispatches for {args.repeat} bursts")
+        runs = {"bare": Runs("per_s"), "receiver": Runs("per_s")}
+        for burst in make_bursts(callbacks, port, headers, args.callbacks, args.repeat):
+            checkpoint(server.conninfo)
+            log(f"burst: {len(burst.requests):,} x {burst.kind}, {args.concurrency} connections")
+            runs[burst.kind].runs.append(
+                run_burst(service, server, batch_id, burst, args.concurrency)
+            )
+            settle(service, server.conninfo, batch_id)
+    return {"companies_dispatched": companies, "runs": runs, "settings": settings}
+
+
+def benchmark(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    before = machine_state()
+    log(f"machine: {before.describe()}")
+    companies = args.callbacks * args.repeat
+    path = tmp / "apollo.csv"
+    stats = write_sample(
+        path, companies * args.items_per_company, companies, email_only_fraction=0.0,
+        underivable_fraction=0.0, duplicate_fraction=0.0,
+    )  # fmt: skip
+    with bench_server("receivers") as server:
+        measured = measure(server, args, path)
+        server_json = server.to_json()
+    after = machine_state()
+    runs: dict[str, Runs] = measured["runs"]
+    best = {k: r.best for k, r in runs.items()}
+    settings = measured["settings"]
+    return {
+        "benchmark": "receivers",
+        "sample": sample_json(stats),
+        "server": server_json,
+        "concurrency": args.concurrency,
+        "callbacks_per_burst": args.callbacks,
+        "repeat": args.repeat,
+        "settings": {
+            "pool_max_size": settings.pool_max_size,
+            "dispatch_workers": settings.dispatch_workers,
+            "starlette_threadpool": 40,
+        },
+        "companies_dispatched": measured["companies_dispatched"],
+        "machine_before": before.describe(),
+        "machine_after": after.describe(),
+        "best": best,
+        "ratio_receiver_over_bare": best["receiver"]["per_s"] / best["bare"]["per_s"],
+        "runs": {k: r.runs for k, r in runs.items()},
+    }
+
+
+# --------------------------------------------------------------------------- report
+
+
+def render(console: Console, report: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]Receivers[/]: bursts of {report['callbacks_per_burst']:,} POSTs over"
+        f" {report['concurrency']} keep-alive connections from a second process; best of"
+        f" {report['repeat']}; pool_max_size={report['settings']['pool_max_size']},"
+        f" Starlette thread pool 40 (AnyIO default)"
+    )
+    console.print(f"[bold]Server[/]: {report['server']['kind']}: {report['server']['version']}")
+    console.print(f"[bold]Machine before[/]: {report['machine_before']}")
+    console.print(f"[bold]Machine after[/]:  {report['machine_after']}")
+    console.print(_runs_table(report))
+    console.print(_best_table(report))
+
+
+def _runs_table(report: dict[str, Any]) -> Any:
+    lines = [
+        (r["kind"], f"{r['ok']:,}", fmt(r["wall_s"], 2), fmt(r["per_s"], 0),
+         fmt(r.get("latency_p50_ms", 0), 1), fmt(r.get("latency_p99_ms", 0), 1), r["passes"])
+        for kind in ("bare", "receiver")
+        for r in report["runs"][kind]
+    ]  # fmt: skip
+    columns = ("burst", "ok", "wall s", "requests/s", "p50 ms", "p99 ms", "passes")
+    return table("Every burst", columns, lines)
+
+
+def _best_table(report: dict[str, Any]) -> Any:
+    bare, receiver = report["best"]["bare"], report["best"]["receiver"]
+
+    def both(name: str, value: Callable[[dict[str, Any]], str]) -> tuple[str, str, str]:
+        return name, value(bare), value(receiver)
+
+    lines = [
+        both("requests per second", lambda r: fmt(r["per_s"], 0)),
+        both("latency p50 / p95 / p99 ms", lambda r: " / ".join(
+            fmt(r.get(f"latency_{p}_ms", 0), 1) for p in ("p50", "p95", "p99"))),
+        both("SQL statements per request", lambda r: fmt(r["statements_per_request"], 2)),
+        both("statements by thread", lambda r: _by_thread(r["statements"])),
+        both("orchestrator passes in the burst", lambda r: str(r["passes"])),
+        both("passes per callback", lambda r: fmt(r["passes_per_request"], 4)),
+        both("pass requests", lambda r: f"{r['pass_requests']:,}"),
+        both("database changes", lambda r: _changes(r["database_changes"])),
+        *(both(f"CPU s: {k}", lambda r, k=k: fmt(r["cpu"].get(k, 0.0), 1))
+          for k in bare["cpu"]),
+        ("receiver / bare", "", fmt(report["ratio_receiver_over_bare"], 3)),
+    ]  # fmt: skip
+    return table("Best burst", ("metric", "bare INSERT endpoint", "receiver"), lines)
+
+
+def _by_thread(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k}={v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _changes(changes: dict[str, int]) -> str:
+    return ", ".join(f"{k} +{v:,}" for k, v in changes.items() if v)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-receivers-"))
+    try:
+        report = benchmark(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    render(console_for(args.json), report)
+    if args.json:
+        emit_json(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

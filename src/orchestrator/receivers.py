@@ -23,7 +23,7 @@ from orchestrator.context import Trigger
 from orchestrator.entity_kinds import EntityKind, kind_of
 from orchestrator.entity_store import entity_query
 from orchestrator.logger import PlayPosition
-from orchestrator.registry import RegistryError, WorkflowConfig, load_workflow
+from orchestrator.registry import RegistryError, WorkflowConfig, cached_workflow
 from orchestrator.results import Answer, accept_answer
 from orchestrator.tokens import parse, verify
 
@@ -93,9 +93,9 @@ def _parse_body(body: bytes, workflow_slug: str) -> _Callback:
     return _Callback(entity_id, token, data, str(error) if error and data is None else None)
 
 
-def _workflow(conn: Conn, workflow_slug: str) -> tuple[WorkflowConfig, EntityKind]:
+def _workflow(dbs: Databases, workflow_slug: str) -> tuple[WorkflowConfig, EntityKind]:
     try:
-        workflow = load_workflow(conn, workflow_slug)
+        workflow = cached_workflow(dbs, workflow_slug)
         return workflow, kind_of(workflow.entity_type)
     except (RegistryError, ValueError):
         raise _Refused(404, f"no entity workflow {workflow_slug!r} takes callbacks") from None
@@ -104,20 +104,18 @@ def _workflow(conn: Conn, workflow_slug: str) -> tuple[WorkflowConfig, EntityKin
 def _dispatch(
     conn: Conn, config: ReceiverConfig, kind: EntityKind, workflow: str, callback: _Callback
 ) -> dict[str, Any]:
-    if (
-        conn.execute(
-            entity_query("entity_exists", kind), {"entity_id": callback.entity_id}
-        ).fetchone()
-        is None
-    ):
-        raise _Refused(404, f"unknown {kind.name} {callback.entity_id}")
     claims = parse(callback.token)
-    row = None
-    if claims is not None:
-        row = conn.execute(
-            entity_query("dispatch_for_callback", kind), {"dispatch_id": claims.dispatch_id}
-        ).fetchone()
-    if row is None or row["entity_id"] != callback.entity_id or row["workflow_slug"] != workflow:
+    row = conn.execute(
+        entity_query("callback_context", kind),
+        {"entity_id": callback.entity_id, "dispatch_id": claims.dispatch_id if claims else None},
+    ).fetchone()
+    if row is None:
+        raise _Refused(404, f"unknown {kind.name} {callback.entity_id}")
+    if (
+        row["id"] is None
+        or row["dispatch_entity_id"] != callback.entity_id
+        or (row["workflow_slug"] != workflow)
+    ):
         raise _Refused(401, "callback token does not match a dispatch of this entity")
     if not verify(config.signing_key, callback.token, callback.entity_id, workflow, row["attempt"]):
         raise _Refused(401, "callback token signature is invalid")
@@ -171,8 +169,8 @@ def receive_callback(
     try:
         _check_secret(config, headers)
         callback = _parse_body(body, workflow_slug)
+        workflow, kind = _workflow(dbs, workflow_slug)
         with dbs.hq.connection() as conn:
-            workflow, kind = _workflow(conn, workflow_slug)
             dispatch = _dispatch(conn, config, kind, workflow_slug, callback)
         position = PlayPosition(dispatch["play_name"], dispatch["step_number"])
         answer = Answer(

@@ -6,6 +6,9 @@ by the table's CHECK constraints: a bad row is refused with a message naming the
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -13,7 +16,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from database.pool import Conn
+from database.pool import Conn, Databases
 from database.queries import query
 
 DEFAULT_PLAY = "apollo-lead-enrichment"
@@ -108,3 +111,51 @@ def load_workflow(conn: Conn, slug: str) -> WorkflowConfig:
     if row is None:
         raise RegistryError(f"unknown workflow {slug!r}")
     return parse_workflow(row)
+
+
+class _TtlCache:
+    """Registry rows change rarely and are read on every callback, step call and pass; a
+    short-lived cache saves those reads while an edited row still applies within seconds."""
+
+    def __init__(self, ttl_seconds: float) -> None:
+        self._ttl = ttl_seconds
+        self._entries: dict[tuple[str, str, str], tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, str], load: Callable[[], Any]) -> Any:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(key)
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        value = load()
+        with self._lock:
+            self._entries[key] = (now, value)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+CACHE_SECONDS = 2.0
+_cache = _TtlCache(CACHE_SECONDS)
+
+
+def cached_workflow(dbs: Databases, slug: str) -> WorkflowConfig:
+    def load() -> WorkflowConfig:
+        with dbs.hq.connection() as conn:
+            return load_workflow(conn, slug)
+
+    workflow: WorkflowConfig = _cache.get((dbs.urls.hq, "workflow", slug), load)
+    return workflow
+
+
+def cached_play(dbs: Databases, conn: Conn, play_name: str) -> Play:
+    play: Play = _cache.get((dbs.urls.hq, "play", play_name), lambda: load_play(conn, play_name))
+    return play
+
+
+def clear_registry_cache() -> None:
+    """Forget cached registry rows (after editing the registry in the same process)."""
+    _cache.clear()

@@ -13,7 +13,7 @@ from uuid import UUID
 from database.queries import query
 from orchestrator.context import StepContext
 from orchestrator.dispatch import StepCall
-from orchestrator.registry import RegistryError, WorkflowConfig, load_workflow
+from orchestrator.registry import RegistryError, WorkflowConfig, cached_workflow
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,7 @@ def _release_failed(ctx: StepContext, workflow: WorkflowConfig, call: StepCall, 
 def execute_call(ctx: StepContext, call: StepCall) -> None:
     """Run one chunk; if the step raises, its items are retried on a later pass or FAILED."""
     try:
-        with ctx.dbs.hq.connection() as conn:
-            workflow = load_workflow(conn, call.step_name)
+        workflow = cached_workflow(ctx.dbs, call.step_name)
         step = resolve_step(workflow)
     except Exception as exc:
         log.exception("cannot start step %s", call.step_name)

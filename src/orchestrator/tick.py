@@ -16,7 +16,7 @@ from database.pool import Conn, Databases
 from database.queries import query
 from orchestrator.dispatch import Dispatcher, chunk_calls
 from orchestrator.progress import BatchProgress, read_progress
-from orchestrator.registry import Play, load_play
+from orchestrator.registry import Play, cached_play
 
 DEFAULT_CHUNK_SIZE = 500
 DEFAULT_CLAIM_LIMIT = 100_000
@@ -39,11 +39,11 @@ class UnknownBatchError(LookupError):
     pass
 
 
-def _batch_play(conn: Conn, batch_id: UUID) -> Play:
+def _batch_play(dbs: Databases, conn: Conn, batch_id: UUID) -> Play:
     row = conn.execute(query("batch_play"), {"batch_id": batch_id}).fetchone()
     if row is None:
         raise UnknownBatchError(f"no upload batch {batch_id}")
-    return load_play(conn, str(row["play_name"]))
+    return cached_play(dbs, conn, str(row["play_name"]))
 
 
 def _advance(conn: Conn, batch_id: UUID, play: Play) -> int:
@@ -82,7 +82,7 @@ def run_pass(
     claim_limit: int = DEFAULT_CLAIM_LIMIT,
 ) -> PassResult:
     with dbs.hq.connection() as conn:
-        play = _batch_play(conn, batch_id)
+        play = _batch_play(dbs, conn, batch_id)
         advanced = _advance(conn, batch_id, play)
         claimed = _claim(conn, batch_id, play, claim_limit)
         # Claims must be visible to the step functions before they run.

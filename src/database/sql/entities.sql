@@ -203,17 +203,15 @@ SELECT p.id, p.first_name, p.last_name, p.full_name, p.email, p.linkedin_url, p.
 FROM normalized_people p JOIN normalized_companies c ON c.id = p.company_id
 WHERE p.id = ANY(%(entity_ids)s::uuid[]);
 
--- name: dispatch_for_callback
--- The dispatch a callback token names, and whether it is still the entity's current one.
-SELECT d.id, d.batch_id, d.entity_id, d.entity_type, d.workflow_slug, d.attempt,
-       d.play_name, d.step_number,
-       s.dispatch_id = d.id AS is_current, s.status AS entity_status
-FROM entity_dispatches d
+-- name: callback_context
+-- The entity a callback names, the dispatch its token names, and whether that dispatch is
+-- still the entity's current one; no row means the entity is unknown.
+SELECT e.id AS entity_id, d.id, d.batch_id, d.entity_id AS dispatch_entity_id, d.workflow_slug,
+       d.attempt, d.play_name, d.step_number, s.dispatch_id = d.id AS is_current
+FROM {entity_table} e
+LEFT JOIN entity_dispatches d ON d.id = %(dispatch_id)s
 LEFT JOIN {state_table} s ON s.{id_column} = d.entity_id AND s.workflow_slug = d.workflow_slug
-WHERE d.id = %(dispatch_id)s;
-
--- name: entity_exists
-SELECT 1 FROM {entity_table} WHERE id = %(entity_id)s;
+WHERE e.id = %(entity_id)s;
 
 -- name: complete_entity_callback
 -- After the result is stored (and verified at its destination): the entity and every item

@@ -88,7 +88,8 @@ def _enrich(env: dict[str, str], *args: str, **kw: Any) -> subprocess.Popen[str]
 
 
 def _final_tables(dbs: Databases, batch: Any) -> dict[str, list[dict[str, Any]]]:
-    return {
+    # Sorted on every column: people without an email tie in any single ORDER BY.
+    tables = {
         "final_leads": rows(
             dbs,
             """

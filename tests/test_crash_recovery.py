@@ -115,6 +115,7 @@ def _final_tables(dbs: Databases, batch: Any) -> dict[str, list[dict[str, Any]]]
             batch,
         ),
     }
+    return {name: sorted(table, key=repr) for name, table in tables.items()}
 
 
 def test_sigkill_mid_batch_then_resume_matches_an_uninterrupted_run(

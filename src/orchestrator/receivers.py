@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -193,25 +193,26 @@ def receive_callback(
     return CallbackResult(200, outcome, batch_id)
 
 
-def receive_enrich_company_via_waterfall_in_clay(
-    dbs: Databases,
-    config: ReceiverConfig,
-    trigger: Trigger,
-    headers: Mapping[str, str],
-    body: bytes,
-) -> CallbackResult:
-    return receive_callback(
-        dbs, config, trigger, "enrich_company_via_waterfall_in_clay", headers, body
-    )
+NamedReceiver = Callable[
+    [Databases, ReceiverConfig, Trigger, Mapping[str, str], bytes], CallbackResult
+]
 
 
-def receive_enrich_person_via_waterfall_in_clay(
-    dbs: Databases,
-    config: ReceiverConfig,
-    trigger: Trigger,
-    headers: Mapping[str, str],
-    body: bytes,
-) -> CallbackResult:
-    return receive_callback(
-        dbs, config, trigger, "enrich_person_via_waterfall_in_clay", headers, body
-    )
+def receiver_for(workflow_slug: str) -> NamedReceiver:
+    """The receiver of one workflow, as a plain function (the seed's named receivers)."""
+
+    def receive(
+        dbs: Databases,
+        config: ReceiverConfig,
+        trigger: Trigger,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> CallbackResult:
+        return receive_callback(dbs, config, trigger, workflow_slug, headers, body)
+
+    receive.__name__ = f"receive_{workflow_slug}"
+    return receive
+
+
+receive_enrich_company_via_waterfall_in_clay = receiver_for("enrich_company_via_waterfall_in_clay")
+receive_enrich_person_via_waterfall_in_clay = receiver_for("enrich_person_via_waterfall_in_clay")

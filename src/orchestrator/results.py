@@ -70,7 +70,8 @@ def _log(conn: Conn, answer: Answer, table: str | None, error: str | None) -> No
     is_person = answer.kind.name == "person"
     entry = LogEntry(
         answer.workflow,
-        _company_of(conn, answer),
+        # A person's company is looked up by the logger's own statement.
+        None if is_person else answer.entity_id,
         answer.position,
         person_id=answer.entity_id if is_person else None,
         error=error,
@@ -80,25 +81,27 @@ def _log(conn: Conn, answer: Answer, table: str | None, error: str | None) -> No
     log_enrichment(conn, entry, verified=error is None and not is_person)
 
 
-def _record(dbs: Databases, answer: Answer) -> UUID | None:
-    with dbs.hq.connection() as conn:
-        row = conn.execute(
-            entity_query("record_entity_result", answer.kind),
-            {
-                "entity_id": answer.entity_id,
-                "workflow_slug": answer.workflow.workflow_slug,
-                "data": Jsonb(answer.data),
-                "dispatch_id": answer.dispatch_id,
-            },
-        ).fetchone()
+def _record(conn: Conn, answer: Answer) -> UUID | None:
+    row = conn.execute(
+        entity_query("record_entity_result", answer.kind),
+        {
+            "entity_id": answer.entity_id,
+            "workflow_slug": answer.workflow.workflow_slug,
+            "data": Jsonb(answer.data),
+            "dispatch_id": answer.dispatch_id,
+        },
+    ).fetchone()
     return row["id"] if row else None
 
 
-def _destination(dbs: Databases, answer: Answer, result_id: UUID) -> str:
-    """Store into the configured destination; the result table itself needs nothing more."""
+def _maps_elsewhere(answer: Answer) -> bool:
+    """Whether the workflow stores mapped fields in a table other than the result table."""
+    return answer.workflow.destination_table_name not in (None, answer.kind.result_table)
+
+
+def _destination(dbs: Databases, answer: Answer) -> str:
+    """Store the mapped fields into the configured destination table and verify them."""
     workflow = answer.workflow
-    if workflow.destination_table_name in (None, answer.kind.result_table):
-        return answer.kind.result_table
     with dbs.hq.connection() as conn:
         company_id = _company_of(conn, answer)
         domain = conn.execute(
@@ -110,27 +113,39 @@ def _destination(dbs: Databases, answer: Answer, result_id: UUID) -> str:
     return stored.table
 
 
+def _complete(conn: Conn, answer: Answer, result_id: UUID, table: str) -> dict[str, Any]:
+    row = conn.execute(
+        entity_query("complete_entity_callback", answer.kind),
+        {
+            "entity_id": answer.entity_id,
+            "workflow_slug": answer.workflow.workflow_slug,
+            "dispatch_id": answer.dispatch_id,
+            "result_id": result_id,
+            "id_key": answer.kind.id_column,
+            "in_progress": answer.kind.in_progress,
+        },
+    ).fetchone()
+    _log(conn, answer, table, None)
+    return {"status": "stored", "items_completed": row["items_completed"] if row else 0}
+
+
 def accept_answer(dbs: Databases, answer: Answer) -> dict[str, Any]:
     if answer.error is not None:
         return _fail(dbs, answer, answer.error)
-    result_id = _record(dbs, answer)
+    if not _maps_elsewhere(answer):
+        # The stored result is the data: keep it, complete and log in one transaction.
+        with dbs.hq.connection() as conn:
+            result_id = _record(conn, answer)
+            if result_id is None:
+                return {"status": "duplicate"}
+            return _complete(conn, answer, result_id, answer.kind.result_table)
+    with dbs.hq.connection() as conn:
+        result_id = _record(conn, answer)
     if result_id is None:
         return {"status": "duplicate"}
     try:
-        table = _destination(dbs, answer, result_id)
+        table = _destination(dbs, answer)
     except (StorageError, psycopg.Error) as exc:
         return _fail(dbs, answer, f"storage failed: {exc}")
     with dbs.hq.connection() as conn:
-        row = conn.execute(
-            entity_query("complete_entity_callback", answer.kind),
-            {
-                "entity_id": answer.entity_id,
-                "workflow_slug": answer.workflow.workflow_slug,
-                "dispatch_id": answer.dispatch_id,
-                "result_id": result_id,
-                "id_key": answer.kind.id_column,
-                "in_progress": answer.kind.in_progress,
-            },
-        ).fetchone()
-        _log(conn, answer, table, None)
-    return {"status": "stored", "items_completed": row["items_completed"] if row else 0}
+        return _complete(conn, answer, result_id, table)

@@ -60,7 +60,7 @@ class LocalRuntime:
         *,
         workers: int | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
-        min_pass_interval: float = 0.1,
+        min_pass_interval: float = 0.25,
     ) -> None:
         self.settings = settings or get_settings()
         self._owns_dbs = dbs is None

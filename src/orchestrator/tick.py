@@ -15,7 +15,6 @@ from uuid import UUID
 from database.pool import Conn, Databases
 from database.queries import query
 from orchestrator.dispatch import Dispatcher, chunk_calls
-from orchestrator.progress import BatchProgress, read_progress
 from orchestrator.registry import Play, cached_play
 
 DEFAULT_CHUNK_SIZE = 500
@@ -28,11 +27,7 @@ class PassResult:
     advanced: int
     claimed: int
     calls: int
-    progress: BatchProgress
-
-    @property
-    def done(self) -> bool:
-        return self.progress.done
+    done: bool
 
 
 class UnknownBatchError(LookupError):
@@ -87,9 +82,16 @@ def run_pass(
         claimed = _claim(conn, batch_id, play, claim_limit)
         # Claims must be visible to the step functions before they run.
         conn.commit()
-        progress = read_progress(conn, batch_id)
-        if progress.done:
-            conn.execute(query("finish_batch"), {"batch_id": batch_id})
+        done = not (advanced or claimed) and _finished(conn, batch_id)
     calls = chunk_calls(batch_id, claimed, chunk_size)
     dispatcher.dispatch(calls)
-    return PassResult(batch_id, advanced, len(claimed), len(calls), progress)
+    return PassResult(batch_id, advanced, len(claimed), len(calls), done)
+
+
+def _finished(conn: Conn, batch_id: UUID) -> bool:
+    """Nothing left to do: mark the batch COMPLETED (checked only by passes that did nothing)."""
+    row = conn.execute(query("batch_has_work"), {"batch_id": batch_id}).fetchone()
+    if row is None or row["has_work"]:
+        return False
+    conn.execute(query("finish_batch"), {"batch_id": batch_id})
+    return True

@@ -85,3 +85,14 @@ SET status = CASE WHEN ws.attempts < %(max_attempts)s THEN 'PENDING' ELSE 'FAILE
     meta = ws.meta || jsonb_build_object('error', %(error)s::text, 'attempt', ws.attempts)
 WHERE ws.item_id = ANY(%(item_ids)s::uuid[]) AND ws.step_name = %(step)s
   AND ws.status = 'IN_PROGRESS';
+
+-- name: batch_has_work
+-- Whether anything of the batch waits, runs, or completed without moving on; answered from the
+-- partial indexes, so a pass need not count the whole batch.
+SELECT EXISTS (
+    SELECT 1 FROM workflow_states
+    WHERE batch_id = %(batch_id)s AND status IN ('PENDING', 'IN_PROGRESS')
+) OR EXISTS (
+    SELECT 1 FROM workflow_states
+    WHERE batch_id = %(batch_id)s AND status = 'COMPLETED' AND NOT advanced
+) AS has_work;

@@ -11,13 +11,16 @@ WHERE table_schema = 'public' AND table_name = %(table)s;
 -- caller verified the data is stored (never a completion without data). The play step is the
 -- one given (manual runs) or the company's batch play step for this workflow.
 WITH target AS (
-    SELECT %(company_id)s::uuid AS company_id,
+    SELECT COALESCE(%(company_id)s::uuid,
+                    (SELECT company_id FROM normalized_people WHERE id = %(person_id)s::uuid))
+               AS company_id,
            COALESCE(%(company_domain)s::text, c.domain) AS company_domain,
            COALESCE(%(batch_id)s::uuid, c.batch_id) AS batch_id,
            COALESCE(%(play_name)s::text, b.play_name) AS play_name,
            COALESCE(%(step_number)s::int, ps.step_number) AS step_number
     FROM (SELECT 1) one
-    LEFT JOIN normalized_companies c ON c.id = %(company_id)s::uuid
+    LEFT JOIN normalized_companies c ON c.id = COALESCE(%(company_id)s::uuid,
+        (SELECT company_id FROM normalized_people WHERE id = %(person_id)s::uuid))
     LEFT JOIN upload_batches b ON b.id = c.batch_id
     LEFT JOIN play_steps ps ON ps.play_name = b.play_name AND ps.workflow_slug = %(workflow_slug)s
 ), logged AS (

@@ -9,10 +9,14 @@ in a temporary ENRICH_HOME that is deleted at the end (never the user's ./.enric
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -22,24 +26,28 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from uuid import UUID
 
 import psutil
 import psycopg
+import requests
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
+from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
 import webapp.receiver_routes
 from database.embedded import HQ_DATABASE, WORKSPACE_DATABASE, start_embedded
-from database.pool import STATEMENTS, Databases, open_databases
+from database.pool import STATEMENTS, CountingCursor, Databases, open_databases
+from database.queries import query, query_names
 from database.urls import DatabaseUrls, resolve_database_urls
 from entities.apollo_sample import SampleStats, write_csv
 from orchestrator.ingest import UploadResult, ingest_upload
 from orchestrator.receivers import CallbackResult
+from providers.clay_simulator import SimulatorConfig
 from settings import Settings
 
 _START = time.perf_counter()
@@ -101,6 +109,19 @@ def machine_state(sample_seconds: float = 1.0, top: int = 6) -> MachineState:
     busy = tuple(_process_label(p, pct) for pct, p in usage[:top] if pct >= 5.0)
     load = os.getloadavg()
     return MachineState(os.cpu_count() or 0, (load[0], load[1], load[2]), busy)
+
+
+def source_fingerprint() -> str:
+    """Which src/ this run measured (others edit it): a hash of its .py/.sql files, newest mtime."""
+    root = Path(__file__).resolve().parent.parent / "src"
+    digest = hashlib.sha256()
+    newest = 0.0
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".sql") and path.is_file():
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+            newest = max(newest, path.stat().st_mtime)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(newest))
+    return f"src sha256 {digest.hexdigest()[:12]}, newest file {stamp}"
 
 
 # --------------------------------------------------------------------------- CPU accounting
@@ -230,6 +251,185 @@ class CallbackTap:
             yield self
         finally:
             webapp.receiver_routes.receive_callback = original
+
+
+_PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
+_QUOTED_IDENTIFIER = re.compile(r'"[^"]*"')
+_COMMENT = re.compile(r"--[^\n]*")
+
+
+def _signature(text: str) -> str:
+    """Query text without comments, identifiers and table placeholders, for matching."""
+    text = _COMMENT.sub(" ", text)
+    text = _QUOTED_IDENTIFIER.sub(" ", _PLACEHOLDER.sub(" ", text))
+    return " ".join(text.replace("{{", "{").replace("}}", "}").split())[:160]
+
+
+def _named_signatures() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name in query_names():
+        template = query(name).as_string()
+        out[_signature(template)] = f"{name}*" if _PLACEHOLDER.search(template) else name
+    return out
+
+
+class SqlTimer:
+    """Client-side time per named query (database/sql/*.sql), for a diagnostic run only.
+
+    It wraps `CountingCursor.execute`; the time includes the round trip, lock waits and the
+    issuing thread waiting for the GIL afterwards, so it ranks statements rather than
+    measuring the server. Entity templates (marked *) are split by company/person tables.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._names = _named_signatures()
+
+    def _name(self, statement: Any, cursor: Any) -> str:
+        text = statement if isinstance(statement, str) else None
+        if text is None:
+            raw = statement.as_string(cursor)
+            text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        name = self._names.get(_signature(text))
+        if name is None:
+            return "inline: " + _signature(text)[:60]
+        if name.endswith("*"):
+            kind = "person" if "normalized_people" in text or '"person_' in text else "company"
+            return f"{name[:-1]} ({kind})"
+        return name
+
+    @contextmanager
+    def installed(self) -> Iterator[SqlTimer]:
+        original = CountingCursor.execute
+        timer = self
+
+        def execute(cursor: Any, statement: Any, *args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original(cursor, statement, *args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - started
+                name = timer._name(statement, cursor)
+                with timer._lock:
+                    timer.seconds[name] += elapsed
+                    timer.calls[name] += 1
+
+        CountingCursor.execute = execute  # type: ignore[method-assign]
+        try:
+            yield self
+        finally:
+            CountingCursor.execute = original  # type: ignore[method-assign]
+
+    def top(self, n: int = 20) -> list[dict[str, Any]]:
+        return [
+            {
+                "query": name,
+                "calls": self.calls[name],
+                "total_s": seconds,
+                "mean_ms": 1000 * seconds / self.calls[name],
+            }
+            for name, seconds in self.seconds.most_common(n)
+        ]
+
+
+# --------------------------------------------------------------------------- Clay simulator process
+
+WEBHOOK_ENV = {
+    "CLAY_COMPANY_WEBHOOK_URL": "enrich_company_via_waterfall_in_clay",
+    "CLAY_PERSON_WEBHOOK_URL": "enrich_person_via_waterfall_in_clay",
+}
+
+
+@dataclass
+class ExternalSimulator:
+    """`python -m providers.clay_simulator` on a free loopback port."""
+
+    proc: subprocess.Popen[str]
+    port: int
+    auth_token: str
+    callback_secret: str
+    stderr: IO[str]
+
+    @classmethod
+    def start(cls, header: str, *extra_args: str) -> ExternalSimulator:
+        port, token, secret = free_port(), os.urandom(16).hex(), os.urandom(16).hex()
+        workers = SimulatorConfig().callback_workers  # the same as the in-process simulator
+        argv = [
+            sys.executable, "-m", "providers.clay_simulator", "--port", str(port),
+            "--auth-token", token, "--callback-secret", secret,
+            "--callback-secret-header", header, "--workers", str(workers), *extra_args,
+        ]  # fmt: skip
+        # Its log, shown if it fails to start; closed by stop().
+        stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        sim = cls(proc, port, token, secret, stderr)
+        sim._wait_healthy()
+        return sim
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _wait_healthy(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.stderr.seek(0)
+                log_tail = self.stderr.read()[-3000:]
+                raise RuntimeError(f"the Clay simulator process exited at start:\n{log_tail}")
+            try:
+                if requests.get(f"{self.url}/health", timeout=1).ok:
+                    return
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise TimeoutError("the Clay simulator process did not answer /health")
+
+    def stop(self) -> dict[str, int]:
+        """Stop it and read the counts of its closing summary line."""
+        self.proc.send_signal(signal.SIGTERM)
+        output, _ = self.proc.communicate(timeout=30)
+        self.stderr.close()
+        summary = output.strip().splitlines()[-1] if output.strip() else ""
+        found = dict(re.findall(r"(accepted|sent|failed|dropped)=(\d+)", summary))
+        return {k: int(v) for k, v in found.items()}
+
+
+@contextmanager
+def webhook_environment(sim: ExternalSimulator) -> Iterator[None]:
+    """Point the registry's webhook secrets at the simulator process: the 'real Clay' path."""
+    saved = {name: os.environ.get(name) for name in WEBHOOK_ENV}
+    os.environ.update({name: f"{sim.url}/webhooks/{slug}" for name, slug in WEBHOOK_ENV.items()})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
+def external_clay(
+    settings: Settings, *extra_args: str
+) -> Iterator[tuple[ExternalSimulator, Settings]]:
+    """A simulator process, and settings that make LocalService use it as the real Clay."""
+    external = ExternalSimulator.start(settings.callback_secret_header, *extra_args)
+    try:
+        clay_settings = settings.model_copy(
+            update={
+                "callback_secret": SecretStr(external.callback_secret),
+                "clay_webhook_auth_token": SecretStr(external.auth_token),
+                "clay_rate_per_second": float("inf"),
+            }
+        )
+        with webhook_environment(external):
+            yield external, clay_settings
+    finally:
+        if external.proc.poll() is None:
+            external.proc.kill()
 
 
 # --------------------------------------------------------------------------- server

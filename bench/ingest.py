@@ -32,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -42,7 +43,7 @@ from uuid import UUID
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from rich.console import Console
 from rich.table import Table
 
@@ -67,6 +68,8 @@ TOUCHED_TABLES = (
     "normalized_companies",
     "normalized_people",
 )
+# Tags this run's sessions, so a query stuck past --pipeline-timeout can be cancelled.
+APPLICATION_NAME = f"bench-ingest-{os.getpid()}"
 CHILD_HQ_ENV = "BENCH_INGEST_HQ_URL"
 CHILD_WORKSPACE_ENV = "BENCH_INGEST_WORKSPACE_URL"
 _START = time.perf_counter()
@@ -112,10 +115,15 @@ def reset_peak_rss() -> None:
 
 @dataclass
 class Run:
-    seconds: float
+    seconds: float  # a lower bound when timed_out
     statements: int | None = None
     parts: dict[str, float] = field(default_factory=dict)
     part_statements: dict[str, int] = field(default_factory=dict)
+    timed_out: bool = False
+
+    def shown(self, seconds: float | None = None) -> str:
+        value = self.seconds if seconds is None else seconds
+        return f">{value:.0f}" if self.timed_out else f"{value:.2f}"
 
 
 @dataclass
@@ -128,7 +136,9 @@ class Phase:
 
     @property
     def best(self) -> Run:
-        return min(self.runs, key=lambda r: r.seconds)
+        """Fastest finished run; a timed-out one only when no run finished."""
+        finished = [r for r in self.runs if not r.timed_out]
+        return min(finished or self.runs, key=lambda r: r.seconds)
 
     def rows_per_second(self, seconds: float | None = None) -> float:
         return self.rows / (self.best.seconds if seconds is None else seconds)
@@ -139,6 +149,7 @@ class Phase:
             "label": self.label,
             "rows": self.rows,
             "best_seconds": best.seconds,
+            "best_timed_out": best.timed_out,
             "rows_per_second": self.rows_per_second(),
             "statements": best.statements,
             "parts_seconds": best.parts,
@@ -174,6 +185,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--companies", type=int, default=20_000)
     parser.add_argument("--memory-rows", type=int, default=1_000_000)
     parser.add_argument("--skip-memory", action="store_true", help="no child-process memory runs")
+    parser.add_argument("--skip-pipeline", action="store_true", help="no normalize/split phase")
+    parser.add_argument(
+        "--pipeline-timeout",
+        type=float,
+        default=1800,
+        help="seconds a normalize/split run may take before it is recorded as timed out",
+    )
     parser.add_argument("--repeat", type=int, default=2, help="runs per phase (best is reported)")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     parser.add_argument("--profile", action="store_true", help="cProfile one extra upload")
@@ -226,18 +244,26 @@ class Server:
         }
 
 
+def _tagged(urls: DatabaseUrls) -> DatabaseUrls:
+    def tag(conninfo: str) -> str:
+        return make_conninfo(conninfo, application_name=APPLICATION_NAME)
+
+    return DatabaseUrls(hq=tag(urls.hq), workspace=tag(urls.workspace), embedded=urls.embedded)
+
+
 def _database_urls(settings: Settings) -> DatabaseUrls:
     if settings.hq_url():
-        return resolve_database_urls(settings)
+        return _tagged(resolve_database_urls(settings))
     log(f"no DATABASE_URL: starting an embedded PostgreSQL in {settings.enrich_home}")
     embedded = start_embedded(settings.enrich_home / "pgdata", cleanup_mode="delete")
     embedded.ensure_database(HQ_DATABASE)
     embedded.ensure_database(WORKSPACE_DATABASE)
-    return DatabaseUrls(
+    urls = DatabaseUrls(
         hq=embedded.conninfo(HQ_DATABASE),
         workspace=embedded.conninfo(WORKSPACE_DATABASE),
         embedded=embedded,
     )
+    return _tagged(urls)
 
 
 def _where(conninfo: str) -> str:
@@ -403,33 +429,77 @@ def _entity_counts(conninfo: str, batch_id: UUID) -> dict[str, int]:
     return {"companies": int(row[0]), "people": int(row[1])}
 
 
-def run_pipeline(server: Server, runtime: LocalRuntime, path: Path, phase: Phase) -> None:
+def cancel_own_queries(conninfo: str) -> int:
+    """Cancel statements running in this run's sessions (and no one else's)."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = %s AND state = 'active' AND pid <> pg_backend_pid()",
+            (APPLICATION_NAME,),
+        ).fetchall()
+    return len(rows)
+
+
+def close_runtime(runtime: LocalRuntime, conninfo: str) -> None:
+    """Stop the runtime; if a pass is stuck in a statement, cancel it until the runtime stops."""
+    closer = threading.Thread(target=runtime.close, name="bench-close-runtime")
+    closer.start()
+    closer.join(timeout=1)
+    while closer.is_alive():
+        if cancel_own_queries(conninfo):
+            log("  cancelled a statement still running in the runtime")
+        closer.join(timeout=1)
+
+
+def _drive(runtime: LocalRuntime, batch_id: UUID, timeout: float) -> BatchProgress | None:
+    """The finished batch's progress, or None when it is not done within `timeout`."""
+    try:
+        return runtime.run_batch(batch_id, timeout=timeout)
+    except TimeoutError:
+        return None
+
+
+def run_pipeline(server: Server, path: Path, phase: Phase, timeout: float) -> None:
     checkpoint(server.conninfo)
-    with STATEMENTS.measure() as up_statements:
-        started = time.perf_counter()
-        result = upload(server.dbs, path)
-        uploaded = time.perf_counter()
-    with STATEMENTS.measure() as run_statements:
-        progress = runtime.run_batch(result.batch_id, timeout=3600)
-        finished = time.perf_counter()
-    assert progress.done, f"batch {result.batch_id} is not done: {progress}"
-    _check_pipeline(progress, phase.rows)
+    runtime = LocalRuntime(server.settings, server.dbs).__enter__()
+    try:
+        with STATEMENTS.measure() as up_statements:
+            started = time.perf_counter()
+            result = upload(server.dbs, path)
+            uploaded = time.perf_counter()
+        with STATEMENTS.measure() as run_statements:
+            progress = _drive(runtime, result.batch_id, timeout)
+            finished = time.perf_counter()
+    finally:
+        close_runtime(runtime, server.conninfo)
     run = Run(
         seconds=finished - started,
         statements=up_statements[0] + run_statements[0],
         parts={"upload": uploaded - started, "normalize_split": finished - uploaded},
         part_statements={"upload": up_statements[0], "normalize_split": run_statements[0]},
+        timed_out=progress is None,
     )
     phase.runs.append(run)
-    phase.checks = {
-        "steps": _step_counts(progress),
-        **_entity_counts(server.conninfo, result.batch_id),
-    }
+    if progress is None:
+        progress = runtime.progress(result.batch_id)
+        phase.checks.setdefault("timed_out_at", []).append(_step_counts(progress))
+        log(f"  TIMED OUT after {timeout:.0f}s of normalize+split: {_step_counts(progress)}")
+    else:
+        _check_pipeline(progress, phase.rows)
+        phase.checks.update(steps=_step_counts(progress))
+        phase.checks.update(_entity_counts(server.conninfo, result.batch_id))
     log(
-        f"  upload+normalize+split: {run.seconds:.2f}s (upload {run.parts['upload']:.2f}s,"
-        f" normalize+split {run.parts['normalize_split']:.2f}s), {run.statements} statements"
+        f"  upload+normalize+split: {run.shown()}s (upload {run.parts['upload']:.2f}s,"
+        f" normalize+split {run.shown(run.parts['normalize_split'])}s),"
+        f" {run.statements} statements"
     )
     delete_batches(server.conninfo, [result.batch_id])
+
+
+def run_pipelines(server: Server, args: argparse.Namespace, path: Path, phase: Phase) -> None:
+    for i in range(args.repeat):
+        log(f"(b) upload + normalize + split, run {i + 1}/{args.repeat}")
+        run_pipeline(server, path, phase, args.pipeline_timeout)
 
 
 def _copy_table() -> sql.Identifier:
@@ -561,30 +631,33 @@ def run_memory(server: Server, args: argparse.Namespace, tmp: Path, small: Path)
 
 def ratios(phases: dict[str, Phase]) -> dict[str, float]:
     psql = phases["psql"].best.seconds
-    return {
-        "upload_over_psql": phases["upload"].best.seconds / psql,
-        "pipeline_over_psql": phases["pipeline"].best.seconds / psql,
-    }
+    return {f"{key}_over_psql": p.best.seconds / psql for key, p in phases.items() if key != "psql"}
 
 
-# (label, best seconds, every run's seconds, rows, statements of the best run)
-TableLine = tuple[str, float, list[float], int, int | None]
+# A duration, and whether it is only a lower bound (the run timed out).
+Timed = tuple[float, bool]
+# (label, best, every run, rows, statements of the best run)
+TableLine = tuple[str, Timed, list[Timed], int, int | None]
+
+
+def _part(run: Run, part: str) -> Timed:
+    # Only the last part (what came after the upload) can have been cut short.
+    return run.parts[part], run.timed_out and part == list(run.parts)[-1]
 
 
 def _phase_rows(phases: dict[str, Phase]) -> Iterator[TableLine]:
     for phase in phases.values():
-        yield (
-            phase.label,
-            phase.best.seconds,
-            [r.seconds for r in phase.runs],
-            phase.rows,
-            phase.best.statements,
-        )
         best = phase.best
-        for part, seconds in best.parts.items():
-            runs = [r.parts[part] for r in phase.runs]
+        runs = [(r.seconds, r.timed_out) for r in phase.runs]
+        yield phase.label, (best.seconds, best.timed_out), runs, phase.rows, best.statements
+        for part in best.parts:
             label = "  of which " + part.replace("_", " + ")
-            yield label, seconds, runs, phase.rows, best.part_statements.get(part)
+            part_runs = [_part(r, part) for r in phase.runs]
+            yield label, _part(best, part), part_runs, phase.rows, best.part_statements.get(part)
+
+
+def _fmt(value: float, timed_out: bool, spec: str = ".2f", bound: str = ">") -> str:
+    return f"{bound if timed_out else ''}{value:{spec}}"
 
 
 def render(console: Console, report: dict[str, Any], phases: dict[str, Phase]) -> None:
@@ -602,17 +675,18 @@ def render(console: Console, report: dict[str, Any], phases: dict[str, Phase]) -
     table = Table(title="Upload vs psql \\copy")
     for column in ("phase", "best s", "runs s", "rows/s", "x psql time", "SQL statements"):
         table.add_column(column, justify="left" if column == "phase" else "right")
-    for label, seconds, runs, rows, statements in _phase_rows(phases):
+    for label, (seconds, cut), runs, rows, statements in _phase_rows(phases):
         table.add_row(
             label,
-            f"{seconds:.2f}",
-            " / ".join(f"{r:.2f}" for r in runs),
-            f"{rows / seconds:,.0f}",
-            f"{seconds / psql:.1f}",
+            _fmt(seconds, cut),
+            " / ".join(_fmt(r, c) for r, c in runs),
+            _fmt(rows / seconds, cut, ",.0f", "<"),
+            _fmt(seconds / psql, cut, ".1f"),
             "-" if statements is None else str(statements),
         )
     console.print(table)
-    _render_checks(console, phases["pipeline"].checks)
+    if "pipeline" in phases:
+        _render_checks(console, phases["pipeline"].checks)
     _render_memory(console, report["memory"])
 
 
@@ -621,6 +695,8 @@ def _render_checks(console: Console, checks: dict[str, Any]) -> None:
         f"{name}: " + " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
         for name, counts in checks.get("steps", {}).items()
     )
+    for counts in checks.get("timed_out_at", []):
+        console.print(f"[bold red]A normalize/split run timed out[/] with steps at {counts}")
     console.print(
         f"Pipeline result: {steps}; companies={checks.get('companies')},"
         f" people={checks.get('people')} (expected companies={checks.get('expected_companies')})"
@@ -660,31 +736,31 @@ def _render_memory(console: Console, memory: dict[str, Any]) -> None:
 
 
 def measure(
-    server: Server, args: argparse.Namespace, path: Path, stats: SampleStats
-) -> tuple[dict[str, Phase], dict[str, float]]:
+    server: Server, args: argparse.Namespace, tmp: Path, path: Path, stats: SampleStats
+) -> tuple[dict[str, Phase], dict[str, Any]]:
+    """All phases; normalize/split last, as it is by far the slowest and may time out."""
     rows = stats.rows
-    phases = {
-        "upload": Phase("upload", "upload (ingest_upload)", rows),
-        "pipeline": Phase("pipeline", "upload + normalize + split", rows),
-        "psql": Phase("psql", "psql \\copy into 25 TEXT columns", rows),
-    }
-    memory = {"rows": rows, "before_upload_mib": current_rss_mib()}
+    phases = {"upload": Phase("upload", "upload (ingest_upload)", rows)}
+    if not args.skip_pipeline:
+        phases["pipeline"] = Phase("pipeline", "upload + normalize + split", rows)
+    phases["psql"] = Phase("psql", "psql \\copy into 25 TEXT columns", rows)
+    main: dict[str, Any] = {"rows": rows, "before_upload_mib": current_rss_mib()}
     reset_peak_rss()
     for i in range(args.repeat):
         log(f"(a) upload only, run {i + 1}/{args.repeat}")
         run_upload(server, path, phases["upload"])
-    memory["peak_during_upload_mib"] = peak_rss_mib()
-    with LocalRuntime(server.settings, server.dbs) as runtime:
-        for i in range(args.repeat):
-            log(f"(b) upload + normalize + split, run {i + 1}/{args.repeat}")
-            run_pipeline(server, runtime, path, phases["pipeline"])
-    phases["pipeline"].checks["expected_companies"] = stats.distinct_domains
+    main["peak_during_upload_mib"] = peak_rss_mib()
     for i in range(args.repeat):
         log(f"(c) psql \\copy, run {i + 1}/{args.repeat}")
         run_psql(server, path, phases["psql"])
     if args.profile:
         profile_upload(server, path)
-    return phases, memory
+    children = {} if args.skip_memory else run_memory(server, args, tmp, path)
+    if "pipeline" in phases:
+        run_pipelines(server, args, path, phases["pipeline"])
+        phases["pipeline"].checks["expected_companies"] = stats.distinct_domains
+    main["peak_at_end_mib"] = peak_rss_mib()
+    return phases, {"main_process": main, "children": children}
 
 
 def benchmark(args: argparse.Namespace, tmp: Path) -> tuple[dict[str, Any], dict[str, Phase]]:
@@ -693,13 +769,11 @@ def benchmark(args: argparse.Namespace, tmp: Path) -> tuple[dict[str, Any], dict
     with open_server(tmp / "enrich_home") as server:
         created_play = ensure_play(server.conninfo)
         try:
-            phases, main_memory = measure(server, args, path, stats)
-            children = {} if args.skip_memory else run_memory(server, args, tmp, path)
+            phases, memory = measure(server, args, tmp, path, stats)
         finally:
             drop_copy_table(server.conninfo)
             if created_play:
                 drop_play(server.conninfo)
-        main_memory["peak_at_end_mib"] = peak_rss_mib()
         report = {
             "server": server.to_json(),
             "file": {
@@ -711,7 +785,7 @@ def benchmark(args: argparse.Namespace, tmp: Path) -> tuple[dict[str, Any], dict
             "repeat": args.repeat,
             "phases": {k: p.to_json() for k, p in phases.items()},
             "ratios": ratios(phases),
-            "memory": {"main_process": main_memory, "children": children},
+            "memory": memory,
         }
     return report, phases
 

@@ -34,30 +34,31 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import requests
-from pydantic import SecretStr
 from rich.console import Console
 
 from common import (
     BenchServer,
     CallbackTap,
     CpuMeter,
+    ExternalSimulator,
     MachineState,
     Runs,
+    SqlTimer,
     StatementsByThread,
     bench_server,
     checkpoint,
     console_for,
     delete_batch,
     emit_json,
+    external_clay,
     fmt,
-    free_port,
     log,
     machine_state,
     rows,
     sample_json,
+    source_fingerprint,
     table,
     upload_file,
     write_sample,
@@ -70,10 +71,6 @@ from settings import Settings
 from webapp.local_service import LocalService
 
 RECEIVER_ROLE = "receivers"
-WEBHOOK_ENV = {
-    "CLAY_COMPANY_WEBHOOK_URL": "enrich_company_via_waterfall_in_clay",
-    "CLAY_PERSON_WEBHOOK_URL": "enrich_person_via_waterfall_in_clay",
-}
 MODE_LABELS = {
     "thread": "simulator in this process",
     "process": "simulator in its own process",
@@ -109,75 +106,6 @@ def modes_of(args: argparse.Namespace) -> list[str]:
 
 
 @dataclass
-class ExternalSimulator:
-    """`python -m providers.clay_simulator` on a free loopback port."""
-
-    proc: subprocess.Popen[str]
-    port: int
-    auth_token: str
-    callback_secret: str
-    stderr: IO[str]
-
-    @classmethod
-    def start(cls, header: str) -> ExternalSimulator:
-        port, token, secret = free_port(), os.urandom(16).hex(), os.urandom(16).hex()
-        workers = SimulatorConfig().callback_workers  # the same as the in-process simulator
-        argv = [
-            sys.executable, "-m", "providers.clay_simulator", "--port", str(port),
-            "--auth-token", token, "--callback-secret", secret,
-            "--callback-secret-header", header, "--workers", str(workers),
-        ]  # fmt: skip
-        # Its log, shown if it fails to start; closed by stop().
-        stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, text=True)
-        sim = cls(proc, port, token, secret, stderr)
-        sim._wait_healthy()
-        return sim
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _wait_healthy(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.stderr.seek(0)
-                log_tail = self.stderr.read()[-3000:]
-                raise RuntimeError(f"the Clay simulator process exited at start:\n{log_tail}")
-            try:
-                if requests.get(f"{self.url}/health", timeout=1).ok:
-                    return
-            except requests.RequestException:
-                time.sleep(0.1)
-        raise TimeoutError("the Clay simulator process did not answer /health")
-
-    def stop(self) -> dict[str, int]:
-        """Stop it and read the counts of its closing summary line."""
-        self.proc.send_signal(signal.SIGTERM)
-        output, _ = self.proc.communicate(timeout=30)
-        self.stderr.close()
-        summary = output.strip().splitlines()[-1] if output.strip() else ""
-        found = dict(re.findall(r"(accepted|sent|failed|dropped)=(\d+)", summary))
-        return {k: int(v) for k, v in found.items()}
-
-
-@contextmanager
-def webhook_environment(sim: ExternalSimulator) -> Iterator[None]:
-    """Point the registry's webhook secrets at the simulator process: the 'real Clay' path."""
-    saved = {name: os.environ.get(name) for name in WEBHOOK_ENV}
-    os.environ.update({name: f"{sim.url}/webhooks/{slug}" for name, slug in WEBHOOK_ENV.items()})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-@dataclass
 class Harness:
     service: LocalService
     external: ExternalSimulator | None
@@ -190,21 +118,12 @@ def running_service(settings: Settings, dbs: Databases, mode: str) -> Iterator[H
         with LocalService(settings, dbs, simulator=config) as service:
             yield Harness(service, None)
         return
-    external = ExternalSimulator.start(settings.callback_secret_header)
-    try:
-        process_settings = settings.model_copy(
-            update={
-                "callback_secret": SecretStr(external.callback_secret),
-                "clay_webhook_auth_token": SecretStr(external.auth_token),
-                "clay_rate_per_second": float("inf"),
-            }
-        )
-        with webhook_environment(external), LocalService(process_settings, dbs) as service:
-            assert service.simulator is None, "the gateway should point at the process"
-            yield Harness(service, external)
-    finally:
-        if external.proc.poll() is None:
-            external.proc.kill()
+    with (
+        external_clay(settings) as (external, clay_settings),
+        LocalService(clay_settings, dbs) as service,
+    ):
+        assert service.simulator is None, "the gateway should point at the process"
+        yield Harness(service, external)
 
 
 # --------------------------------------------------------------------------- facts
@@ -448,9 +367,11 @@ def profile_run(
 ) -> dict[str, Any]:
     out = Path(tempfile.mkstemp(prefix="bench-pipeline-", suffix=".pyspy.txt")[1])
     log(f"profiling one more run ({MODE_LABELS[mode]}) with py-spy -> {out}")
-    with py_spy(out, args.profile_rate):
+    timer = SqlTimer()
+    with py_spy(out, args.profile_rate), timer.installed():
         result = run_once(server, settings, dbs, path, mode, args.timeout)
-    return {"raw_file": str(out), "wall_s": result["wall_s"], **hotspots(out)}
+    profile = {"raw_file": str(out), "wall_s": result["wall_s"], **hotspots(out)}
+    return {**profile, "sql": timer.top(25), "run": result}
 
 
 # --------------------------------------------------------------------------- report
@@ -476,6 +397,7 @@ def render(console: Console, report: dict[str, Any]) -> None:
         f" pool_max_size={report['settings']['pool_max_size']}; best of {report['repeat']}"
     )
     console.print(f"[bold]Server[/]: {report['server']['kind']}: {report['server']['version']}")
+    console.print(f"[bold]Source[/]: {report['source']}")
     console.print(f"[bold]Machine before[/]: {report['machine_before']}")
     console.print(f"[bold]Machine after[/]:  {report['machine_after']}")
     console.print(_runs_table(report))
@@ -595,6 +517,10 @@ def _render_profile(console: Console, profile: dict[str, Any]) -> None:
     ):
         lines = [(name, f"{n:,}", f"{100 * n / total:.1f}%") for name, n in profile[key]]
         console.print(table(title, columns, lines))
+    sql = [(q["query"], f"{q['calls']:,}", fmt(q["total_s"], 1), fmt(q["mean_ms"], 2))
+           for q in profile["sql"]]  # fmt: skip
+    title = "SQL by client-side time in the profiled run (round trip + lock waits + GIL)"
+    console.print(table(title, ("query", "calls", "total s", "mean ms"), sql))
 
 
 # --------------------------------------------------------------------------- main
@@ -617,6 +543,7 @@ def measure(
 
 
 def benchmark(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    source = source_fingerprint()
     before: MachineState = machine_state()
     log(f"machine: {before.describe()}")
     path = tmp / "apollo.csv"
@@ -640,6 +567,7 @@ def benchmark(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "simulator": dataclasses.asdict(SimulatorConfig(record_history=False)),
         },
         "repeat": args.repeat,
+        "source": source,
         "machine_before": before.describe(),
         "machine_after": after.describe(),
         "best": {m: r.best for m, r in runs.items()},

@@ -3,8 +3,9 @@
     python bench/receivers.py [--callbacks 5000] [--repeat 2] [--concurrency 32] [--json]
 
 Set-up (not timed): a generated file is uploaded on the default play and run on LocalService
-with the Clay simulator accepting every row but never calling back (`drop_rate=1.0`), until
-every company has a dispatch in flight (`entity_dispatches`, status SENT). The benchmark then
+with the Clay simulator (`python -m providers.clay_simulator --drop-rate 1.0`, a process of its
+own, so its CPU is not this process's) accepting every row but never calling back, until every
+company has a dispatch in flight (`entity_dispatches`, status SENT). The benchmark then
 signs one valid callback per dispatch itself (`orchestrator.tokens.sign`, as the sender does),
 with the simulator's synthetic company data as the body.
 
@@ -15,11 +16,14 @@ soon as the previous one is answered. The same uvicorn server and the same pool 
   * `POST /bench/bare-insert`: added to the served app by this script only; it reads the body,
     parses the JSON and INSERTs it into a scratch table through the same pool (one statement),
     in Starlette's thread pool like the receiver.
-Bursts alternate bare, receiver, bare, receiver ... (`--repeat` of each; the best is reported).
+Bursts alternate bare, receiver, receiver with passes held ... (`--repeat` of each; the best
+is reported). "Passes held": the runtime's trigger is swapped for a counter during the burst
+(and its heartbeat stretched), so callbacks store and complete but no pass runs and nothing
+downstream starts until the burst is over: the receiver's own cost.
 Each receiver burst uses fresh dispatches, so every callback is a first delivery. The runtime
 keeps running: a stored company callback completes its items, asks for an orchestrator pass,
 and the pass moves them to the person step (whose sends the simulator also drops), all in this
-process, as in production; the script waits for that to settle before the next burst.
+process, as `enrich serve` runs; the script waits for that to settle before the next burst.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -60,12 +65,14 @@ from common import (
     checkpoint,
     console_for,
     emit_json,
+    external_clay,
     fmt,
     log,
     machine_state,
     rows,
     sample_json,
     scalar,
+    source_fingerprint,
     table,
     upload_file,
     wait_until,
@@ -75,13 +82,16 @@ from database.pool import Databases
 from orchestrator.registry import DEFAULT_PLAY
 from orchestrator.runtime import LocalRuntime
 from orchestrator.tokens import sign
-from providers.clay_simulator import SimulatorConfig, synthesize
+from orchestrator.trigger import CoalescingTrigger
+from providers.clay_simulator import synthesize
 from webapp.local_service import LocalService
 
 COMPANY_STEP = "enrich_company_via_waterfall_in_clay"
 RECEIVER_PATH = f"/receivers/{COMPANY_STEP}"
 BARE_PATH = "/bench/bare-insert"
 SCRATCH_TABLE = "bench_receiver_scratch"
+HELD_HEARTBEAT_SECONDS = 3600.0
+HEARTBEAT_GRACE_SECONDS = 2.5  # CoalescingTrigger's heartbeat is 2 s
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -251,12 +261,17 @@ def company_callbacks(conninfo: str, batch_id: UUID, key: bytes) -> list[dict[st
 
 
 def _settled(service: LocalService, conninfo: str, batch_id: UUID) -> bool:
-    pending = scalar(
+    """Nothing pending, nothing completed but not yet advanced, no step call running."""
+    found = rows(
         conninfo,
-        "SELECT count(*) FROM workflow_states WHERE batch_id = %s AND status = 'PENDING'",
+        "SELECT count(*) FILTER (WHERE status = 'PENDING') AS pending,"
+        " count(*) FILTER (WHERE status = 'COMPLETED' AND NOT advanced) AS unadvanced"
+        " FROM workflow_states WHERE batch_id = %s",
         (batch_id,),
-    )
-    return pending == 0 and service.runtime.dispatcher.wait_idle(timeout=0.5)
+    )[0]
+    if found["pending"] or found["unadvanced"]:
+        return False
+    return service.runtime.dispatcher.wait_idle(timeout=0.5)
 
 
 def settle(service: LocalService, conninfo: str, batch_id: UUID) -> None:
@@ -264,28 +279,32 @@ def settle(service: LocalService, conninfo: str, batch_id: UUID) -> None:
     time.sleep(1.0)
 
 
+def _count(conninfo: str, query: str, batch_id: UUID) -> int:
+    return int(scalar(conninfo, query, (batch_id,)) or 0)
+
+
 def dispatch_everything(service: LocalService, conninfo: str, batch_id: UUID) -> int:
     """Run the batch until every company has a dispatch in flight; returns their number."""
-    companies = int(
-        scalar(
-            conninfo, "SELECT count(*) FROM normalized_companies WHERE batch_id = %s", (batch_id,)
-        )
-        or 0
+    companies = "SELECT count(*) FROM normalized_companies WHERE batch_id = %s"
+    sent = (
+        "SELECT count(*) FROM entity_dispatches WHERE batch_id = %s"
+        " AND entity_type = 'company' AND status = 'SENT'"
+    )
+    split_done = (
+        "SELECT count(*) FROM workflow_states WHERE batch_id = %s"
+        " AND step_name IN ('normalize_all_core_values', 'split') AND status = 'PENDING'"
     )
 
     def all_sent() -> bool:
-        sent = scalar(
-            conninfo,
-            "SELECT count(*) FROM entity_dispatches WHERE batch_id = %s"
-            " AND entity_type = 'company' AND status = 'SENT'",
-            (batch_id,),
-        )
-        return companies > 0 and sent == companies
+        if _count(conninfo, split_done, batch_id) > 0:
+            return False
+        total = _count(conninfo, companies, batch_id)
+        return total > 0 and _count(conninfo, sent, batch_id) == total
 
     service.runtime.trigger.request(batch_id)
     wait_until(all_sent, 1800, "every company to be dispatched", poll=0.5)
     settle(service, conninfo, batch_id)
-    return companies
+    return _count(conninfo, companies, batch_id)
 
 
 # --------------------------------------------------------------------------- bursts
@@ -306,23 +325,41 @@ def _dispatched(conninfo: str, batch_id: UUID) -> dict[str, int]:
 def run_burst(
     service: LocalService, server: BenchServer, batch_id: UUID, burst: Burst, concurrency: int
 ) -> dict[str, Any]:
+    with passes_held(service.runtime, burst.kind == KINDS[2]) as held:
+        if held is not None:
+            # A heartbeat pass already due runs now, on a settled batch, not during the burst.
+            time.sleep(HEARTBEAT_GRACE_SECONDS)
+        out = _fire(service, server, batch_id, burst, concurrency)
+    if held is not None:
+        out["held_pass_requests"] = held.requests
+    return out
+
+
+def _start_generator(port: int, concurrency: int, burst: Burst) -> tuple[Any, Connection]:
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
-    port = int(service.server.url.rsplit(":", 1)[1])
     proc = ctx.Process(target=load_generator, args=(child, port, concurrency), daemon=True)
     proc.start()
     parent.send(burst.requests)
     if parent.recv() != "ready":
         raise RuntimeError("the load generator did not start")
+    return proc, parent
+
+
+def _fire(
+    service: LocalService, server: BenchServer, batch_id: UUID, burst: Burst, concurrency: int
+) -> dict[str, Any]:
+    port = int(service.server.url.rsplit(":", 1)[1])
+    proc, pipe = _start_generator(port, concurrency, burst)
     before = _dispatched(server.conninfo, batch_id)
-    trigger = service.runtime.trigger
+    trigger = _real_trigger(service.runtime)
     passes, requests = trigger.passes, trigger.requests
     statements, callbacks = StatementsByThread(), CallbackTap()
     cpu = CpuMeter(server.postgres_pid, {"load generator": proc.pid or 0})
     with callbacks.installed(), statements.measure():
         cpu.start()
-        parent.send("go")
-        result: dict[str, Any] = parent.recv()
+        pipe.send("go")
+        result: dict[str, Any] = pipe.recv()
         cpu_used = cpu.stop()
     proc.join(timeout=30)
     after = _dispatched(server.conninfo, batch_id)
@@ -369,17 +406,74 @@ def _burst_result(
     return out
 
 
+KINDS = ("bare", "receiver", "receiver, passes held")
+
+
 def make_bursts(
     callbacks: list[dict[str, Any]], port: int, headers: dict[str, str], size: int, repeat: int
 ) -> list[Burst]:
+    """Per repeat: bare, receiver, receiver with passes held; fresh dispatches for each."""
     bursts = []
     for i in range(repeat):
-        bodies = [json.dumps(c).encode() for c in callbacks[i * size : (i + 1) * size]]
-        bursts.append(Burst("bare", [http_request(port, BARE_PATH, b, headers) for b in bodies]))
+        live, held = (
+            [json.dumps(c).encode() for c in callbacks[j * size : (j + 1) * size]]
+            for j in (2 * i, 2 * i + 1)
+        )
+        bursts.append(Burst(KINDS[0], [http_request(port, BARE_PATH, b, headers) for b in live]))
         bursts.append(
-            Burst("receiver", [http_request(port, RECEIVER_PATH, b, headers) for b in bodies])
+            Burst(KINDS[1], [http_request(port, RECEIVER_PATH, b, headers) for b in live])
+        )
+        bursts.append(
+            Burst(KINDS[2], [http_request(port, RECEIVER_PATH, b, headers) for b in held])
         )
     return bursts
+
+
+class HeldTrigger:
+    """Stands in for the runtime's trigger: counts pass requests, runs no pass."""
+
+    def __init__(self, real: CoalescingTrigger) -> None:
+        self.real = real
+        self.requests = 0
+        self.batches: set[UUID] = set()
+        self._lock = threading.Lock()
+
+    def request(self, batch_id: UUID) -> None:
+        with self._lock:
+            self.requests += 1
+            self.batches.add(batch_id)
+
+
+@contextmanager
+def passes_held(runtime: LocalRuntime, hold: bool) -> Iterator[HeldTrigger | None]:
+    """While held, callbacks' pass requests reach a counter, not the orchestrator."""
+    if not hold:
+        yield None
+        return
+    real = runtime.trigger
+    held = HeldTrigger(real)
+    # The trigger also re-runs unfinished batches on a heartbeat (2 s); stretch it for the burst
+    # (a private knob: if it is gone, heartbeat passes still run and are counted).
+    heartbeat = getattr(real, "_heartbeat", None)
+    if heartbeat is not None:
+        real._heartbeat = HELD_HEARTBEAT_SECONDS
+    # The receiver route reads runtime.trigger per request; step functions use ctx.trigger.
+    runtime.trigger = held  # type: ignore[assignment]
+    runtime.ctx.trigger = held
+    try:
+        yield held
+    finally:
+        runtime.trigger = real
+        runtime.ctx.trigger = real
+        if heartbeat is not None:
+            real._heartbeat = heartbeat
+        for batch_id in held.batches:
+            real.request(batch_id)
+
+
+def _real_trigger(runtime: LocalRuntime) -> CoalescingTrigger:
+    trigger: Any = runtime.trigger
+    return trigger.real if isinstance(trigger, HeldTrigger) else runtime.trigger
 
 
 # --------------------------------------------------------------------------- main flow
@@ -388,11 +482,12 @@ def make_bursts(
 def measure(server: BenchServer, args: argparse.Namespace, path: Path) -> dict[str, Any]:
     settings = server.settings()
     create_scratch_table(server.conninfo)
-    simulator = SimulatorConfig(drop_rate=1.0, record_history=False)
     with (
         server.open(settings) as dbs,
         served_with_bare_route(dbs),
-        LocalService(settings, dbs, simulator=simulator) as service,
+        # Accepts every row, never calls back; its own process, so its CPU is not ours.
+        external_clay(settings, "--drop-rate", "1.0") as (_, clay_settings),
+        LocalService(clay_settings, dbs) as service,
     ):
         log("uploading and dispatching every company (the simulator never calls back)")
         batch_id = upload_file(dbs, path, DEFAULT_PLAY).batch_id
@@ -407,9 +502,9 @@ def measure(server: BenchServer, args: argparse.Namespace, path: Path) -> dict[s
         }
         port = int(service.server.url.rsplit(":", 1)[1])
         callbacks = company_callbacks(server.conninfo, batch_id, service.runtime.signing_key)
-        if len(callbacks) < args.callbacks * args.repeat:
+        if len(callbacks) < 2 * args.callbacks * args.repeat:
             raise RuntimeError(f"only {len(callbacks)} dispatches for {args.repeat} bursts")
-        runs = {"bare": Runs("per_s"), "receiver": Runs("per_s")}
+        runs = {kind: Runs("per_s") for kind in KINDS}
         for burst in make_bursts(callbacks, port, headers, args.callbacks, args.repeat):
             checkpoint(server.conninfo)
             log(f"burst: {len(burst.requests):,} x {burst.kind}, {args.concurrency} connections")
@@ -421,9 +516,10 @@ def measure(server: BenchServer, args: argparse.Namespace, path: Path) -> dict[s
 
 
 def benchmark(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    source = source_fingerprint()
     before = machine_state()
     log(f"machine: {before.describe()}")
-    companies = args.callbacks * args.repeat
+    companies = 2 * args.callbacks * args.repeat  # fresh dispatches for each receiver burst
     path = tmp / "apollo.csv"
     stats = write_sample(
         path, companies * args.items_per_company, companies, email_only_fraction=0.0,
@@ -449,10 +545,12 @@ def benchmark(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "starlette_threadpool": 40,
         },
         "companies_dispatched": measured["companies_dispatched"],
+        "source": source,
         "machine_before": before.describe(),
         "machine_after": after.describe(),
         "best": best,
-        "ratio_receiver_over_bare": best["receiver"]["per_s"] / best["bare"]["per_s"],
+        "ratio_receiver_over_bare": best[KINDS[1]]["per_s"] / best[KINDS[0]]["per_s"],
+        "ratio_held_receiver_over_bare": best[KINDS[2]]["per_s"] / best[KINDS[0]]["per_s"],
         "runs": {k: r.runs for k, r in runs.items()},
     }
 
@@ -468,6 +566,7 @@ def render(console: Console, report: dict[str, Any]) -> None:
         f" Starlette thread pool 40 (AnyIO default)"
     )
     console.print(f"[bold]Server[/]: {report['server']['kind']}: {report['server']['version']}")
+    console.print(f"[bold]Source[/]: {report['source']}")
     console.print(f"[bold]Machine before[/]: {report['machine_before']}")
     console.print(f"[bold]Machine after[/]:  {report['machine_after']}")
     console.print(_runs_table(report))
@@ -478,34 +577,39 @@ def _runs_table(report: dict[str, Any]) -> Any:
     lines = [
         (r["kind"], f"{r['ok']:,}", fmt(r["wall_s"], 2), fmt(r["per_s"], 0),
          fmt(r.get("latency_p50_ms", 0), 1), fmt(r.get("latency_p99_ms", 0), 1), r["passes"])
-        for kind in ("bare", "receiver")
+        for kind in KINDS
         for r in report["runs"][kind]
     ]  # fmt: skip
     columns = ("burst", "ok", "wall s", "requests/s", "p50 ms", "p99 ms", "passes")
     return table("Every burst", columns, lines)
 
 
+def _cpu(r: dict[str, Any], key: str) -> str:
+    return fmt(r["cpu"].get(key, 0.0), 1)
+
+
 def _best_table(report: dict[str, Any]) -> Any:
-    bare, receiver = report["best"]["bare"], report["best"]["receiver"]
+    best = [report["best"][kind] for kind in KINDS]
 
-    def both(name: str, value: Callable[[dict[str, Any]], str]) -> tuple[str, str, str]:
-        return name, value(bare), value(receiver)
+    def each(name: str, value: Callable[[dict[str, Any]], str]) -> tuple[str, ...]:
+        return (name, *(value(r) for r in best))
 
+    cpu_keys = [k for k in best[0]["cpu"] if k.endswith(" cpu s")]
     lines = [
-        both("requests per second", lambda r: fmt(r["per_s"], 0)),
-        both("latency p50 / p95 / p99 ms", lambda r: " / ".join(
+        each("requests per second", lambda r: fmt(r["per_s"], 0)),
+        ("ratio to the bare endpoint", "1", fmt(report["ratio_receiver_over_bare"], 3),
+         fmt(report["ratio_held_receiver_over_bare"], 3)),
+        each("latency p50 / p95 / p99 ms", lambda r: " / ".join(
             fmt(r.get(f"latency_{p}_ms", 0), 1) for p in ("p50", "p95", "p99"))),
-        both("SQL statements per request", lambda r: fmt(r["statements_per_request"], 2)),
-        both("statements by thread", lambda r: _by_thread(r["statements"])),
-        both("orchestrator passes in the burst", lambda r: str(r["passes"])),
-        both("passes per callback", lambda r: fmt(r["passes_per_request"], 4)),
-        both("pass requests", lambda r: f"{r['pass_requests']:,}"),
-        both("database changes", lambda r: _changes(r["database_changes"])),
-        *(both(f"CPU s: {k}", lambda r, k=k: fmt(r["cpu"].get(k, 0.0), 1))
-          for k in bare["cpu"]),
-        ("receiver / bare", "", fmt(report["ratio_receiver_over_bare"], 3)),
+        each("SQL statements per request", lambda r: fmt(r["statements_per_request"], 2)),
+        each("statements by thread", lambda r: _by_thread(r["statements"])),
+        each("orchestrator passes in the burst", lambda r: str(r["passes"])),
+        each("passes per callback", lambda r: fmt(r["passes_per_request"], 4)),
+        each("pass requests", lambda r: f"{r['pass_requests'] + r.get('held_pass_requests', 0):,}"),
+        each("database changes", lambda r: _changes(r["database_changes"])),
+        *(each(f"CPU s: {k.removesuffix(' cpu s')}", lambda r, k=k: _cpu(r, k)) for k in cpu_keys),
     ]  # fmt: skip
-    return table("Best burst", ("metric", "bare INSERT endpoint", "receiver"), lines)
+    return table("Best burst", ("metric", *KINDS), lines)
 
 
 def _by_thread(counts: dict[str, int]) -> str:

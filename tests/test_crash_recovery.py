@@ -53,7 +53,9 @@ def test_postgres_stopped_and_started_mid_run(
     own_server: tuple[EmbeddedPostgres, Databases], local_settings: Settings
 ) -> None:
     server, dbs = own_server
-    set_leases(dbs, seconds=10, max_attempts=5)
+    # Generous leases: callbacks lost in the outage are re-sent after it; a short lease would
+    # also expire healthy calls on a loaded machine.
+    set_leases(dbs, seconds=30, max_attempts=5)
     settings = local_settings.model_copy(update={"sweep_interval_seconds": 0.5})
     simulator = SimulatorConfig(callback_delay_seconds=0.05)
     with LocalService(settings, dbs, simulator=simulator) as service:

@@ -29,6 +29,7 @@ import os
 import pstats
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 from uuid import UUID
 
@@ -189,7 +191,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--pipeline-timeout",
         type=float,
-        default=1800,
+        default=900,
         help="seconds a normalize/split run may take before it is recorded as timed out",
     )
     parser.add_argument("--repeat", type=int, default=2, help="runs per phase (best is reported)")
@@ -790,7 +792,13 @@ def benchmark(args: argparse.Namespace, tmp: Path) -> tuple[dict[str, Any], dict
     return report, phases
 
 
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """Turn SIGTERM into SystemExit, so the finally blocks delete what this run created."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     args = parse_args(argv)
     if args.memory_child is not None:
         return memory_child(args.memory_child)

@@ -133,7 +133,12 @@ class Steps:
 @app.function(timeout=300, retries=step_retries)
 def orchestrator_pass(batch_id: str) -> dict[str, Any]:
     result = runtime().orchestrator_pass(UUID(batch_id))
-    return {"advanced": result.advanced, "claimed": result.claimed, "done": result.done}
+    return {
+        "applied": result.applied,
+        "advanced": result.advanced,
+        "claimed": result.claimed,
+        "done": result.done,
+    }
 
 
 @app.function(timeout=600, schedule=modal.Cron("*/2 * * * *"))

@@ -207,6 +207,8 @@ def test_sixteen_concurrent_senders_call_clay_once_per_company(
         for t in threads:
             t.join()
         assert service.simulator is not None and service.simulator.wait_idle(30)
+        # The receivers stored the results; the batch's next pass completes them.
+        assert service.runtime.trigger.wait_settled(30)
         stop.set()
         watcher.join()
         assert service.simulator.submission_count("company") == 10

@@ -243,7 +243,16 @@ def _fetch_one(
     except Exception as exc:  # a provider failure is this entity's failure, not the chunk's
         data, error = None, f"{type(exc).__name__}: {exc}"
     position = PlayPosition(call.play_name, call.step_number, call.batch_id)
-    answer = Answer(kind, workflow, claim["entity_id"], claim["dispatch_id"], data, error, position)
+    answer = Answer(
+        kind,
+        workflow,
+        claim["entity_id"],
+        claim["dispatch_id"],
+        claim["attempts"],
+        data,
+        error,
+        position,
+    )
     accept_answer(ctx.dbs, answer)
     return SendOutcome(error is None, None, error)
 

@@ -7,6 +7,7 @@ the thing asked for does not exist.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -19,7 +20,9 @@ from entities.status import Status
 from orchestrator.entity_kinds import COMPANY, PERSON, EntityKind
 
 
+@lru_cache(maxsize=256)
 def entity_query(name: str, kind: EntityKind) -> sql.Composed:
+    """The named template filled with the kind's tables; composed once, reused per call."""
     return query(name).format(**kind.identifiers())
 
 

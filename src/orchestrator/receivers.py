@@ -11,7 +11,7 @@ import hmac
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -24,8 +24,10 @@ from orchestrator.entity_kinds import EntityKind, kind_of
 from orchestrator.entity_store import entity_query
 from orchestrator.logger import PlayPosition
 from orchestrator.registry import RegistryError, WorkflowConfig, cached_workflow
-from orchestrator.results import Answer, accept_answer
+from orchestrator.results import Answer, Stored, accept_answer, maps_elsewhere, store_for_pass
 from orchestrator.tokens import parse, verify
+
+_T = TypeVar("_T")
 
 SENSITIVE_HEADERS = frozenset(
     {"authorization", "cookie", "x-api-key", "x-clay-webhook-auth", "proxy-authorization"}
@@ -101,9 +103,10 @@ def _workflow(dbs: Databases, workflow_slug: str) -> tuple[WorkflowConfig, Entit
         raise _Refused(404, f"no entity workflow {workflow_slug!r} takes callbacks") from None
 
 
-def _dispatch(
+def _checked_dispatch(
     conn: Conn, config: ReceiverConfig, kind: EntityKind, workflow: str, callback: _Callback
 ) -> dict[str, Any]:
+    """The current dispatch the callback answers, or the refusal that says why it is not."""
     claims = parse(callback.token)
     row = conn.execute(
         entity_query("callback_context", kind),
@@ -117,19 +120,30 @@ def _dispatch(
         or (row["workflow_slug"] != workflow)
     ):
         raise _Refused(401, "callback token does not match a dispatch of this entity")
-    if not verify(config.signing_key, callback.token, callback.entity_id, workflow, row["attempt"]):
+    verified = verify(config.signing_key, callback.token, callback.entity_id, workflow)
+    if verified is None or verified.attempt != row["attempt"]:
         raise _Refused(401, "callback token signature is invalid")
     if not row["is_current"]:
         raise _Refused(401, "callback token belongs to an earlier attempt that was retried")
     return dict(row)
 
 
-def _accept_or_refuse(dbs: Databases, answer: Answer) -> dict[str, Any]:
+def _refusing_bad_data(
+    store: Callable[[Databases, Answer], _T], dbs: Databases, answer: Answer
+) -> _T:
     try:
-        return accept_answer(dbs, answer)
+        return store(dbs, answer)
     except psycopg.DataError as exc:
         # e.g. a \u0000 inside the JSON: Postgres cannot store it; the dead letter keeps it.
         raise _Refused(422, f"data cannot be stored: {exc.sqlstate} {type(exc).__name__}") from None
+
+
+def _accept_or_refuse(dbs: Databases, answer: Answer) -> dict[str, Any]:
+    return _refusing_bad_data(accept_answer, dbs, answer)
+
+
+def _store_or_refuse(dbs: Databases, answer: Answer) -> Stored | None:
+    return _refusing_bad_data(store_for_pass, dbs, answer)
 
 
 def _storable(text: str) -> str:
@@ -156,6 +170,53 @@ def _dead_letter(
         )
 
 
+def _fast_path(
+    dbs: Databases,
+    config: ReceiverConfig,
+    workflow: WorkflowConfig,
+    kind: EntityKind,
+    callback: _Callback,
+) -> Stored | None:
+    """A signed data callback of a current dispatch: checked in memory, stored in one statement.
+
+    None sends the callback down the checked path, which finds the refusal (or the race) that
+    explains why the statement stored nothing.
+    """
+    if callback.data is None:
+        return None
+    claims = verify(config.signing_key, callback.token, callback.entity_id, workflow.workflow_slug)
+    if claims is None:
+        return None
+    answer = Answer(
+        kind, workflow, callback.entity_id, claims.dispatch_id, claims.attempt, callback.data
+    )
+    if maps_elsewhere(answer):
+        return None
+    return _store_or_refuse(dbs, answer)
+
+
+def _checked_path(
+    dbs: Databases,
+    config: ReceiverConfig,
+    workflow: WorkflowConfig,
+    kind: EntityKind,
+    callback: _Callback,
+) -> Stored:
+    with dbs.hq.connection() as conn:
+        dispatch = _checked_dispatch(conn, config, kind, workflow.workflow_slug, callback)
+    answer = Answer(
+        kind,
+        workflow,
+        callback.entity_id,
+        dispatch["id"],
+        dispatch["attempt"],
+        callback.data,
+        callback.error,
+        PlayPosition(dispatch["play_name"], dispatch["step_number"]),
+    )
+    return Stored(_accept_or_refuse(dbs, answer), dispatch["batch_id"])
+
+
 def receive_callback(
     dbs: Databases,
     config: ReceiverConfig,
@@ -170,27 +231,16 @@ def receive_callback(
         _check_secret(config, headers)
         callback = _parse_body(body, workflow_slug)
         workflow, kind = _workflow(dbs, workflow_slug)
-        with dbs.hq.connection() as conn:
-            dispatch = _dispatch(conn, config, kind, workflow_slug, callback)
-        position = PlayPosition(dispatch["play_name"], dispatch["step_number"])
-        answer = Answer(
-            kind,
-            workflow,
-            callback.entity_id,
-            dispatch["id"],
-            callback.data,
-            callback.error,
-            position,
+        stored = _fast_path(dbs, config, workflow, kind, callback) or _checked_path(
+            dbs, config, workflow, kind, callback
         )
-        outcome = _accept_or_refuse(dbs, answer)
     except _Refused as refused:
         kept = {k: v for k, v in headers.items() if k.lower() not in secret_headers}
         _dead_letter(dbs, workflow_slug, refused, kept, body)
         return CallbackResult(refused.status_code, {"error": refused.reason})
-    batch_id = dispatch["batch_id"]
-    if batch_id is not None:
-        trigger.request(batch_id)
-    return CallbackResult(200, outcome, batch_id)
+    if stored.batch_id is not None:
+        trigger.request(stored.batch_id)
+    return CallbackResult(200, stored.body, stored.batch_id)
 
 
 NamedReceiver = Callable[

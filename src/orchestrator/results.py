@@ -4,6 +4,9 @@ Keep the immutable result; if the workflow maps into a destination table, the st
 writes and verifies it there; only then do the entity and the items waiting on it complete and
 the logger record the step completion. A failure at any point fails the entity and its items
 with the reason, and logs it, but never writes a completion.
+
+`store_for_pass` is the receivers' fast path: one statement keeps the result and leaves its
+completion to the batch's next pass (see `stored_results`). `accept_answer` completes at once.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from orchestrator.entity_store import entity_query
 from orchestrator.logger import LogEntry, PlayPosition, log_enrichment
 from orchestrator.registry import WorkflowConfig
 from orchestrator.storage_worker import StorageError, store_mapped
+from orchestrator.stored_results import apply_stored
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class Answer:
     workflow: WorkflowConfig
     entity_id: UUID
     dispatch_id: UUID
+    attempt: int
     data: dict[str, Any] | None
     error: str | None = None
     position: PlayPosition = field(default_factory=PlayPosition)
@@ -62,11 +67,11 @@ def _fail(dbs: Databases, answer: Answer, error: str) -> dict[str, Any]:
                 "entity_type": answer.kind.name,
             },
         )
-        _log(conn, answer, None, error)
+        _log_failure(conn, answer, error)
     return {"status": "failed", "error": error[:200]}
 
 
-def _log(conn: Conn, answer: Answer, table: str | None, error: str | None) -> None:
+def _log_failure(conn: Conn, answer: Answer, error: str) -> None:
     is_person = answer.kind.name == "person"
     entry = LogEntry(
         answer.workflow,
@@ -75,10 +80,8 @@ def _log(conn: Conn, answer: Answer, table: str | None, error: str | None) -> No
         answer.position,
         person_id=answer.entity_id if is_person else None,
         error=error,
-        result_table=table,
     )
-    # Step completions track companies: a person result completes no company step.
-    log_enrichment(conn, entry, verified=error is None and not is_person)
+    log_enrichment(conn, entry, verified=False)
 
 
 def _record(conn: Conn, answer: Answer) -> UUID | None:
@@ -94,7 +97,21 @@ def _record(conn: Conn, answer: Answer) -> UUID | None:
     return row["id"] if row else None
 
 
-def _maps_elsewhere(answer: Answer) -> bool:
+def _store(conn: Conn, answer: Answer) -> dict[str, Any] | None:
+    """Keep the result and mark the dispatch STORED; None when it is not the current dispatch."""
+    return conn.execute(
+        entity_query("store_callback_result", answer.kind),
+        {
+            "entity_id": answer.entity_id,
+            "workflow_slug": answer.workflow.workflow_slug,
+            "data": Jsonb(answer.data),
+            "dispatch_id": answer.dispatch_id,
+            "attempt": answer.attempt,
+        },
+    ).fetchone()
+
+
+def maps_elsewhere(answer: Answer) -> bool:
     """Whether the workflow stores mapped fields in a table other than the result table."""
     return answer.workflow.destination_table_name not in (None, answer.kind.result_table)
 
@@ -113,39 +130,50 @@ def _destination(dbs: Databases, answer: Answer) -> str:
     return stored.table
 
 
-def _complete(conn: Conn, answer: Answer, result_id: UUID, table: str) -> dict[str, Any]:
-    row = conn.execute(
-        entity_query("complete_entity_callback", answer.kind),
-        {
-            "entity_id": answer.entity_id,
-            "workflow_slug": answer.workflow.workflow_slug,
-            "dispatch_id": answer.dispatch_id,
-            "result_id": result_id,
-            "id_key": answer.kind.id_column,
-            "in_progress": answer.kind.in_progress,
-        },
-    ).fetchone()
-    _log(conn, answer, table, None)
-    return {"status": "stored", "items_completed": row["items_completed"] if row else 0}
+def _complete_now(conn: Conn, answer: Answer) -> dict[str, Any]:
+    applied = apply_stored(conn, answer.kind, "dispatch", dispatch_id=answer.dispatch_id)
+    return {"status": "stored", "items_completed": applied.items_completed}
+
+
+@dataclass(frozen=True)
+class Stored:
+    body: dict[str, Any]
+    batch_id: UUID | None
+
+
+def store_for_pass(dbs: Databases, answer: Answer) -> Stored | None:
+    """The result of a current dispatch, kept in one statement; the batch's next pass completes
+    it (work without a batch completes here). None: the dispatch is not the entity's current
+    one, and the caller must find out why."""
+    with dbs.hq.connection() as conn:
+        row = _store(conn, answer)
+        if row is None:
+            return None
+        if row["result_id"] is None:
+            return Stored({"status": "duplicate"}, row["batch_id"])
+        if row["batch_id"] is None:
+            return Stored(_complete_now(conn, answer), None)
+        return Stored({"status": "stored"}, row["batch_id"])
 
 
 def accept_answer(dbs: Databases, answer: Answer) -> dict[str, Any]:
+    """Keep the answer of a dispatch the caller checked is current, and complete it at once."""
     if answer.error is not None:
         return _fail(dbs, answer, answer.error)
-    if not _maps_elsewhere(answer):
-        # The stored result is the data: keep it, complete and log in one transaction.
+    if not maps_elsewhere(answer):
         with dbs.hq.connection() as conn:
-            result_id = _record(conn, answer)
-            if result_id is None:
+            row = _store(conn, answer)
+            if row is None or row["result_id"] is None:
                 return {"status": "duplicate"}
-            return _complete(conn, answer, result_id, answer.kind.result_table)
+            return _complete_now(conn, answer)
     with dbs.hq.connection() as conn:
         result_id = _record(conn, answer)
     if result_id is None:
         return {"status": "duplicate"}
     try:
-        table = _destination(dbs, answer)
+        _destination(dbs, answer)
     except (StorageError, psycopg.Error) as exc:
         return _fail(dbs, answer, f"storage failed: {exc}")
     with dbs.hq.connection() as conn:
-        return _complete(conn, answer, result_id, table)
+        conn.execute(query("mark_dispatch_stored"), {"dispatch_id": answer.dispatch_id})
+        return _complete_now(conn, answer)

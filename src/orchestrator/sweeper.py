@@ -16,6 +16,7 @@ from database.queries import query
 from orchestrator.context import Trigger
 from orchestrator.entity_kinds import KINDS
 from orchestrator.entity_store import entity_query
+from orchestrator.stored_results import apply_stored
 
 
 @dataclass
@@ -33,6 +34,11 @@ def sweep(dbs: Databases, trigger: Trigger | None = None) -> SweepReport:
     report = SweepReport()
     with dbs.hq.connection() as conn:
         for kind in KINDS.values():
+            # A stored result completes before its lease is judged: it is never sent again.
+            applied = apply_stored(conn, kind, "everywhere")
+            if applied.entities:
+                report.entities[f"{kind.name} COMPLETED"] += applied.entities
+            report.batches |= applied.batch_ids
             # Parameters, even none, make psycopg read %% in the SQL as a literal %.
             for row in conn.execute(entity_query("sweep_expired_entities", kind), {}):
                 report.entities[f"{kind.name} {row['status']}"] += 1

@@ -1,5 +1,6 @@
 """One orchestrator pass over a batch: a handful of set-based statements, whatever its size.
 
+0. Complete: results the receivers stored for this batch complete their entities and items.
 1. Advance: items whose step newly COMPLETED get their next step's row (PENDING).
 2. Claim: PENDING item-steps become IN_PROGRESS with a lease (SKIP LOCKED; exactly-once).
 3. Dispatch the claimed item ids in chunks, grouped by step.
@@ -15,7 +16,9 @@ from uuid import UUID
 from database.pool import Conn, Databases
 from database.queries import query
 from orchestrator.dispatch import Dispatcher, chunk_calls
+from orchestrator.entity_kinds import KINDS
 from orchestrator.registry import Play, cached_play
+from orchestrator.stored_results import Applied, apply_stored
 
 DEFAULT_CHUNK_SIZE = 500
 DEFAULT_CLAIM_LIMIT = 100_000
@@ -24,6 +27,7 @@ DEFAULT_CLAIM_LIMIT = 100_000
 @dataclass(frozen=True)
 class PassResult:
     batch_id: UUID
+    applied: int
     advanced: int
     claimed: int
     calls: int
@@ -39,6 +43,15 @@ def _batch_play(dbs: Databases, conn: Conn, batch_id: UUID) -> Play:
     if row is None:
         raise UnknownBatchError(f"no upload batch {batch_id}")
     return cached_play(dbs, conn, str(row["play_name"]))
+
+
+def _apply(conn: Conn, batch_id: UUID) -> int:
+    """Complete the batch's stored results, of any entity workflow (manual runs of a step that
+    is not in the batch's play too); the items they complete advance in the same pass."""
+    applied = Applied()
+    for kind in KINDS.values():
+        applied += apply_stored(conn, kind, "batch", batch_id=batch_id)
+    return applied.dispatches
 
 
 def _advance(conn: Conn, batch_id: UUID, play: Play) -> int:
@@ -78,14 +91,15 @@ def run_pass(
 ) -> PassResult:
     with dbs.hq.connection() as conn:
         play = _batch_play(dbs, conn, batch_id)
+        applied = _apply(conn, batch_id)
         advanced = _advance(conn, batch_id, play)
         claimed = _claim(conn, batch_id, play, claim_limit)
         # Claims must be visible to the step functions before they run.
         conn.commit()
-        done = not (advanced or claimed) and _finished(conn, batch_id)
+        done = not (applied or advanced or claimed) and _finished(conn, batch_id)
     calls = chunk_calls(batch_id, claimed, chunk_size)
     dispatcher.dispatch(calls)
-    return PassResult(batch_id, advanced, len(claimed), len(calls), done)
+    return PassResult(batch_id, applied, advanced, len(claimed), len(calls), done)
 
 
 def _finished(conn: Conn, batch_id: UUID) -> bool:

@@ -32,6 +32,7 @@ class CoalescingTrigger:
         self._heartbeat = heartbeat
         self._dirty: set[UUID] = set()
         self._unfinished: set[UUID] = set()
+        self._passing = False
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -65,13 +66,27 @@ class CoalescingTrigger:
                 lambda: batch_id not in self._unfinished or self._stop.is_set(), timeout
             )
 
+    def wait_settled(self, timeout: float | None = None) -> bool:
+        """Block until every pass requested so far has run (callers that need what the
+        receivers stored to be completed, such as tests and benchmarks)."""
+        with self.finished:
+            return self.finished.wait_for(
+                lambda: not (self._dirty or self._passing) or self._stop.is_set(), timeout
+            )
+
     def _take_dirty(self, heartbeat_due: bool) -> set[UUID]:
         with self._lock:
             batches = set(self._dirty)
             if heartbeat_due:
                 batches |= self._unfinished
             self._dirty.clear()
+            self._passing = bool(batches)
             return batches
+
+    def _passes_done(self) -> None:
+        with self._lock:
+            self._passing = False
+            self.finished.notify_all()
 
     def _loop(self) -> None:
         last_pass = 0.0
@@ -87,6 +102,7 @@ class CoalescingTrigger:
             last_pass = time.monotonic()
             for batch_id in self._take_dirty(heartbeat_due=not woke):
                 self._pass(batch_id)
+            self._passes_done()
 
     def _pass(self, batch_id: UUID) -> None:
         try:

@@ -140,11 +140,11 @@ WITH sends AS (
         AS s(id uuid, ok boolean, http_status int, error text)
 ), locked AS (
     SELECT d.id FROM entity_dispatches d JOIN sends ON sends.id = d.id
-    WHERE d.status IN ('SENDING', 'CALLED_BACK')
+    WHERE d.status IN ('SENDING', 'STORED', 'CALLED_BACK')
     ORDER BY d.id FOR UPDATE OF d
 )
 UPDATE entity_dispatches d
-SET status = CASE WHEN d.status = 'CALLED_BACK' THEN d.status
+SET status = CASE WHEN d.status IN ('STORED', 'CALLED_BACK') THEN d.status
                   WHEN s.ok THEN 'SENT' ELSE 'FAILED' END,
     sent_at = CASE WHEN s.ok THEN NOW() END,
     credits = CASE WHEN s.ok THEN %(credits)s::numeric ELSE 0 END,
@@ -213,22 +213,76 @@ LEFT JOIN entity_dispatches d ON d.id = %(dispatch_id)s
 LEFT JOIN {state_table} s ON s.{id_column} = d.entity_id AND s.workflow_slug = d.workflow_slug
 WHERE e.id = %(entity_id)s;
 
--- name: complete_entity_callback
--- After the result is stored (and verified at its destination): the entity and every item
--- waiting on it complete. Items that did not make the call record that they reused it.
-WITH entity AS (
+-- name: store_callback_result
+-- The receiver's one statement: when the dispatch the token names is still its entity's current
+-- one, keep the result (once per dispatch) and mark the dispatch STORED for the next pass to
+-- complete. No row: not a current dispatch of this entity (the caller finds out why). A row
+-- without result_id: a duplicate of a stored callback.
+WITH current_dispatch AS (
+    SELECT d.id, d.batch_id
+    FROM entity_dispatches d
+    JOIN {state_table} s
+      ON s.{id_column} = d.entity_id AND s.workflow_slug = d.workflow_slug
+     AND s.dispatch_id = d.id
+    WHERE d.id = %(dispatch_id)s AND d.entity_id = %(entity_id)s
+      AND d.workflow_slug = %(workflow_slug)s AND d.attempt = %(attempt)s
+), stored AS (
+    INSERT INTO {result_table} ({id_column}, workflow_slug, data, dispatch_id)
+    SELECT %(entity_id)s, %(workflow_slug)s, %(data)s, id FROM current_dispatch
+    ON CONFLICT (dispatch_id) DO NOTHING
+    RETURNING id
+), marked AS (
+    UPDATE entity_dispatches d SET status = 'STORED', callback_at = NOW()
+    FROM stored
+    WHERE d.id = %(dispatch_id)s AND d.status NOT IN ('STORED', 'CALLED_BACK')
+    RETURNING d.id
+)
+SELECT c.batch_id, (SELECT id FROM stored) AS result_id, (SELECT count(*) FROM marked) AS marked
+FROM current_dispatch c;
+
+-- name: mark_dispatch_stored
+-- A result whose fields went to a destination table is complete once they were verified there.
+UPDATE entity_dispatches SET status = 'STORED', callback_at = NOW()
+WHERE id = %(dispatch_id)s AND status NOT IN ('STORED', 'CALLED_BACK');
+
+-- name: apply_stored_results
+-- Complete what the receivers stored, in one statement for every STORED dispatch in {scope}:
+-- the entity (when the dispatch is still its current one) and every item waiting on it
+-- complete, items that did not make the call record that they reused it, the dispatch becomes
+-- CALLED_BACK, and the logger writes the log row and, for companies, the play step completion.
+-- Dispatch rows, then entity rows, then item-steps are locked in id order, as everywhere.
+WITH stored AS (
+    SELECT d.id, d.entity_id, d.workflow_slug, d.play_name, d.step_number
+    FROM entity_dispatches d
+    WHERE d.status = 'STORED' AND d.entity_type = %(entity_type)s AND {scope}
+    ORDER BY d.id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), called_back AS (
+    UPDATE entity_dispatches d SET status = 'CALLED_BACK'
+    FROM stored WHERE d.id = stored.id
+    RETURNING d.id
+), current_states AS (
+    SELECT s.id, r.id AS result_id, stored.id AS dispatch_id
+    FROM stored
+    JOIN {state_table} s
+      ON s.{id_column} = stored.entity_id AND s.workflow_slug = stored.workflow_slug
+     AND s.dispatch_id = stored.id
+    JOIN {result_table} r ON r.dispatch_id = stored.id
+    ORDER BY s.id FOR UPDATE OF s
+), entity AS (
     UPDATE {state_table} s
     SET status = 'COMPLETED', lease_expires_at = NULL, updated_at = NOW(),
-        meta = COALESCE(s.meta, '{{}}'::jsonb) || jsonb_build_object('result_id', %(result_id)s::uuid)
-    WHERE s.{id_column} = %(entity_id)s AND s.workflow_slug = %(workflow_slug)s
-      AND s.dispatch_id = %(dispatch_id)s
-    RETURNING s.{id_column} AS entity_id
+        meta = COALESCE(s.meta, '{{}}'::jsonb) || jsonb_build_object('result_id', c.result_id)
+    FROM current_states c
+    WHERE s.id = c.id
+    RETURNING s.{id_column} AS entity_id, s.workflow_slug, c.dispatch_id
 ), locked AS (
     SELECT ws.id, entity.entity_id
-    FROM workflow_states ws
-    JOIN batch_items bi ON bi.id = ws.item_id
-    JOIN entity ON bi.{id_column} = entity.entity_id
-    WHERE ws.step_name = %(workflow_slug)s AND ws.status = 'IN_PROGRESS'
+    FROM entity
+    JOIN batch_items bi ON bi.{id_column} = entity.entity_id
+    JOIN workflow_states ws ON ws.item_id = bi.id AND ws.step_name = entity.workflow_slug
+    WHERE ws.status = 'IN_PROGRESS'
     ORDER BY ws.id FOR UPDATE OF ws
 ), items AS (
     UPDATE workflow_states ws
@@ -241,13 +295,45 @@ WITH entity AS (
                   ELSE jsonb_build_object('skipped', %(in_progress)s::text) END
     FROM locked
     WHERE ws.id = locked.id AND ws.status = 'IN_PROGRESS'
-    RETURNING ws.item_id
-), called_back AS (
-    UPDATE entity_dispatches d SET status = 'CALLED_BACK', callback_at = NOW()
-    WHERE d.id = %(dispatch_id)s
-    RETURNING d.id
+    RETURNING ws.item_id, ws.batch_id
+), target AS (
+    SELECT w.id AS workflow_id, entity.workflow_slug, c.id AS company_id, c.domain,
+           p.id AS person_id, c.batch_id,
+           COALESCE(stored.play_name, b.play_name) AS play_name,
+           COALESCE(stored.step_number, ps.step_number) AS step_number,
+           COALESCE(w.destination_table_name, %(result_table)s) AS result_table
+    FROM entity
+    JOIN stored ON stored.id = entity.dispatch_id
+    JOIN db_driven_enrichment_workflows w ON w.workflow_slug = entity.workflow_slug
+    LEFT JOIN normalized_people p
+      ON %(entity_type)s = 'person' AND p.id = entity.entity_id
+    LEFT JOIN normalized_companies c
+      ON c.id = CASE WHEN %(entity_type)s = 'company' THEN entity.entity_id ELSE p.company_id END
+    LEFT JOIN upload_batches b ON b.id = c.batch_id
+    LEFT JOIN play_steps ps ON ps.play_name = b.play_name AND ps.workflow_slug = entity.workflow_slug
+), logged AS (
+    INSERT INTO enrichment_results_log
+        (workflow_id, workflow_slug, company_id, company_domain, person_id, batch_id, play_name,
+         step_number, status, error_message, result_table)
+    SELECT workflow_id, workflow_slug, company_id, domain, person_id, batch_id, play_name,
+           step_number, 'success', NULL, result_table
+    FROM target
+    RETURNING id
+), completed AS (
+    -- Step completions track companies: a person result completes no company step.
+    INSERT INTO company_play_step_completions (company_id, play_name, step_number, workflow_slug)
+    SELECT company_id, play_name, step_number, workflow_slug FROM target
+    WHERE %(entity_type)s = 'company' AND company_id IS NOT NULL AND play_name IS NOT NULL
+      AND step_number IS NOT NULL
+    ORDER BY company_id, play_name, step_number
+    ON CONFLICT (company_id, play_name, step_number) DO NOTHING
+    RETURNING id
 )
-SELECT (SELECT count(*) FROM entity) AS entities, (SELECT count(*) FROM items) AS items_completed;
+SELECT (SELECT count(*) FROM called_back) AS dispatches,
+       (SELECT count(*) FROM entity) AS entities,
+       (SELECT count(*) FROM items) AS items_completed,
+       (SELECT count(*) FROM logged) AS logged,
+       (SELECT COALESCE(array_agg(DISTINCT batch_id), '{{}}') FROM items) AS batch_ids;
 
 -- name: insert_dead_letter
 INSERT INTO receiver_dead_letters (workflow_slug, http_status, reason, headers, body)

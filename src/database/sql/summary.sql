@@ -26,7 +26,7 @@ LIMIT 5;
 -- name: batch_provider_usage
 -- Calls a provider accepted for this batch, and the credits they cost.
 SELECT provider, entity_type,
-       count(*) FILTER (WHERE status IN ('SENT', 'CALLED_BACK')) AS calls,
+       count(*) FILTER (WHERE status IN ('SENT', 'STORED', 'CALLED_BACK')) AS calls,
        COALESCE(sum(credits), 0) AS credits
 FROM entity_dispatches
 WHERE batch_id = %(batch_id)s

@@ -57,7 +57,7 @@ WHERE e.batch_id = %(batch_id)s AND c.workflow_slug = %(workflow_slug)s
 -- Provider calls made for the step's entities of this batch.
 SELECT count(*) AS n FROM entity_dispatches
 WHERE batch_id = %(batch_id)s AND workflow_slug = %(workflow_slug)s
-  AND status IN ('SENT', 'CALLED_BACK');
+  AND status IN ('SENT', 'STORED', 'CALLED_BACK');
 
 -- name: verify_unexplained_items
 -- Items COMPLETED at the step that neither made a provider call nor say why they did not.

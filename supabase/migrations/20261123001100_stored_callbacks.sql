@@ -1,0 +1,9 @@
+-- HQ database. A receiver stores a callback's result and marks its dispatch STORED in one
+-- statement, and answers; the next orchestrator pass completes every STORED dispatch of the
+-- batch (entity, waiting items, log, step completion) in one set-based statement. The partial
+-- index keeps that lookup proportional to the callbacks waiting, not to the dispatch history.
+ALTER TABLE entity_dispatches DROP CONSTRAINT entity_dispatches_status_check;
+ALTER TABLE entity_dispatches ADD CONSTRAINT entity_dispatches_status_check
+    CHECK (status IN ('SENDING', 'SENT', 'FAILED', 'STORED', 'CALLED_BACK'));
+CREATE INDEX idx_entity_dispatches_stored ON entity_dispatches(batch_id, entity_type)
+    WHERE status = 'STORED';

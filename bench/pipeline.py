@@ -86,6 +86,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     mode.add_argument("--simulator-process", action="store_true", help="simulator in a process")
     mode.add_argument("--compare-simulators", action="store_true", help="both modes, alternating")
     parser.add_argument("--workers", type=int, default=None, help="dispatch_workers (default 4)")
+    parser.add_argument(
+        "--callback-concurrency",
+        type=int,
+        default=32,
+        help="callbacks the Clay simulator has in flight at once (Clay's HTTP-API column runs"
+        " many rows in parallel)",
+    )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     parser.add_argument("--profile", action="store_true", help="one extra run under py-spy")
     parser.add_argument("--profile-rate", type=int, default=100, help="py-spy samples/second")
@@ -112,14 +119,20 @@ class Harness:
 
 
 @contextmanager
-def running_service(settings: Settings, dbs: Databases, mode: str) -> Iterator[Harness]:
+def running_service(
+    settings: Settings, dbs: Databases, mode: str, callback_concurrency: int
+) -> Iterator[Harness]:
     if mode == "thread":
-        config = SimulatorConfig(record_history=False)  # no rate limit, no delay
+        # No rate limit, no delay.
+        config = SimulatorConfig(record_history=False, callback_workers=callback_concurrency)
         with LocalService(settings, dbs, simulator=config) as service:
             yield Harness(service, None)
         return
     with (
-        external_clay(settings) as (external, clay_settings),
+        external_clay(settings, "--workers", str(callback_concurrency)) as (
+            external,
+            clay_settings,
+        ),
         LocalService(clay_settings, dbs) as service,
     ):
         assert service.simulator is None, "the gateway should point at the process"
@@ -222,13 +235,18 @@ def _timed_run(
 
 
 def run_once(
-    server: BenchServer, settings: Settings, dbs: Databases, path: Path, mode: str, timeout: float
+    server: BenchServer,
+    settings: Settings,
+    dbs: Databases,
+    path: Path,
+    mode: str,
+    args: argparse.Namespace,
 ) -> dict[str, Any]:
     checkpoint(server.conninfo)
-    with running_service(settings, dbs, mode) as harness:
+    with running_service(settings, dbs, mode, args.callback_concurrency) as harness:
         extra = {"simulator process": harness.external.proc.pid} if harness.external else {}
         cpu = CpuMeter(server.postgres_pid, extra)
-        batch_id, timing, counters = _timed_run(harness, dbs, path, timeout, cpu)
+        batch_id, timing, counters = _timed_run(harness, dbs, path, args.timeout, cpu)
         summary = harness.external.stop() if harness.external else {}
         clay = _clay_calls(harness, summary)
     result = summarize(server.conninfo, batch_id, mode, timing, counters, clay)
@@ -369,7 +387,7 @@ def profile_run(
     log(f"profiling one more run ({MODE_LABELS[mode]}) with py-spy -> {out}")
     timer = SqlTimer()
     with py_spy(out, args.profile_rate), timer.installed():
-        result = run_once(server, settings, dbs, path, mode, args.timeout)
+        result = run_once(server, settings, dbs, path, mode, args)
     profile = {"raw_file": str(out), "wall_s": result["wall_s"], **hotspots(out)}
     return {**profile, "sql": timer.top(25), "run": result}
 
@@ -537,7 +555,7 @@ def measure(
         for i in range(args.repeat):
             for mode in modes:
                 log(f"run {i + 1}/{args.repeat}, {MODE_LABELS[mode]}")
-                runs[mode].runs.append(run_once(server, settings, dbs, path, mode, args.timeout))
+                runs[mode].runs.append(run_once(server, settings, dbs, path, mode, args))
         profile = profile_run(server, settings, dbs, path, modes[0], args) if args.profile else {}
     return runs, profile, settings
 

@@ -23,6 +23,7 @@ image = (
     modal.Image.debian_slim(python_version="3.11")
     .pip_install(
         "fastapi==0.165.0",
+        "httptools==0.9.0",
         "idna==3.20",
         "platformdirs==4.14.7",
         "psycopg[binary]==3.3.9",
@@ -34,6 +35,7 @@ image = (
         "requests==2.34.2",
         "sqlparse==0.6.1",
         "uvicorn==0.54.0",
+        "uvloop==0.23.0",
     )
     # Our packages, with their .sql files (the default would ship Python files only).
     .add_local_python_source(

@@ -76,6 +76,7 @@ def _claim(
             entity_query("insert_dispatches", kind),
             {
                 "dispatches": Jsonb(dispatches),
+                "entity_ids": [c["entity_id"] for c in claims],
                 "entity_type": kind.name,
                 "workflow_slug": slug,
                 "provider": workflow.provider,
@@ -130,10 +131,12 @@ def _record(
     ]
     failures = [s | {"dispatch_id": s["id"]} for s in sends if not s["ok"]]
     with conn.transaction():
+        accepted_sends = [s for s in sends if s["ok"]]
         conn.execute(
             entity_query("lease_sent_entities", kind),
             {
-                "sends": Jsonb(sends),
+                "entity_ids": [s["entity_id"] for s in accepted_sends],
+                "dispatch_ids": [s["id"] for s in accepted_sends],
                 "timeout": workflow.timeout_seconds,
                 "workflow_slug": workflow.workflow_slug,
             },

@@ -39,5 +39,10 @@ def normalize_all_core_values(ctx: StepContext, workflow: WorkflowConfig, call: 
         ok = [d for d in docs if "normalized" in d]
         failed = [d for d in docs if "normalized" not in d]
         params = {"step": call.step_name}
-        conn.execute(query("store_normalized"), {"docs": Jsonb(ok), **params})
-        conn.execute(query("fail_unnormalizable"), {"docs": Jsonb(failed), **params})
+        if ok:
+            stored_ids = [d["id"] for d in ok]
+            conn.execute(
+                query("store_normalized"), {"docs": Jsonb(ok), "item_ids": stored_ids, **params}
+            )
+        if failed:
+            conn.execute(query("fail_unnormalizable"), {"docs": Jsonb(failed), **params})

@@ -328,6 +328,10 @@ class ClayClient:
 
     def _new_session(self) -> requests.Session:
         session = requests.Session()
+        # The environment is read once, not on every POST: with trust_env, requests looks for
+        # ~/.netrc and proxy variables per request, a quarter of a send's CPU.
+        session.trust_env = False
+        session.proxies.update(requests.utils.get_environ_proxies(self._url))
         # We retry ourselves (with rate-limit awareness); urllib3 must not.
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=4, max_retries=0)
         session.mount("http://", adapter)

@@ -56,16 +56,21 @@ WITH wanted AS (
 SELECT * FROM inserted UNION ALL SELECT * FROM reclaimed;
 
 -- name: insert_dispatches
--- The sender item is the chunk's first item of the entity, as in mark_items_after_claim.
+-- The sender item is the chunk's first item of the entity, as in mark_items_after_claim: one
+-- pass over the chunk's items, not a lookup per dispatch.
+WITH senders AS (
+    SELECT DISTINCT ON (bi.{id_column}) bi.{id_column} AS entity_id, bi.id AS item_id
+    FROM batch_items bi
+    WHERE bi.id = ANY(%(item_ids)s::uuid[]) AND bi.{id_column} IS NOT NULL
+    ORDER BY bi.{id_column}, bi.id
+)
 INSERT INTO entity_dispatches (id, batch_id, entity_type, entity_id, workflow_slug, attempt,
                                provider, webhook_key, play_name, step_number, sender_item_id)
 SELECT d.id, e.batch_id, %(entity_type)s, d.entity_id, %(workflow_slug)s, d.attempt,
-       %(provider)s, %(webhook_key)s, %(play_name)s, %(step_number)s,
-       (SELECT bi.id FROM batch_items bi
-        WHERE bi.{id_column} = d.entity_id AND bi.id = ANY(%(item_ids)s::uuid[])
-        ORDER BY bi.id LIMIT 1)
+       %(provider)s, %(webhook_key)s, %(play_name)s, %(step_number)s, senders.item_id
 FROM jsonb_to_recordset(%(dispatches)s::jsonb) AS d(id uuid, entity_id uuid, attempt int)
-JOIN {entity_table} e ON e.id = d.entity_id;
+JOIN {entity_table} e ON e.id = d.entity_id AND e.id = ANY(%(entity_ids)s::uuid[])
+LEFT JOIN senders ON senders.entity_id = d.entity_id;
 
 -- name: mark_items_after_claim
 -- Each item of the chunk either completes at once (entity already enriched), sends (the first
@@ -118,19 +123,21 @@ WHERE ws.id = locked.id AND ws.item_id = d.item_id AND ws.status = 'IN_PROGRESS'
 
 -- name: lease_sent_entities
 -- The entity's lease restarts at the send, so time spent queued behind the rate limit does not
--- count against it. Entity rows are locked in id order, before any dispatch row, as everywhere.
-WITH sent AS (
-    SELECT * FROM jsonb_to_recordset(%(sends)s::jsonb) AS s(id uuid, entity_id uuid, ok boolean)
-    WHERE ok
-), locked AS (
-    SELECT st.id FROM {state_table} st JOIN sent
-      ON st.{id_column} = sent.entity_id AND st.dispatch_id = sent.id
-    WHERE st.workflow_slug = %(workflow_slug)s AND st.status = 'IN_PROGRESS'
+-- count against it. Entity rows are locked in id order, before any dispatch row, as everywhere:
+-- the count makes the locking subquery run first, once. Rows are found by their entity ids
+-- (an array), never by a join whose plan depends on how many rows statistics think are
+-- IN_PROGRESS.
+WITH locked AS (
+    SELECT st.id FROM {state_table} st
+    WHERE st.{id_column} = ANY(%(entity_ids)s::uuid[]) AND st.workflow_slug = %(workflow_slug)s
+      AND st.dispatch_id = ANY(%(dispatch_ids)s::uuid[]) AND st.status = 'IN_PROGRESS'
     ORDER BY st.id FOR UPDATE OF st
 )
 UPDATE {state_table} st
 SET lease_expires_at = NOW() + make_interval(secs => %(timeout)s)
-FROM locked WHERE st.id = locked.id;
+WHERE st.{id_column} = ANY(%(entity_ids)s::uuid[]) AND st.workflow_slug = %(workflow_slug)s
+  AND st.dispatch_id = ANY(%(dispatch_ids)s::uuid[]) AND st.status = 'IN_PROGRESS'
+  AND (SELECT count(*) FROM locked) >= 0;
 
 -- name: record_sends
 -- Outcome of the provider calls of one chunk, written once for the chunk. A fast provider may
@@ -263,7 +270,8 @@ WITH stored AS (
     FROM stored WHERE d.id = stored.id
     RETURNING d.id
 ), current_states AS (
-    SELECT s.id, r.id AS result_id, stored.id AS dispatch_id
+    SELECT s.id, r.id AS result_id, stored.id AS dispatch_id, stored.play_name,
+           stored.step_number
     FROM stored
     JOIN {state_table} s
       ON s.{id_column} = stored.entity_id AND s.workflow_slug = stored.workflow_slug
@@ -276,13 +284,26 @@ WITH stored AS (
         meta = COALESCE(s.meta, '{{}}'::jsonb) || jsonb_build_object('result_id', c.result_id)
     FROM current_states c
     WHERE s.id = c.id
-    RETURNING s.{id_column} AS entity_id, s.workflow_slug, c.dispatch_id
-), locked AS (
-    SELECT ws.id, entity.entity_id
+    RETURNING s.{id_column} AS entity_id, s.workflow_slug, c.play_name, c.step_number
+), waiting AS (
+    -- An index walk per entity: its items, then each item's row for this step. The planner
+    -- cannot estimate how many rows a CTE returns, and statistics lag a fast-moving batch; left
+    -- to choose, it hash-joined every IN_PROGRESS item-step with every entity. OFFSET 0 keeps
+    -- each subquery as written.
+    SELECT waiting.id, entity.entity_id
     FROM entity
-    JOIN batch_items bi ON bi.{id_column} = entity.entity_id
-    JOIN workflow_states ws ON ws.item_id = bi.id AND ws.step_name = entity.workflow_slug
-    WHERE ws.status = 'IN_PROGRESS'
+    CROSS JOIN LATERAL (
+        SELECT bi.id FROM batch_items bi WHERE bi.{id_column} = entity.entity_id OFFSET 0
+    ) item
+    CROSS JOIN LATERAL (
+        SELECT ws.id FROM workflow_states ws
+        WHERE ws.item_id = item.id AND ws.step_name = entity.workflow_slug
+          AND ws.status = 'IN_PROGRESS'
+        OFFSET 0
+    ) waiting
+), locked AS (
+    SELECT ws.id, waiting.entity_id
+    FROM waiting JOIN workflow_states ws ON ws.id = waiting.id
     ORDER BY ws.id FOR UPDATE OF ws
 ), items AS (
     UPDATE workflow_states ws
@@ -294,16 +315,17 @@ WITH stored AS (
                   THEN '{{}}'::jsonb
                   ELSE jsonb_build_object('skipped', %(in_progress)s::text) END
     FROM locked
-    WHERE ws.id = locked.id AND ws.status = 'IN_PROGRESS'
+    -- Locked above while IN_PROGRESS; no status test here, which would invite a scan of every
+    -- IN_PROGRESS row.
+    WHERE ws.id = locked.id
     RETURNING ws.item_id, ws.batch_id
 ), target AS (
     SELECT w.id AS workflow_id, entity.workflow_slug, c.id AS company_id, c.domain,
            p.id AS person_id, c.batch_id,
-           COALESCE(stored.play_name, b.play_name) AS play_name,
-           COALESCE(stored.step_number, ps.step_number) AS step_number,
+           COALESCE(entity.play_name, b.play_name) AS play_name,
+           COALESCE(entity.step_number, ps.step_number) AS step_number,
            COALESCE(w.destination_table_name, %(result_table)s) AS result_table
     FROM entity
-    JOIN stored ON stored.id = entity.dispatch_id
     JOIN db_driven_enrichment_workflows w ON w.workflow_slug = entity.workflow_slug
     LEFT JOIN normalized_people p
       ON %(entity_type)s = 'person' AND p.id = entity.entity_id

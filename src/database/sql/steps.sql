@@ -5,23 +5,39 @@ FROM batch_items WHERE id = ANY(%(item_ids)s::uuid[]);
 
 -- name: store_normalized
 -- Stores the normalized documents and completes their items' step in one statement.
+-- The item-steps are found by their ids (an array), never by joining the documents to the
+-- IN_PROGRESS rows: statistics lag a fast-moving batch, and a planner that believes few rows
+-- are IN_PROGRESS nests a scan of all of them inside a scan of every document.
 WITH docs AS (
     SELECT * FROM jsonb_to_recordset(%(docs)s::jsonb) AS d(id uuid, normalized jsonb)
 ), stored AS (
-    UPDATE batch_items b SET normalized = docs.normalized FROM docs WHERE b.id = docs.id
-    RETURNING b.id
+    UPDATE batch_items b SET normalized = docs.normalized
+    FROM docs
+    WHERE b.id = docs.id AND b.id = ANY(%(item_ids)s::uuid[])
 )
 UPDATE workflow_states ws
 SET status = 'COMPLETED', finished_at = NOW(), updated_at = NOW(), lease_expires_at = NULL
-FROM stored
-WHERE ws.item_id = stored.id AND ws.step_name = %(step)s AND ws.status = 'IN_PROGRESS';
+WHERE ws.item_id = ANY(%(item_ids)s::uuid[]) AND ws.step_name = %(step)s
+  AND ws.status = 'IN_PROGRESS';
 
 -- name: fail_unnormalizable
+WITH docs AS (
+    SELECT * FROM jsonb_to_recordset(%(docs)s::jsonb) AS d(id uuid, reason text, detail text)
+), found AS (
+    SELECT ws.id, docs.reason, docs.detail
+    FROM docs
+    CROSS JOIN LATERAL (
+        SELECT w.id, w.status FROM workflow_states w
+        WHERE w.item_id = docs.id AND w.step_name = %(step)s
+        OFFSET 0
+    ) ws
+    WHERE ws.status = 'IN_PROGRESS'
+)
 UPDATE workflow_states ws
 SET status = 'FAILED', finished_at = NOW(), updated_at = NOW(), lease_expires_at = NULL,
-    meta = ws.meta || jsonb_build_object('reason', d.reason, 'detail', d.detail)
-FROM jsonb_to_recordset(%(docs)s::jsonb) AS d(id uuid, reason text, detail text)
-WHERE ws.item_id = d.id AND ws.step_name = %(step)s AND ws.status = 'IN_PROGRESS';
+    meta = ws.meta || jsonb_build_object('reason', found.reason, 'detail', found.detail)
+FROM found
+WHERE ws.id = found.id AND ws.status = 'IN_PROGRESS';
 
 -- name: split_insert_companies
 -- One company per registrable domain within the batch; the first row's values win.

@@ -1,14 +1,17 @@
 """The whole default play on LocalService, with the Clay simulator answering at once.
 
     python bench/pipeline.py [--rows 10000] [--companies 2000] [--repeat 2]
-                             [--simulator-process | --compare-simulators] [--profile] [--json]
+                             [--simulator-thread | --compare-simulators]
+                             [--callback-concurrency 32] [--profile] [--json]
 
 A generated Apollo file (no duplicate rows, so one person per row) is uploaded and driven
 through normalize -> split -> Clay company -> Clay person -> consolidate by the local runtime;
-Clay is the built-in simulator with no rate limit and no delay, running as threads of this
-process (default) or, with `--simulator-process`, as `python -m providers.clay_simulator` in a
-process of its own so it does not compete for this process's GIL. `--compare-simulators` runs
-both, alternating, and prints them side by side. Each run is repeated `--repeat` times (best
+Clay is the built-in simulator with no rate limit and no delay, running as
+`python -m providers.clay_simulator` in a process of its own (default: Clay is outside our
+system and must not compete for our process's GIL) or, with `--simulator-thread`, as threads
+of this process. The simulator has `--callback-concurrency` callbacks in flight at once, as a
+Clay HTTP-API column runs many rows in parallel. `--compare-simulators` runs both modes,
+alternating, and prints them side by side. Each run is repeated `--repeat` times (best
 reported); `--profile` adds one run under py-spy (not timed) and prints the hot functions.
 
 SQL statements outside the receivers are counted directly: every statement counted by
@@ -83,7 +86,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--companies", type=int, default=2_000)
     parser.add_argument("--repeat", type=int, default=2, help="runs per mode; best is reported")
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--simulator-process", action="store_true", help="simulator in a process")
+    mode.add_argument(
+        "--simulator-thread", action="store_true", help="simulator in this process's threads"
+    )
     mode.add_argument("--compare-simulators", action="store_true", help="both modes, alternating")
     parser.add_argument("--workers", type=int, default=None, help="dispatch_workers (default 4)")
     parser.add_argument(
@@ -106,7 +111,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def modes_of(args: argparse.Namespace) -> list[str]:
     if args.compare_simulators:
         return ["thread", "process"]
-    return ["process"] if args.simulator_process else ["thread"]
+    return ["thread"] if args.simulator_thread else ["process"]
 
 
 # --------------------------------------------------------------------------- Clay simulator

@@ -17,9 +17,14 @@ soon as the previous one is answered. The same uvicorn server and the same pool 
     parses the JSON and INSERTs it into a scratch table through the same pool (one statement),
     in Starlette's thread pool like the receiver.
 Bursts alternate bare, receiver, receiver with passes held ... (`--repeat` of each; the best
-is reported). "Passes held": the runtime's trigger is swapped for a counter during the burst
-(and its heartbeat stretched), so callbacks store and complete but no pass runs and nothing
-downstream starts until the burst is over: the receiver's own cost.
+is reported), then `--repeat` bursts of person callbacks ("last Clay step"). A receiver keeps
+the result in one statement; the batch's next pass completes the stored results set-based.
+"Passes held": the runtime's trigger is swapped for a counter during the burst (and its
+heartbeat stretched), so callbacks are stored but no pass runs and nothing downstream starts
+until the burst is over: the receiver's own cost. "Receiver" (company callbacks): passes
+complete them and send their people to Clay, in this process, during the burst. "Last Clay
+step" (person callbacks): passes complete them and move their items to the internal
+consolidate step.
 Each receiver burst uses fresh dispatches, so every callback is a first delivery. The runtime
 keeps running: a stored company callback completes its items, asks for an orchestrator pass,
 and the pass moves them to the person step (whose sends the simulator also drops), all in this
@@ -237,24 +242,41 @@ def load_generator(pipe: Connection, port: int, concurrency: int) -> None:
 # --------------------------------------------------------------------------- set-up
 
 
-def company_callbacks(conninfo: str, batch_id: UUID, key: bytes) -> list[dict[str, Any]]:
-    """One valid callback body per company dispatch in flight."""
-    found = rows(
-        conninfo,
+_PAYLOAD_SQL = {
+    "company": (
         "SELECT d.id, d.entity_id, d.attempt, d.workflow_slug, c.domain, c.name, c.industry,"
         " c.employees, c.linkedin_url FROM entity_dispatches d"
         " JOIN normalized_companies c ON c.id = d.entity_id"
-        " WHERE d.batch_id = %s AND d.entity_type = 'company' AND d.status = 'SENT'"
-        " ORDER BY d.entity_id",
-        (batch_id,),
+    ),
+    "person": (
+        "SELECT d.id, d.entity_id, d.attempt, d.workflow_slug, p.first_name, p.last_name,"
+        " p.full_name, p.email, p.linkedin_url, p.title, c.domain AS company_domain,"
+        " c.name AS company_name FROM entity_dispatches d"
+        " JOIN normalized_people p ON p.id = d.entity_id"
+        " JOIN normalized_companies c ON c.id = p.company_id"
+    ),
+}
+
+
+def entity_callbacks(
+    conninfo: str, batch_id: UUID, key: bytes, entity_type: str
+) -> list[dict[str, Any]]:
+    """One valid callback body per dispatch of this entity type in flight."""
+    found = rows(
+        conninfo,
+        _PAYLOAD_SQL[entity_type] + " WHERE d.batch_id = %s AND d.entity_type = %s"
+        " AND d.status = 'SENT' ORDER BY d.entity_id",
+        (batch_id, entity_type),
     )
-    fields = ("domain", "name", "industry", "employees", "linkedin_url")
+    meta = ("id", "entity_id", "attempt", "workflow_slug")
     return [
         {
             "entity_id": str(r["entity_id"]),
             "workflow_slug": r["workflow_slug"],
             "callback_token": sign(key, r["id"], r["entity_id"], r["workflow_slug"], r["attempt"]),
-            "data": synthesize({**{k: r[k] for k in fields}, "entity_type": "company"}),
+            "data": synthesize(
+                {**{k: v for k, v in r.items() if k not in meta}, "entity_type": entity_type}
+            ),
         }
         for r in found
     ]
@@ -406,7 +428,7 @@ def _burst_result(
     return out
 
 
-KINDS = ("bare", "receiver", "receiver, passes held")
+KINDS = ("bare", "receiver", "receiver, passes held", "receiver, last Clay step")
 
 
 def make_bursts(
@@ -501,17 +523,39 @@ def measure(server: BenchServer, args: argparse.Namespace, path: Path) -> dict[s
             config.secret_header: config.callback_secret or "",
         }
         port = int(service.server.url.rsplit(":", 1)[1])
-        callbacks = company_callbacks(server.conninfo, batch_id, service.runtime.signing_key)
+        key = service.runtime.signing_key
+        callbacks = entity_callbacks(server.conninfo, batch_id, key, "company")
         if len(callbacks) < 2 * args.callbacks * args.repeat:
             raise RuntimeError(f"only {len(callbacks)} dispatches for {args.repeat} bursts")
         runs = {kind: Runs("per_s") for kind in KINDS}
-        for burst in make_bursts(callbacks, port, headers, args.callbacks, args.repeat):
+        bursts = make_bursts(callbacks, port, headers, args.callbacks, args.repeat)
+
+        def run(burst: Burst) -> None:
             checkpoint(server.conninfo)
             log(f"burst: {len(burst.requests):,} x {burst.kind}, {args.concurrency} connections")
             runs[burst.kind].runs.append(
                 run_burst(service, server, batch_id, burst, args.concurrency)
             )
             settle(service, server.conninfo, batch_id)
+
+        for burst in bursts:
+            run(burst)
+        # The company callbacks above sent their people to Clay: answer those, the play's last
+        # Clay step, whose completions lead to an internal step rather than to more sends.
+        people = entity_callbacks(server.conninfo, batch_id, key, "person")
+        for i in range(args.repeat):
+            bodies = people[i * args.callbacks : (i + 1) * args.callbacks]
+            if len(bodies) < args.callbacks:
+                raise RuntimeError(f"only {len(people)} person dispatches for the last-step bursts")
+            run(
+                Burst(
+                    KINDS[3],
+                    [
+                        http_request(port, RECEIVER_PATH, json.dumps(b).encode(), headers)
+                        for b in bodies
+                    ],
+                )
+            )
     return {"companies_dispatched": companies, "runs": runs, "settings": settings}
 
 
@@ -551,6 +595,7 @@ def benchmark(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "best": best,
         "ratio_receiver_over_bare": best[KINDS[1]]["per_s"] / best[KINDS[0]]["per_s"],
         "ratio_held_receiver_over_bare": best[KINDS[2]]["per_s"] / best[KINDS[0]]["per_s"],
+        "ratio_last_step_receiver_over_bare": best[KINDS[3]]["per_s"] / best[KINDS[0]]["per_s"],
         "runs": {k: r.runs for k, r in runs.items()},
     }
 
@@ -598,7 +643,8 @@ def _best_table(report: dict[str, Any]) -> Any:
     lines = [
         each("requests per second", lambda r: fmt(r["per_s"], 0)),
         ("ratio to the bare endpoint", "1", fmt(report["ratio_receiver_over_bare"], 3),
-         fmt(report["ratio_held_receiver_over_bare"], 3)),
+         fmt(report["ratio_held_receiver_over_bare"], 3),
+         fmt(report["ratio_last_step_receiver_over_bare"], 3)),
         each("latency p50 / p95 / p99 ms", lambda r: " / ".join(
             fmt(r.get(f"latency_{p}_ms", 0), 1) for p in ("p50", "p95", "p99"))),
         each("SQL statements per request", lambda r: fmt(r["statements_per_request"], 2)),

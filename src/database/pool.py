@@ -66,6 +66,10 @@ class CountingCursor(psycopg.Cursor[DictRow]):
 
 
 def _configure(conn: Conn) -> None:
+    # Our statements are short and many; JIT compiling one whose estimated cost crosses the
+    # threshold (a set-based statement over a few rows can) costs ~100 ms for nothing.
+    conn.execute("SET jit = off")
+    conn.commit()
     conn.row_factory = dict_row
     conn.cursor_factory = CountingCursor
 

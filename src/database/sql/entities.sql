@@ -104,6 +104,9 @@ SET status = CASE
         ELSE 'IN_PROGRESS' END,
     finished_at = CASE WHEN d.entity_status IN ('COMPLETED', 'FAILED') AND NOT d.is_sender
                        THEN NOW() END,
+    lease_expires_at = CASE
+        WHEN d.entity_id IS NULL OR (d.entity_status IN ('COMPLETED', 'FAILED') AND NOT d.is_sender)
+        THEN NULL ELSE ws.lease_expires_at END,
     updated_at = NOW(),
     meta = ws.meta || jsonb_strip_nulls(jsonb_build_object(
         %(id_key)s::text, d.entity_id,

@@ -87,11 +87,12 @@ WHERE ws.item_id = ANY(%(item_ids)s::uuid[]) AND ws.step_name = %(step)s
   AND ws.status = 'IN_PROGRESS';
 
 -- name: batch_has_work
--- Whether anything of the batch waits, runs, or completed without moving on; answered from the
--- partial indexes, so a pass need not count the whole batch.
+-- Whether anything of the batch waits, runs, or completed without moving on; answered from
+-- indexes (each EXISTS stops at its first row), so a pass need not count the whole batch.
 SELECT EXISTS (
-    SELECT 1 FROM workflow_states
-    WHERE batch_id = %(batch_id)s AND status IN ('PENDING', 'IN_PROGRESS')
+    SELECT 1 FROM workflow_states WHERE batch_id = %(batch_id)s AND status = 'PENDING'
+) OR EXISTS (
+    SELECT 1 FROM workflow_states WHERE batch_id = %(batch_id)s AND status = 'IN_PROGRESS'
 ) OR EXISTS (
     SELECT 1 FROM workflow_states
     WHERE batch_id = %(batch_id)s AND status = 'COMPLETED' AND NOT advanced

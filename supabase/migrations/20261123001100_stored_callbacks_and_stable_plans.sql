@@ -13,3 +13,20 @@ CREATE INDEX idx_entity_dispatches_stored ON entity_dispatches(batch_id, entity_
 CREATE INDEX idx_entity_dispatches_sender_workflow
     ON entity_dispatches(sender_item_id, workflow_slug);
 DROP INDEX idx_entity_dispatches_sender;
+
+-- Partial indexes whose predicate is "status = 'IN_PROGRESS'" invite the planner, whose
+-- statistics lag a batch that moves thousands of rows a second, to find a handful of rows by
+-- id through a scan of every IN_PROGRESS row, once per row. The sweeper's indexes are keyed on
+-- the lease itself instead (set exactly while a row is IN_PROGRESS), and the claim index holds
+-- PENDING rows only.
+DROP INDEX idx_workflow_states_pending;
+CREATE INDEX idx_workflow_states_pending ON workflow_states(batch_id) WHERE status = 'PENDING';
+DROP INDEX idx_workflow_states_lease;
+CREATE INDEX idx_workflow_states_lease ON workflow_states(lease_expires_at)
+    WHERE lease_expires_at IS NOT NULL;
+DROP INDEX idx_company_workflow_states_lease;
+CREATE INDEX idx_company_workflow_states_lease ON company_workflow_states(lease_expires_at)
+    WHERE lease_expires_at IS NOT NULL;
+DROP INDEX idx_person_workflow_states_lease;
+CREATE INDEX idx_person_workflow_states_lease ON person_workflow_states(lease_expires_at)
+    WHERE lease_expires_at IS NOT NULL;

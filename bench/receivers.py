@@ -551,7 +551,12 @@ def measure(server: BenchServer, args: argparse.Namespace, path: Path) -> dict[s
                 Burst(
                     KINDS[3],
                     [
-                        http_request(port, RECEIVER_PATH, json.dumps(b).encode(), headers)
+                        http_request(
+                            port,
+                            f"/receivers/{b['workflow_slug']}",
+                            json.dumps(b).encode(),
+                            headers,
+                        )
                         for b in bodies
                     ],
                 )

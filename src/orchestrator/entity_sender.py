@@ -131,21 +131,23 @@ def _record(
     ]
     failures = [s | {"dispatch_id": s["id"]} for s in sends if not s["ok"]]
     with conn.transaction():
+        # Dispatch rows before entity rows, as the passes that complete stored results lock
+        # them: a fast provider's callback may be completing while the send is recorded.
+        conn.execute(
+            query("record_sends"),
+            {
+                "sends": Jsonb(sends),
+                "credits": workflow.credits_per_call,
+                "timeout": workflow.timeout_seconds,
+                "workflow_slug": workflow.workflow_slug,
+            },
+        )
         accepted_sends = [s for s in sends if s["ok"]]
         conn.execute(
             entity_query("lease_sent_entities", kind),
             {
                 "entity_ids": [s["entity_id"] for s in accepted_sends],
                 "dispatch_ids": [s["id"] for s in accepted_sends],
-                "timeout": workflow.timeout_seconds,
-                "workflow_slug": workflow.workflow_slug,
-            },
-        )
-        conn.execute(
-            query("record_sends"),
-            {
-                "sends": Jsonb(sends),
-                "credits": workflow.credits_per_call,
                 "timeout": workflow.timeout_seconds,
                 "workflow_slug": workflow.workflow_slug,
             },

@@ -126,8 +126,8 @@ WHERE ws.id = locked.id AND ws.item_id = d.item_id AND ws.status = 'IN_PROGRESS'
 
 -- name: lease_sent_entities
 -- The entity's lease restarts at the send, so time spent queued behind the rate limit does not
--- count against it. Entity rows are locked in id order, before any dispatch row, as everywhere:
--- the count makes the locking subquery run first, once. Rows are found by their entity ids
+-- count against it. Entity rows are locked in id order, after the chunk's dispatch rows (see
+-- apply_stored_results): the count makes the locking subquery run first, once. Rows are found by their entity ids
 -- (an array), never by a join whose plan depends on how many rows statistics think are
 -- IN_PROGRESS.
 WITH locked AS (

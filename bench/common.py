@@ -178,8 +178,9 @@ class CpuMeter:
 
 def thread_role(name: str) -> str:
     """Which part of the service a thread belongs to, by the names the code gives them."""
-    if name == "AnyIO worker thread":
-        return "receivers"  # run_in_threadpool in the receiver route
+    if name in ("AnyIO worker thread", "callback-writer"):
+        # run_in_threadpool in the receiver route, and the group commit it hands results to
+        return "receivers"
     if name.startswith("step"):
         return "step functions"  # ThreadPoolDispatcher(thread_name_prefix="step")
     if name == "orchestrator":

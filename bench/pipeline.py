@@ -16,8 +16,9 @@ reported); `--profile` adds one run under py-spy (not timed) and prints the hot 
 
 SQL statements outside the receivers are counted directly: every statement counted by
 `database.pool.STATEMENTS` is attributed to the thread that issued it (receivers run in
-Starlette's "AnyIO worker thread"s, step functions in "step_*" threads, passes in the
-"orchestrator" thread), so receiver statements are subtracted exactly rather than estimated.
+Starlette's "AnyIO worker thread"s and store results through the "callback-writer" thread's
+group commits, step functions run in "step_*" threads, passes in the "orchestrator" thread),
+so receiver statements are subtracted exactly rather than estimated.
 """
 
 from __future__ import annotations
@@ -405,7 +406,8 @@ METHOD = (
     " workflow_states finished (COMPLETED or FAILED); SQL statements are those counted by"
     " database.pool.STATEMENTS during the run, each attributed to the thread that sent it;"
     " 'outside the receivers' excludes the statements of Starlette's AnyIO worker threads, where"
-    " the receiver route runs receive_callback (statements per callback is that count divided by"
+    " the receiver route runs receive_callback, and of the callback-writer thread that stores"
+    " their results in group commits (statements per callback is that count divided by"
     " the callbacks the route handled, a calibration of the subtraction). CPU s: this process"
     " and the Postgres server's processes (and the simulator process) over the run."
 )

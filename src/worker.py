@@ -159,7 +159,14 @@ async def _receive(workflow_slug: str, request: Any) -> Any:
     headers = {k.lower(): v for k, v in request.headers.items()}
     rt = runtime()
     result = await run_in_threadpool(
-        receive_callback, rt.dbs, rt.receiver_config, rt.trigger, workflow_slug, headers, body
+        receive_callback,
+        rt.dbs,
+        rt.receiver_config,
+        rt.trigger,
+        workflow_slug,
+        headers,
+        body,
+        rt.callback_writer,
     )
     return JSONResponse(result.body, status_code=result.status_code)
 

@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from database.pool import Databases, open_databases
+from orchestrator.callback_writer import GroupCommitWriter
 from orchestrator.context import StepContext
 from orchestrator.dispatch import StepCall
 from orchestrator.provider_setup import webhook_gateway, zenrows_fetcher
@@ -71,6 +72,7 @@ class CloudRuntime:
             settings.callback_secret_header,
         )
         self.api_key = _required(settings, "api_key")
+        self.callback_writer = GroupCommitWriter(self.dbs)
         self.trigger = DatabaseCoalescingTrigger(
             self.dbs, spawn_pass, settings.pass_coalesce_seconds
         )
@@ -90,4 +92,5 @@ class CloudRuntime:
         return sweep(self.dbs, self.trigger)
 
     def close(self) -> None:
+        self.callback_writer.close()
         self.dbs.close()

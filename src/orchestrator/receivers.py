@@ -19,6 +19,7 @@ from psycopg.types.json import Jsonb
 
 from database.pool import Conn, Databases
 from database.queries import query
+from orchestrator.callback_writer import GroupCommitWriter
 from orchestrator.context import Trigger
 from orchestrator.entity_kinds import EntityKind, kind_of
 from orchestrator.entity_store import entity_query
@@ -142,8 +143,12 @@ def _accept_or_refuse(dbs: Databases, answer: Answer) -> dict[str, Any]:
     return _refusing_bad_data(accept_answer, dbs, answer)
 
 
-def _store_or_refuse(dbs: Databases, answer: Answer) -> Stored | None:
-    return _refusing_bad_data(store_for_pass, dbs, answer)
+def _store_or_refuse(
+    dbs: Databases, answer: Answer, writer: GroupCommitWriter | None
+) -> Stored | None:
+    if writer is None:
+        return _refusing_bad_data(store_for_pass, dbs, answer)
+    return _refusing_bad_data(lambda _dbs, a: writer.store(a), dbs, answer)
 
 
 def _storable(text: str) -> str:
@@ -176,6 +181,7 @@ def _fast_path(
     workflow: WorkflowConfig,
     kind: EntityKind,
     callback: _Callback,
+    writer: GroupCommitWriter | None,
 ) -> Stored | None:
     """A signed data callback of a current dispatch: checked in memory, stored in one statement.
 
@@ -192,7 +198,7 @@ def _fast_path(
     )
     if maps_elsewhere(answer):
         return None
-    return _store_or_refuse(dbs, answer)
+    return _store_or_refuse(dbs, answer, writer)
 
 
 def _checked_path(
@@ -224,14 +230,16 @@ def receive_callback(
     workflow_slug: str,
     headers: Mapping[str, str],
     body: bytes,
+    writer: GroupCommitWriter | None = None,
 ) -> CallbackResult:
-    """Handle one callback; `headers` must have lower-case names."""
+    """Handle one callback; `headers` must have lower-case names. With a `writer`, a
+    verified result shares a group commit with the callbacks arriving beside it."""
     secret_headers = {config.secret_header.lower()}
     try:
         _check_secret(config, headers)
         callback = _parse_body(body, workflow_slug)
         workflow, kind = _workflow(dbs, workflow_slug)
-        stored = _fast_path(dbs, config, workflow, kind, callback) or _checked_path(
+        stored = _fast_path(dbs, config, workflow, kind, callback, writer) or _checked_path(
             dbs, config, workflow, kind, callback
         )
     except _Refused as refused:

@@ -11,11 +11,13 @@ completion to the batch's next pass (see `stored_results`). `accept_answer` comp
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from database.pool import Conn, Databases
@@ -97,18 +99,30 @@ def _record(conn: Conn, answer: Answer) -> UUID | None:
     return row["id"] if row else None
 
 
-def _store(conn: Conn, answer: Answer) -> dict[str, Any] | None:
-    """Keep the result and mark the dispatch STORED; None when it is not the current dispatch."""
-    return conn.execute(
-        entity_query("store_callback_result", answer.kind),
+def store_results(conn: Conn, kind: EntityKind, answers: Sequence[Answer]) -> dict[UUID, DictRow]:
+    """Keep the results of current dispatches and mark them STORED, in one statement.
+
+    Keyed by dispatch id: `batch_id` and `result_id` (None for a duplicate of a stored result).
+    A dispatch that is not its entity's current one has no entry. Each dispatch at most once.
+    """
+    callbacks = [
         {
-            "entity_id": answer.entity_id,
-            "workflow_slug": answer.workflow.workflow_slug,
-            "data": Jsonb(answer.data),
-            "dispatch_id": answer.dispatch_id,
-            "attempt": answer.attempt,
-        },
-    ).fetchone()
+            "entity_id": str(a.entity_id),
+            "dispatch_id": str(a.dispatch_id),
+            "attempt": a.attempt,
+            "workflow_slug": a.workflow.workflow_slug,
+            "data": a.data,
+        }
+        for a in answers
+    ]
+    rows = conn.execute(
+        entity_query("store_callback_results", kind), {"callbacks": Jsonb(callbacks)}
+    ).fetchall()
+    return {r["dispatch_id"]: r for r in rows}
+
+
+def _store(conn: Conn, answer: Answer) -> DictRow | None:
+    return store_results(conn, answer.kind, [answer]).get(answer.dispatch_id)
 
 
 def maps_elsewhere(answer: Answer) -> bool:
@@ -141,19 +155,24 @@ class Stored:
     batch_id: UUID | None
 
 
+def stored_answer(conn: Conn, answer: Answer, row: DictRow | None) -> Stored | None:
+    """What the receiver answers for a result `store_results` kept; work without a batch
+    completes here, in the same transaction. None: not the entity's current dispatch."""
+    if row is None:
+        return None
+    if row["result_id"] is None:
+        return Stored({"status": "duplicate"}, row["batch_id"])
+    if row["batch_id"] is None:
+        return Stored(_complete_now(conn, answer), None)
+    return Stored({"status": "stored"}, row["batch_id"])
+
+
 def store_for_pass(dbs: Databases, answer: Answer) -> Stored | None:
     """The result of a current dispatch, kept in one statement; the batch's next pass completes
     it (work without a batch completes here). None: the dispatch is not the entity's current
     one, and the caller must find out why."""
     with dbs.hq.connection() as conn:
-        row = _store(conn, answer)
-        if row is None:
-            return None
-        if row["result_id"] is None:
-            return Stored({"status": "duplicate"}, row["batch_id"])
-        if row["batch_id"] is None:
-            return Stored(_complete_now(conn, answer), None)
-        return Stored({"status": "stored"}, row["batch_id"])
+        return stored_answer(conn, answer, _store(conn, answer))
 
 
 def accept_answer(dbs: Databases, answer: Answer) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from uuid import UUID
 import psycopg
 
 from database.pool import Databases, open_databases
+from orchestrator.callback_writer import GroupCommitWriter
 from orchestrator.context import StepContext
 from orchestrator.dispatch import StepCall, ThreadPoolDispatcher
 from orchestrator.progress import BatchProgress, read_progress
@@ -72,6 +73,7 @@ class LocalRuntime:
             self.settings.callback_secret_header,
         )
         self.api_key = api_key_for(self.settings)
+        self.callback_writer = GroupCommitWriter(self.dbs)
         self.ctx = StepContext(self.dbs, self.settings, signing_key=self.signing_key)
         self.dispatcher = ThreadPoolDispatcher(
             self._execute, workers=workers or self.settings.dispatch_workers
@@ -112,6 +114,7 @@ class LocalRuntime:
         self._stop_sweeping.set()
         if self._sweeper.is_alive():
             self._sweeper.join(timeout=30)
+        self.callback_writer.close()
         self.trigger.stop()
         self.dispatcher.close()
         if self._owns_dbs:

@@ -14,6 +14,7 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel
 
 from database.pool import Databases
+from orchestrator.callback_writer import GroupCommitWriter
 from orchestrator.context import Trigger
 from orchestrator.csv_reader import UploadError
 from orchestrator.ingest import ingest_upload
@@ -42,6 +43,9 @@ class AppRuntime(Protocol):
 
     @property
     def api_key(self) -> str: ...
+
+    @property
+    def callback_writer(self) -> GroupCommitWriter: ...
 
 
 class UploadResponse(BaseModel):

@@ -1,7 +1,8 @@
 """`POST /receivers/{workflow_slug}`: where Clay's HTTP-API column sends results.
 
 The route only moves bytes: the plain receiver function does the work in a worker thread, so
-the event loop keeps accepting callbacks while Postgres is written.
+the event loop keeps accepting callbacks while Postgres is written, and concurrent callbacks
+share the runtime's group commit.
 """
 
 from __future__ import annotations
@@ -45,5 +46,6 @@ def add_receiver_routes(app: FastAPI) -> None:
             workflow_slug,
             headers,
             body,
+            runtime.callback_writer,
         )
         return JSONResponse(result.body, status_code=result.status_code)

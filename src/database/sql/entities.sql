@@ -223,32 +223,42 @@ LEFT JOIN entity_dispatches d ON d.id = %(dispatch_id)s
 LEFT JOIN {state_table} s ON s.{id_column} = d.entity_id AND s.workflow_slug = d.workflow_slug
 WHERE e.id = %(entity_id)s;
 
--- name: store_callback_result
--- The receiver's one statement: when the dispatch the token names is still its entity's current
--- one, keep the result (once per dispatch) and mark the dispatch STORED for the next pass to
--- complete. No row: not a current dispatch of this entity (the caller finds out why). A row
--- without result_id: a duplicate of a stored callback.
-WITH current_dispatch AS (
-    SELECT d.id, d.batch_id
-    FROM entity_dispatches d
+-- name: store_callback_results
+-- The receivers' one statement, for any number of callbacks (one group commit): where the
+-- dispatch a token names is still its entity's current one, keep the result (once per
+-- dispatch) and mark the dispatch STORED for the next pass to complete. A callback without a
+-- row is not a current dispatch of its entity (the caller finds out why); a row without
+-- result_id is a duplicate of a stored callback. Callers send each dispatch at most once per
+-- statement. Dispatch rows are locked in id order, as everywhere.
+WITH callbacks AS (
+    SELECT * FROM jsonb_to_recordset(%(callbacks)s::jsonb)
+        AS c(entity_id uuid, dispatch_id uuid, attempt int, workflow_slug text, data jsonb)
+), current_dispatch AS (
+    SELECT d.id, d.batch_id, c.entity_id, c.workflow_slug, c.data
+    FROM callbacks c
+    JOIN entity_dispatches d
+      ON d.id = c.dispatch_id AND d.entity_id = c.entity_id
+     AND d.workflow_slug = c.workflow_slug AND d.attempt = c.attempt
     JOIN {state_table} s
       ON s.{id_column} = d.entity_id AND s.workflow_slug = d.workflow_slug
      AND s.dispatch_id = d.id
-    WHERE d.id = %(dispatch_id)s AND d.entity_id = %(entity_id)s
-      AND d.workflow_slug = %(workflow_slug)s AND d.attempt = %(attempt)s
 ), stored AS (
     INSERT INTO {result_table} ({id_column}, workflow_slug, data, dispatch_id)
-    SELECT %(entity_id)s, %(workflow_slug)s, %(data)s, id FROM current_dispatch
+    SELECT entity_id, workflow_slug, data, id FROM current_dispatch ORDER BY id
     ON CONFLICT (dispatch_id) DO NOTHING
-    RETURNING id
+    RETURNING id, dispatch_id
+), locked AS (
+    SELECT d.id FROM entity_dispatches d JOIN stored ON stored.dispatch_id = d.id
+    WHERE d.status NOT IN ('STORED', 'CALLED_BACK')
+    ORDER BY d.id FOR UPDATE OF d
 ), marked AS (
     UPDATE entity_dispatches d SET status = 'STORED', callback_at = NOW()
-    FROM stored
-    WHERE d.id = %(dispatch_id)s AND d.status NOT IN ('STORED', 'CALLED_BACK')
+    FROM locked WHERE d.id = locked.id
     RETURNING d.id
 )
-SELECT c.batch_id, (SELECT id FROM stored) AS result_id, (SELECT count(*) FROM marked) AS marked
-FROM current_dispatch c;
+SELECT c.id AS dispatch_id, c.batch_id, stored.id AS result_id,
+       (SELECT count(*) FROM marked) AS marked
+FROM current_dispatch c LEFT JOIN stored ON stored.dispatch_id = c.id;
 
 -- name: mark_dispatch_stored
 -- A result whose fields went to a destination table is complete once they were verified there.

@@ -239,19 +239,19 @@ class CallbackTap:
 
     @contextmanager
     def installed(self) -> Iterator[CallbackTap]:
-        original = webapp.receiver_routes.receive_callback
+        original = webapp.receiver_routes.handle_callback
 
-        def counted(*args: Any, **kwargs: Any) -> CallbackResult:
-            result = original(*args, **kwargs)
+        async def counted(*args: Any, **kwargs: Any) -> CallbackResult:
+            result = await original(*args, **kwargs)
             with self._lock:
                 self.statuses[result.status_code] += 1
             return result
 
-        webapp.receiver_routes.receive_callback = counted
+        webapp.receiver_routes.handle_callback = counted  # type: ignore[assignment]
         try:
             yield self
         finally:
-            webapp.receiver_routes.receive_callback = original
+            webapp.receiver_routes.handle_callback = original
 
 
 _PLACEHOLDER = re.compile(r"\{[a-z_]+\}")

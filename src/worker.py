@@ -151,23 +151,12 @@ def sweeper() -> dict[str, Any]:
 
 async def _receive(workflow_slug: str, request: Any) -> Any:
     from fastapi.responses import JSONResponse
-    from starlette.concurrency import run_in_threadpool
 
-    from orchestrator.receivers import receive_callback
+    from webapp.receiver_routes import handle_callback
 
     body = await request.body()
     headers = {k.lower(): v for k, v in request.headers.items()}
-    rt = runtime()
-    result = await run_in_threadpool(
-        receive_callback,
-        rt.dbs,
-        rt.receiver_config,
-        rt.trigger,
-        workflow_slug,
-        headers,
-        body,
-        rt.callback_writer,
-    )
+    result = await handle_callback(runtime(), workflow_slug, headers, body)
     return JSONResponse(result.body, status_code=result.status_code)
 
 

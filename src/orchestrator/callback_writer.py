@@ -60,10 +60,14 @@ class GroupCommitWriter:
 
     def store(self, answer: Answer) -> Stored | None:
         """Like `results.store_for_pass`, sharing a transaction with concurrent callers."""
+        return self.submit(answer).result()
+
+    def submit(self, answer: Answer) -> Future[Stored | None]:
+        """Queue the answer for the next group; the future resolves once it is committed."""
         pending = _Pending(answer)
         self._ensure_started()
         self._queue.put(pending)
-        return pending.future.result()
+        return pending.future
 
     def close(self) -> None:
         with self._lock:

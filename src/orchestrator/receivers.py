@@ -21,10 +21,15 @@ from database.pool import Conn, Databases
 from database.queries import query
 from orchestrator.callback_writer import GroupCommitWriter
 from orchestrator.context import Trigger
-from orchestrator.entity_kinds import EntityKind, kind_of
+from orchestrator.entity_kinds import KINDS, EntityKind, kind_of
 from orchestrator.entity_store import entity_query
 from orchestrator.logger import PlayPosition
-from orchestrator.registry import RegistryError, WorkflowConfig, cached_workflow
+from orchestrator.registry import (
+    RegistryError,
+    WorkflowConfig,
+    cached_workflow,
+    fresh_cached_workflow,
+)
 from orchestrator.results import Answer, Stored, accept_answer, maps_elsewhere, store_for_pass
 from orchestrator.tokens import parse, verify
 
@@ -175,6 +180,22 @@ def _dead_letter(
         )
 
 
+def _signed_answer(
+    config: ReceiverConfig, workflow: WorkflowConfig, kind: EntityKind, callback: _Callback
+) -> Answer | None:
+    """A data callback whose token checks out in memory and whose result goes to the result
+    table: one statement can store it. None: the checked path must look at it."""
+    if callback.data is None:
+        return None
+    claims = verify(config.signing_key, callback.token, callback.entity_id, workflow.workflow_slug)
+    if claims is None:
+        return None
+    answer = Answer(
+        kind, workflow, callback.entity_id, claims.dispatch_id, claims.attempt, callback.data
+    )
+    return None if maps_elsewhere(answer) else answer
+
+
 def _fast_path(
     dbs: Databases,
     config: ReceiverConfig,
@@ -188,17 +209,8 @@ def _fast_path(
     None sends the callback down the checked path, which finds the refusal (or the race) that
     explains why the statement stored nothing.
     """
-    if callback.data is None:
-        return None
-    claims = verify(config.signing_key, callback.token, callback.entity_id, workflow.workflow_slug)
-    if claims is None:
-        return None
-    answer = Answer(
-        kind, workflow, callback.entity_id, claims.dispatch_id, claims.attempt, callback.data
-    )
-    if maps_elsewhere(answer):
-        return None
-    return _store_or_refuse(dbs, answer, writer)
+    answer = _signed_answer(config, workflow, kind, callback)
+    return None if answer is None else _store_or_refuse(dbs, answer, writer)
 
 
 def _checked_path(
@@ -249,6 +261,26 @@ def receive_callback(
     if stored.batch_id is not None:
         trigger.request(stored.batch_id)
     return CallbackResult(200, stored.body, stored.batch_id)
+
+
+def answer_in_memory(
+    dbs: Databases,
+    config: ReceiverConfig,
+    workflow_slug: str,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> Answer | None:
+    """The fast path's answer when everything it needs is already in memory (no database read,
+    no refusal to record); None sends the callback to `receive_callback`."""
+    workflow = fresh_cached_workflow(dbs, workflow_slug)
+    if workflow is None or workflow.entity_type not in KINDS:
+        return None
+    try:
+        _check_secret(config, headers)
+        callback = _parse_body(body, workflow_slug)
+    except _Refused:
+        return None
+    return _signed_answer(config, workflow, kind_of(workflow.entity_type), callback)
 
 
 NamedReceiver = Callable[

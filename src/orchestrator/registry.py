@@ -133,6 +133,14 @@ class _TtlCache:
             self._entries[key] = (now, value)
         return value
 
+    def peek(self, key: tuple[str, str, str]) -> Any:
+        """The fresh cached value, or None: for callers that must not wait for a load."""
+        with self._lock:
+            hit = self._entries.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self._ttl:
+            return hit[1]
+        return None
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
@@ -148,6 +156,12 @@ def cached_workflow(dbs: Databases, slug: str) -> WorkflowConfig:
             return load_workflow(conn, slug)
 
     workflow: WorkflowConfig = _cache.get((dbs.urls.hq, "workflow", slug), load)
+    return workflow
+
+
+def fresh_cached_workflow(dbs: Databases, slug: str) -> WorkflowConfig | None:
+    """The cached row when it is fresh; None instead of reading the database."""
+    workflow: WorkflowConfig | None = _cache.peek((dbs.urls.hq, "workflow", slug))
     return workflow
 
 

@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 # Clay webhook sources accept 50,000 submissions in their lifetime; warn well before.
 SUBMISSION_LIMIT = 50_000
 SUBMISSION_WARNING = 45_000
-SEND_CONCURRENCY = 8
+# Sends in flight at once, across every chunk this process is sending.
+SEND_CONCURRENCY = 32
 
 
 class ClayConfigurationError(RuntimeError):
@@ -72,6 +73,9 @@ class ClayGateway:
         self._environ = environ if environ is not None else os.environ
         self._clients: dict[str, ClayClient] = {}
         self._lock = threading.Lock()
+        # One long-lived pool: each sending thread keeps its keep-alive connection (the client's
+        # sessions are per thread), where a pool per chunk would open and strand new ones.
+        self._senders = ThreadPoolExecutor(SEND_CONCURRENCY, thread_name_prefix="clay-send")
 
     def endpoint(self, workflow: WorkflowConfig) -> ClayEndpoint:
         url = self._overrides.get(workflow.workflow_slug)
@@ -108,10 +112,10 @@ class ClayGateway:
         if not rows:
             return []
         client = self._client(endpoint)
-        with ThreadPoolExecutor(max_workers=min(SEND_CONCURRENCY, len(rows))) as pool:
-            return list(pool.map(lambda row: _send_one(client, row), rows))
+        return list(self._senders.map(lambda row: _send_one(client, row), rows))
 
     def close(self) -> None:
+        self._senders.shutdown(wait=True)
         with self._lock:
             clients, self._clients = list(self._clients.values()), {}
         for client in clients:

@@ -309,11 +309,12 @@ def summarize(
 
 @contextmanager
 def py_spy(out: Path, rate: int) -> Iterator[None]:
-    """Sample this process with py-spy (all threads, non-idle stacks) while the block runs."""
+    """Sample this process with py-spy while the block runs: the thread holding the GIL, so the
+    samples show where this process spends its one core of Python."""
     exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     argv = [
         exe, "record", "--pid", str(os.getpid()), "--rate", str(rate), "--format", "raw",
-        "--nolineno", "--threads", "--nonblocking", "--output", str(out),
+        "--nolineno", "--threads", "--nonblocking", "--gil", "--output", str(out),
     ]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)  # attach
@@ -531,7 +532,7 @@ def _timeline_table(mode: str, r: dict[str, Any]) -> Any:
 def _render_profile(console: Console, profile: dict[str, Any]) -> None:
     total = max(profile["samples"], 1)
     console.print(
-        f"[bold]py-spy[/]: {profile['samples']:,} samples of non-idle threads over a"
+        f"[bold]py-spy[/]: {profile['samples']:,} samples of the thread holding the GIL over a"
         f" {profile['wall_s']:.1f}s run (raw stacks: {profile['raw_file']})"
     )
     columns = ("function", "samples", "share")

@@ -82,6 +82,9 @@ def _claim(conn: Conn, batch_id: UUID, play: Play, limit: int) -> list[tuple[UUI
             "limit": limit,
         },
     ).fetchall()
+    # Items of one company side by side: a chunk then claims whole companies, and concurrent
+    # senders do not queue on each other's claims of the same company.
+    rows.sort(key=lambda r: (r["step_name"], str(r["company_id"] or ""), str(r["item_id"])))
     return [(UUID(str(r["item_id"])), str(r["step_name"])) for r in rows]
 
 

@@ -13,39 +13,23 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel
 
-from database.pool import Databases
-from orchestrator.callback_writer import GroupCommitWriter
-from orchestrator.context import Trigger
 from orchestrator.csv_reader import UploadError
 from orchestrator.ingest import ingest_upload
 from orchestrator.progress import read_progress
-from orchestrator.receivers import ReceiverConfig
 from orchestrator.registry import DEFAULT_PLAY
 from orchestrator.summary import summarize
 from settings import Settings
 from webapp.columnline_routes import add_columnline_routes
 from webapp.play_routes import add_play_routes
-from webapp.receiver_routes import add_receiver_routes
+from webapp.receiver_routes import ReceiverRuntime, add_receiver_routes
 
 
-class AppRuntime(Protocol):
-    @property
-    def dbs(self) -> Databases: ...
-
+class AppRuntime(ReceiverRuntime, Protocol):
     @property
     def settings(self) -> Settings: ...
 
     @property
-    def trigger(self) -> Trigger: ...
-
-    @property
-    def receiver_config(self) -> ReceiverConfig: ...
-
-    @property
     def api_key(self) -> str: ...
-
-    @property
-    def callback_writer(self) -> GroupCommitWriter: ...
 
 
 class UploadResponse(BaseModel):

@@ -77,6 +77,8 @@ class _Decoder:
         self.first_chunk = b""
         # Lines read since the last complete record: where a broken quote can be located.
         self.current_record_text: list[str] = []
+        # Offset in the stream just past the last line handed out (BOM included).
+        self.end_offset = 0
 
     def lines(self) -> Iterator[str]:
         for line in self._lines():
@@ -93,9 +95,11 @@ class _Decoder:
             if len(tail) > FIELD_LIMIT * 4:
                 raise UploadError("a line is longer than 4 MiB: this does not look like a CSV file")
             for part in parts:
+                self.end_offset = offset + len(part) + 1
                 yield self._decode(part + b"\n", offset)
-                offset += len(part) + 1
+                offset = self.end_offset
         if tail:
+            self.end_offset = offset + len(tail)
             yield self._decode(tail, offset)
 
     def _start(self, chunk: bytes) -> tuple[bytes, int]:
@@ -223,6 +227,8 @@ class ApolloCsv:
         self._headers = self.mapping.headers
         if any("\x00" in h for h in header):
             raise UploadError("the header contains a NUL byte (binary data?)", row=1)
+        # The csv module pulls lines only as a record needs them, so this is where data starts.
+        self.header_bytes = self._decoder.end_offset
 
     @property
     def headers(self) -> tuple[str, ...]:

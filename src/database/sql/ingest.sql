@@ -21,3 +21,34 @@ SELECT batch_id, id, %(step)s, %(number)s FROM batch_items WHERE batch_id = %(ba
 UPDATE upload_batches
 SET row_count = %(rows)s, file_sha256 = %(sha256)s, updated_at = NOW()
 WHERE id = %(batch_id)s;
+
+-- name: create_upload_staging
+-- Template over {staging} and {column_defs}. The data records of an upload as COPY reads them,
+-- one text column per CSV column. COPY fills `ordinal` in file order, blank records included,
+-- so a record's row number is ordinal + 1 (the header is row 1).
+CREATE TEMP TABLE {staging} (
+    ordinal BIGINT GENERATED ALWAYS AS IDENTITY,
+    {column_defs}
+) ON COMMIT DROP;
+
+-- name: copy_upload_staging
+-- Template over {staging} and {columns}. FORCE_NOT_NULL: an empty value is '', as the csv module
+-- reads it, whether quoted or not.
+COPY {staging} ({columns}) FROM STDIN (FORMAT csv, FORCE_NOT_NULL ({columns}));
+
+-- name: project_staged_upload
+-- Template over {staging}, {columns}, {item_columns}, {item_values} and {non_blank}. Raw rows,
+-- batch items and their first step straight from the staged records, in one pass each, skipping
+-- blank records. Counts the items, so the caller knows how many records were blank.
+WITH raw_rows AS (
+    INSERT INTO raw_apollo_uploads (batch_id, row_number, raw_values)
+    SELECT %(batch_id)s, ordinal + 1, ARRAY[{columns}] FROM {staging} WHERE {non_blank}
+), items AS (
+    INSERT INTO batch_items (batch_id, row_number, {item_columns})
+    SELECT %(batch_id)s, ordinal + 1, {item_values} FROM {staging} WHERE {non_blank}
+    RETURNING id
+), first_states AS (
+    INSERT INTO workflow_states (batch_id, item_id, step_name, step_number)
+    SELECT %(batch_id)s, id, %(step)s, %(number)s FROM items
+)
+SELECT count(*) AS rows FROM items;

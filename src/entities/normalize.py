@@ -74,11 +74,19 @@ _MAX_EMPLOYEE_DIGITS: Final = 9
 
 # Letters-digits-hyphen host names, the case the IDNA codec maps to itself. Names
 # with "--" anywhere are left to the codec (it rejects "ab--c", decodes "xn--").
-_LDH_NAME_RE: Final = re.compile(
-    r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_LDH_LABEL: Final = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_LDH_LABEL_RE: Final = re.compile(_LDH_LABEL)
+_LDH_NAME_RE: Final = re.compile(rf"(?:{_LDH_LABEL}\.)*{_LDH_LABEL}")
+# Optional scheme (or "//"), then authority and path; it matches every string.
+# One pattern instead of separate scheme and authority matches: this runs on
+# every website and LinkedIn cell.
+_URL_RE: Final = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.\-]*://|//)?([^/\\?#]*)([^?#]*)")
+# The shape nearly every LinkedIn cell has, once lower-cased: plain host, no port
+# or user info, an unreserved ASCII slug. For such URLs the general parse provably
+# reduces to this match, so they skip it.
+_PLAIN_LINKEDIN_RE: Final = re.compile(
+    r"(?:https?://|//)?(?:[a-z0-9]{1,63}\.)?linkedin\.com/([a-z]+)/([a-z0-9-]+)(?=[/?#]|\Z)"
 )
-_SCHEME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
-_AUTHORITY_RE: Final = re.compile(r"([^/\\?#]*)([^?#]*)")
 # Deleted from text: zero-width and direction marks pasted in from web pages and
 # CRMs (invisible, yet they make two spellings of a name compare unequal) and C0/C1
 # control characters other than whitespace (NUL and friends from broken exports).
@@ -95,6 +103,12 @@ _LINKEDIN_SECTION: Final[Mapping[LinkedInKind, str]] = {"person": "in", "company
 _INT: Final = r"([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)"
 _EMPLOYEES_EXACT_RE: Final = re.compile(rf"{_INT}(?:\.0+)?\s*\+?")
 _EMPLOYEES_RANGE_RE: Final = re.compile(rf"{_INT}\s*(?:-|\u2013|\u2014|to)\s*{_INT}", re.I)
+# Bound on every per-value cache: enough for the distinct values of a large
+# upload, while memory stays flat however many rows a file has.
+_CACHE_SIZE: Final = 65536
+# Longer text cells are normalized without the cache, so junk cells cannot fill
+# it with huge keys.
+_MAX_CACHED_TEXT: Final = 256
 
 
 # --------------------------------------------------------------------------- text
@@ -113,6 +127,17 @@ def normalize_name(s: str) -> str:
     return unicodedata.normalize("NFC", " ".join(text.split()))
 
 
+def _text(s: str) -> str:
+    """``normalize_name`` for cells whose values repeat across rows (names, titles,
+    companies, places): the non-ASCII ones cost microseconds each."""
+    return _cached_text(s) if len(s) <= _MAX_CACHED_TEXT else normalize_name(s)
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _cached_text(s: str) -> str:
+    return normalize_name(s)
+
+
 def normalize_email(s: str) -> str | None:
     """Lower-cased address, or None when it is not a plausible e-mail address.
 
@@ -122,9 +147,9 @@ def normalize_email(s: str) -> str | None:
     text = s.strip().lower()
     if text.startswith("mailto:"):
         text = text[len("mailto:") :].strip()
-    if text.count("@") != 1:
+    local, at, domain = text.partition("@")
+    if not at or "@" in domain:  # exactly one "@"
         return None
-    local, _, domain = text.partition("@")
     if not local or _EMAIL_LOCAL_BAD_RE.search(local) or not local.isprintable():
         return None
     host = _ascii_host(domain)
@@ -147,28 +172,22 @@ def _split_url(url: str) -> _UrlParts | None:
     Deliberately hand-rolled rather than ``urllib.parse``: most cells have no
     scheme at all ("www.acme.com/about"), which urlsplit reads as a path.
     """
-    text = url.strip()
-    scheme = _SCHEME_RE.match(text)
-    if scheme:
-        rest, explicit = text[scheme.end() :], True
-    elif text.startswith("//"):
-        rest, explicit = text[2:], True
-    else:
-        rest, explicit = text, False
-    match = _AUTHORITY_RE.match(rest)
-    authority, path = (match.group(1), match.group(2)) if match else ("", "")
-    if "@" in authority:
-        # Without a scheme "jane@acme.com" is an e-mail address, not a website.
-        if not explicit:
-            return None
-        authority = authority.rpartition("@")[2]
-    host = _strip_port(authority)
+    match = _URL_RE.match(url.strip())
+    assert match is not None  # every group of the pattern is optional
+    host = _url_host(match)
     if host is None:
         return None
-    return _UrlParts(host, path.replace("\\", "/"))
+    return _UrlParts(host, match.group(2).replace("\\", "/"))
 
 
-def _strip_port(authority: str) -> str | None:
+def _url_host(match: re.Match[str]) -> str | None:
+    """Host of a ``_URL_RE`` match, without user info and port."""
+    authority = match.group(1)
+    if "@" in authority:
+        # Without a scheme "jane@acme.com" is an e-mail address, not a website.
+        if match.start(1) == 0:
+            return None
+        authority = authority.rpartition("@")[2]
     if authority.startswith("["):  # IPv6 literal: never a company website
         return None
     host, colon, port = authority.rpartition(":")
@@ -181,6 +200,18 @@ def _strip_port(authority: str) -> str | None:
 
 def _ascii_host(host: str) -> str | None:
     """Lower-case ASCII form of a DNS host name, or None if it is not one."""
+    # Too long even without a trailing dot. Checked before the cache so that junk
+    # cells cannot fill it with huge keys.
+    if len(host) > _MAX_HOST_CHARS + 1:
+        return None
+    # UTS #46 maps ASCII upper case to lower case and nothing else in ASCII, so
+    # folding first changes no result and lets "WWW.Acme.com" share the entry of
+    # "www.acme.com".
+    return _ascii_host_cached(host.lower() if host.isascii() else host)
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _ascii_host_cached(host: str) -> str | None:
     if host.endswith("."):  # fully-qualified form: same host
         host = host[:-1]
     if not host or len(host) > _MAX_HOST_CHARS or _WHITESPACE_RE.search(host):
@@ -188,13 +219,46 @@ def _ascii_host(host: str) -> str | None:
     return _idna_encode(host)
 
 
-@lru_cache(maxsize=65536)
 def _idna_encode(host: str) -> str | None:
-    # Cached, and plain LDH names skip the codec: UTS46 + IDNA validation costs
-    # tens of microseconds per call and most hosts are already plain ASCII.
+    # Plain LDH names skip the codec: UTS46 + IDNA validation costs tens of
+    # microseconds per call and most hosts are already plain ASCII.
     lowered = host.lower()
     if len(lowered) <= _MAX_DNS_NAME and "--" not in lowered and _LDH_NAME_RE.fullmatch(lowered):
         return lowered
+    return _idna_encode_by_rest(host)
+
+
+def _idna_encode_by_rest(host: str) -> str | None:
+    """The codec's result, sharing one codec run among the subdomains of an IDN.
+
+    UTS46 maps character by character and IDNA checks label by label, so a plain
+    first label ("www", "blog") leaves the rest of the name encoded as it is on
+    its own. Only a rest that fails on its own needs the whole host ("www." +
+    "\u00ad" is "www."). Hosts too long for DNS can only succeed through
+    characters UTS46 drops; they go to the codec whole, which keeps its own
+    input-length limit out of the argument.
+    """
+    label, _, rest = host.partition(".")
+    if rest and len(host) <= _MAX_DNS_NAME and _is_ldh_label(label):
+        encoded_rest = _cached_idna_codec(rest)
+        if encoded_rest is not None:
+            encoded = f"{label.lower()}.{encoded_rest}"
+            return encoded if idna.valid_string_length(encoded, encoded.endswith(".")) else None
+    return _cached_idna_codec(host)  # a bare host can be the rest of another
+
+
+def _is_ldh_label(label: str) -> bool:
+    """A label the IDNA codec keeps as is (after ASCII lower-casing)."""
+    lowered = label.lower() if label.isascii() else ""
+    return "--" not in lowered and _LDH_LABEL_RE.fullmatch(lowered) is not None
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _cached_idna_codec(host: str) -> str | None:
+    return _idna_codec(host)
+
+
+def _idna_codec(host: str) -> str | None:
     try:
         ascii_host = idna.encode(host, uts46=True, std3_rules=True, transitional=False)
     except ValueError:  # idna.IDNAError and UnicodeError both derive from it
@@ -204,14 +268,15 @@ def _idna_encode(host: str) -> str | None:
 
 def _registrable(host: str) -> str | None:
     """Registrable domain of a host name (no URL parsing, no block lists)."""
-    # Length checked before the cache so that junk cells cannot fill it with
-    # huge keys.
-    return _registrable_cached(host) if len(host) <= _MAX_HOST_CHARS else None
+    if len(host) > _MAX_HOST_CHARS:  # also keeps the cache keys small
+        return None
+    # ASCII case folded as in _ascii_host, so all spellings share one PSL walk.
+    return _registrable_cached(host.lower() if host.isascii() else host)
 
 
-@lru_cache(maxsize=65536)  # the PSL walk is the costly part of a website lookup
+@lru_cache(maxsize=_CACHE_SIZE)  # the PSL walk is the costly part of a website lookup
 def _registrable_cached(host: str) -> str | None:
-    ascii_host = _ascii_host(host)
+    ascii_host = _ascii_host_cached(host)
     if ascii_host is None:
         return None
     if ascii_host.rpartition(".")[2].isdigit():  # IPv4 (or junk): TLDs are never numeric
@@ -228,10 +293,14 @@ def registrable_domain(website: str) -> str | None:
     None for IP addresses, localhost, bare public suffixes, non-hostnames and the
     profile/directory sites in ``NON_COMPANY_DOMAINS``.
     """
-    parts = _split_url(website)
-    if parts is None:
+    # Not cached per cell: exports write one company's website in many shapes,
+    # so the host below is the key that repeats.
+    match = _URL_RE.match(website.strip())
+    assert match is not None  # every group of the pattern is optional
+    host = _url_host(match)
+    if host is None:
         return None
-    domain = _registrable(parts.host)
+    domain = _registrable(host)
     if domain is None or domain in NON_COMPANY_DOMAINS:
         return None
     return domain
@@ -262,6 +331,32 @@ def normalize_linkedin_url(url: str, kind: LinkedInKind) -> str | None:
     serves the encoded form, and decoding would make the canonical URL depend on
     how the exporting tool happened to escape it.
     """
+    section = _LINKEDIN_SECTION[kind]
+    text = url.strip()
+    # Only ASCII is lower-cased here: Unicode lower() turns "K" (Kelvin) into "k".
+    plain = _PLAIN_LINKEDIN_RE.match(text.lower()) if text.isascii() else None
+    if plain is None:
+        return _parse_linkedin_url(text, section)
+    if plain.group(1) != section:
+        return None
+    return f"https://www.linkedin.com/{section}/{plain.group(2)}"
+
+
+def _company_linkedin_url(url: str) -> str | None:
+    """``normalize_linkedin_url(url, "company")``, cached: every row of a company
+    repeats it (person URLs are unique, so caching them would only churn)."""
+    if len(url) > _MAX_CACHED_TEXT:
+        return normalize_linkedin_url(url, "company")
+    return _cached_company_linkedin_url(url)
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _cached_company_linkedin_url(url: str) -> str | None:
+    return normalize_linkedin_url(url, "company")
+
+
+def _parse_linkedin_url(url: str, section: str) -> str | None:
+    """The general case of ``normalize_linkedin_url``."""
     parts = _split_url(url)
     if parts is None:
         return None
@@ -269,7 +364,6 @@ def normalize_linkedin_url(url: str, kind: LinkedInKind) -> str | None:
     if host is None or not (host == "linkedin.com" or host.endswith(".linkedin.com")):
         return None
     segments = [seg for seg in parts.path.split("/") if seg]
-    section = _LINKEDIN_SECTION[kind]
     if len(segments) < 2 or segments[0].lower() != section:
         return None
     slug = _canonical_slug(segments[1])
@@ -299,6 +393,8 @@ def parse_employees(s: str) -> int | None:
     only figure the source vouches for, and size filters stay conservative.
     """
     text = s.strip()
+    if text.isascii() and text.isdigit():  # the usual cell, for which the regex is overhead
+        return _to_int(text)
     exact = _EMPLOYEES_EXACT_RE.fullmatch(text)
     if exact:
         return _to_int(exact.group(1))
@@ -360,34 +456,33 @@ class NormalizationFailure:
 def normalize_item(fields: Mapping[str, str]) -> NormalizedItem | NormalizationFailure:
     """Batch item from the canonical fields of ``entities.apollo`` (missing keys = "")."""
 
-    def get(key: str) -> str:
-        return fields.get(key) or ""
-
-    first, last = normalize_name(get("first_name")), normalize_name(get("last_name"))
+    get = fields.get  # a local alias: sixteen look-ups per row
+    first, last = _text(get("first_name") or ""), _text(get("last_name") or "")
     if not first and not last:
         return NormalizationFailure("missing_name", "the row has neither a first nor a last name")
-    email = normalize_email(get("email"))
-    company = _company_domain(get("website"), get("email"), email)
+    raw_email = get("email") or ""
+    email = normalize_email(raw_email)
+    company = _company_domain(get("website") or "", raw_email, email)
     if isinstance(company, NormalizationFailure):
         return company
     domain, source = company
     return NormalizedItem(
         first_name=first,
         last_name=last,
-        full_name=" ".join(part for part in (first, last) if part),
-        title=normalize_name(get("title")),
+        full_name=f"{first} {last}" if first and last else first or last,
+        title=_text(get("title") or ""),
         email=email,
-        person_linkedin_url=normalize_linkedin_url(get("person_linkedin_url"), "person"),
-        company_name=normalize_name(get("company_name")),
+        person_linkedin_url=normalize_linkedin_url(get("person_linkedin_url") or "", "person"),
+        company_name=_text(get("company_name") or ""),
         company_domain=domain,
         domain_source=source,
-        company_linkedin_url=normalize_linkedin_url(get("company_linkedin_url"), "company"),
-        employees=parse_employees(get("employees")),
-        industry=normalize_name(get("industry")),
-        city=normalize_name(get("city")),
-        state=normalize_name(get("state")),
-        country=normalize_name(get("country")),
-        phone=_normalize_phone(get("phone")),
+        company_linkedin_url=_company_linkedin_url(get("company_linkedin_url") or ""),
+        employees=parse_employees(get("employees") or ""),
+        industry=_text(get("industry") or ""),
+        city=_text(get("city") or ""),
+        state=_text(get("state") or ""),
+        country=_text(get("country") or ""),
+        phone=_normalize_phone(get("phone") or ""),
     )
 
 

@@ -624,3 +624,74 @@ def test_failure_detail_cuts_huge_values() -> None:
     result = item(website="x" * 10_000, email="")
     assert isinstance(result, NormalizationFailure)
     assert len(result.detail) < 300
+
+
+# ------------------------------------------------------- caches and fast paths
+
+
+@pytest.mark.parametrize("raw", ["  José   García ", "Zoë\u200b", "VP,  Sales", ""])
+def test_cached_text_repeats_its_result(raw: str) -> None:
+    first = normalize._text(raw)
+    hits = normalize._cached_text.cache_info().hits
+    assert normalize._text(raw) == first == normalize_name(raw)
+    assert normalize._cached_text.cache_info().hits == hits + 1
+
+
+def test_company_linkedin_cache_repeats_its_result() -> None:
+    url = "https://www.linkedin.com/company/Acme-Inc/about/"
+    expected = normalize_linkedin_url(url, "company")
+    assert normalize._company_linkedin_url(url) == expected
+    assert normalize._company_linkedin_url(url) == expected
+
+
+def test_caches_are_bounded() -> None:
+    caches = [value for value in vars(normalize).values() if hasattr(value, "cache_info")]
+    assert caches
+    for cache in caches:
+        assert cache.cache_info().maxsize == normalize._CACHE_SIZE
+    for n in range(normalize._CACHE_SIZE + 10):
+        normalize._text(f"name {n}")
+    assert normalize._cached_text.cache_info().currsize == normalize._CACHE_SIZE
+
+
+def test_long_cells_bypass_the_cache() -> None:
+    raw = " x " * normalize._MAX_CACHED_TEXT
+    before = normalize._cached_text.cache_info()
+    assert normalize._text(raw) == normalize_name(raw)
+    after = normalize._cached_text.cache_info()
+    assert (after.hits, after.misses) == (before.hits, before.misses)
+
+
+@given(
+    st.one_of(
+        URLISH, LINKEDINISH, st.from_regex(r"(https?://)?([a-zA-Z]{2,3}\.)?linkedin\.com/.*")
+    ),
+    st.sampled_from(KINDS),
+)
+@example("https://www.linkedin.com/IN/John-Doe/x", "person")
+@example("https://www.linkedin.com/in/john\\x", "person")
+@example("https://www.linkedin.com/in/\u212aate", "person")
+def test_plain_linkedin_fast_path_agrees_with_full_parse(text: str, kind: LinkedInKind) -> None:
+    full = normalize._parse_linkedin_url(text.strip(), normalize._LINKEDIN_SECTION[kind])
+    assert normalize_linkedin_url(text, kind) == full
+
+
+# Plain labels, near misses, IDN text, and characters UTS46 drops, maps or rejects.
+HOST_PIECES = ["www", "WWW", "blog", "a-b", "-a", "ab--c", "xn--bcher-kva", "1", "_", "de"]
+HOST_CHARS = ["bücher", "BÜCHER", "straße", "\u00ad", "\u3002", ".", " ", "e\u0301", "\u0301"]
+host_piece = st.sampled_from([*HOST_PIECES, *HOST_CHARS, "\u0627", "a" * 63, "a" * 64])
+hosts = st.lists(host_piece, min_size=1, max_size=8).map("".join)
+
+
+# Encodes to 250 characters: a "www." in front is too long, an "a." is not.
+LONG_IDN = ("ü" * 10 + "a" * 44 + ".") * 4 + "de"
+
+
+@given(st.one_of(hosts, st.lists(hosts, min_size=2, max_size=4).map(".".join)))
+@example("www.\u00ad")
+@example("www." + LONG_IDN)
+@example("a." + LONG_IDN)
+@example("a." + LONG_IDN + ".")
+def test_idna_label_sharing_agrees_with_the_codec(host: str) -> None:
+    # Subdomains of an IDN reuse the encoding of the rest of the name.
+    assert normalize._idna_encode(host) == normalize._idna_codec(host)

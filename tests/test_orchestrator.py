@@ -159,15 +159,3 @@ def test_statements_per_pass_do_not_grow_with_items(dbs: Databases, phase: str) 
         counts.append(_statements_of_one_pass(dbs, batch))
     assert counts[0] == counts[1]
     assert counts[0] <= 6
-
-
-def test_internal_steps_get_their_own_chunk_size(dbs: Databases) -> None:
-    add_play(dbs, "normalize-and-split", ["normalize_all_core_values", "split"])
-    batch = upload(dbs, apollo_csv(3_000, 600), "normalize-and-split").batch_id
-    recorder = RecordingDispatcher()
-    run_pass(dbs, batch, recorder, chunk_size=500, internal_chunk_size=1_200)
-    assert [len(c.item_ids) for c in recorder.calls] == [1_200, 1_200, 600]
-    plain = upload(dbs, apollo_csv(1_000, 200, seed=1), "normalize-and-split").batch_id
-    recorder = RecordingDispatcher()
-    run_pass(dbs, plain, recorder, chunk_size=500)
-    assert [len(c.item_ids) for c in recorder.calls] == [500, 500]

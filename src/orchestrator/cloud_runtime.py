@@ -25,7 +25,7 @@ from orchestrator.remote import (
 )
 from orchestrator.steps import execute_call
 from orchestrator.sweeper import SweepReport, sweep
-from orchestrator.tick import DEFAULT_INTERNAL_CHUNK_SIZE, PassResult, run_pass
+from orchestrator.tick import PassResult, run_pass
 from settings import Settings
 
 
@@ -83,9 +83,7 @@ class CloudRuntime:
 
     def orchestrator_pass(self, batch_id: UUID) -> PassResult:
         wait_for_scheduled_pass(self.dbs, batch_id)
-        return run_pass(
-            self.dbs, batch_id, self.dispatcher, internal_chunk_size=DEFAULT_INTERNAL_CHUNK_SIZE
-        )
+        return run_pass(self.dbs, batch_id, self.dispatcher)
 
     def run_step(self, call: StepCall) -> None:
         execute_call(self.ctx, call)

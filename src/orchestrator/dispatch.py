@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
@@ -59,21 +59,16 @@ class Dispatcher(Protocol):
 
 
 def chunk_calls(
-    batch_id: UUID,
-    claimed: Iterable[tuple[UUID, str]],
-    chunk_size: int,
-    step_chunk_sizes: Mapping[str, int] | None = None,
+    batch_id: UUID, claimed: Iterable[tuple[UUID, str]], chunk_size: int
 ) -> list[StepCall]:
-    """Group claimed (item id, step) pairs into calls of at most `chunk_size` items per step
-    (or the step's own size in `step_chunk_sizes`)."""
+    """Group claimed (item id, step) pairs into calls of at most `chunk_size` items per step."""
     by_step: dict[str, list[UUID]] = {}
     for item_id, step in claimed:
         by_step.setdefault(step, []).append(item_id)
-    sizes = step_chunk_sizes or {}
     calls = []
     for step, ids in by_step.items():
         it = iter(ids)
-        while chunk := tuple(islice(it, sizes.get(step, chunk_size))):
+        while chunk := tuple(islice(it, chunk_size)):
             calls.append(StepCall(batch_id, step, chunk))
     return calls
 

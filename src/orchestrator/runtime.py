@@ -22,12 +22,7 @@ from orchestrator.progress import BatchProgress, read_progress
 from orchestrator.receivers import ReceiverConfig
 from orchestrator.steps import execute_call
 from orchestrator.sweeper import sweep
-from orchestrator.tick import (
-    DEFAULT_CHUNK_SIZE,
-    DEFAULT_INTERNAL_CHUNK_SIZE,
-    PassResult,
-    run_pass,
-)
+from orchestrator.tick import DEFAULT_CHUNK_SIZE, PassResult, run_pass
 from orchestrator.tokens import load_or_create_key
 from orchestrator.trigger import CoalescingTrigger
 from settings import Settings, get_settings
@@ -66,7 +61,6 @@ class LocalRuntime:
         *,
         workers: int | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
-        internal_chunk_size: int = DEFAULT_INTERNAL_CHUNK_SIZE,
         min_pass_interval: float = 0.25,
     ) -> None:
         self.settings = settings or get_settings()
@@ -85,7 +79,6 @@ class LocalRuntime:
             self._execute, workers=workers or self.settings.dispatch_workers
         )
         self.chunk_size = chunk_size
-        self.internal_chunk_size = internal_chunk_size
         self.trigger = CoalescingTrigger(self._pass, min_interval=min_pass_interval)
         self.ctx.trigger = self.trigger
         self._stop_sweeping = threading.Event()
@@ -102,13 +95,7 @@ class LocalRuntime:
         execute_call(self.ctx, call)
 
     def _pass(self, batch_id: UUID) -> PassResult:
-        return run_pass(
-            self.dbs,
-            batch_id,
-            self.dispatcher,
-            chunk_size=self.chunk_size,
-            internal_chunk_size=self.internal_chunk_size,
-        )
+        return run_pass(self.dbs, batch_id, self.dispatcher, chunk_size=self.chunk_size)
 
     def __enter__(self) -> LocalRuntime:
         self.trigger.start()

@@ -21,10 +21,6 @@ from orchestrator.registry import Play, cached_play
 from orchestrator.stored_results import Applied, apply_stored
 
 DEFAULT_CHUNK_SIZE = 500
-# Internal steps are a few set-based statements over their chunk, so a call's fixed cost (its
-# statements, its commit, a worker's turn) is worth spreading over more items; provider steps
-# keep small chunks, whose calls to the provider are what takes time.
-DEFAULT_INTERNAL_CHUNK_SIZE = 2_500
 DEFAULT_CLAIM_LIMIT = 100_000
 
 
@@ -94,10 +90,8 @@ def run_pass(
     dispatcher: Dispatcher,
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
-    internal_chunk_size: int | None = None,
     claim_limit: int = DEFAULT_CLAIM_LIMIT,
 ) -> PassResult:
-    """One pass; internal steps' calls hold `internal_chunk_size` items (default: `chunk_size`)."""
     with dbs.hq.connection() as conn:
         play = _batch_play(dbs, conn, batch_id)
         applied = _apply(conn, batch_id)
@@ -106,12 +100,7 @@ def run_pass(
         # Claims must be visible to the step functions before they run.
         conn.commit()
         done = not (applied or advanced or claimed) and _finished(conn, batch_id)
-    internal = {
-        s.slug: internal_chunk_size
-        for s in play.steps
-        if internal_chunk_size and s.workflow.provider == "internal"
-    }
-    calls = chunk_calls(batch_id, claimed, chunk_size, internal)
+    calls = chunk_calls(batch_id, claimed, chunk_size)
     dispatcher.dispatch(calls)
     return PassResult(batch_id, applied, advanced, len(claimed), len(calls), done)
 

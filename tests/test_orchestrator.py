@@ -137,6 +137,39 @@ def test_eight_concurrent_passes_dispatch_each_item_step_exactly_once(dbs: Datab
     assert len(second) == 5000 and set(second.values()) == {1}
     assert recorder.received("normalize_all_core_values") == first
 
+def test_split_chunks_hold_each_company_side_by_side(dbs: Databases) -> None:
+    """Rows of one company are scattered through the file; the split step must still receive
+    them next to each other, so concurrent split chunks do not insert the same domains."""
+    play = add_normalize_split_play(dbs)
+    batch = upload(dbs, apollo_csv(300, 40, seed=3), play).batch_id
+    with LocalRuntime(Settings(), dbs) as runtime:
+        assert runtime.run_batch(batch, timeout=120).done
+    with dbs.hq.connection() as conn:
+        # Back to "normalized, not yet split", links and all.
+        conn.execute(
+            "UPDATE batch_items SET company_id = NULL, person_id = NULL WHERE batch_id = %s",
+            (batch,),
+        )
+        conn.execute(
+            "UPDATE workflow_states SET status = 'PENDING', advanced = FALSE"
+            " WHERE batch_id = %s AND step_name = 'split'",
+            (batch,),
+        )
+        domains = {
+            r["id"]: r["domain"]
+            for r in conn.execute(
+                "SELECT id, normalized->>'company_domain' AS domain FROM batch_items"
+                " WHERE batch_id = %s AND normalized IS NOT NULL",
+                (batch,),
+            )
+        }
+    recorder = RecordingDispatcher()
+    run_pass(dbs, batch, recorder, chunk_size=7)
+    order = [domains[i] for c in recorder.calls if c.step_name == "split" for i in c.item_ids]
+    assert len(order) == len(domains)
+    runs = [d for n, d in enumerate(order) if n == 0 or order[n - 1] != d]
+    assert len(runs) == len(set(order)) < len(order)  # one contiguous run per company
+
 
 def _statements_of_one_pass(dbs: Databases, batch: UUID) -> int:
     clear_registry_cache()  # measure the cold pass, registry reads included

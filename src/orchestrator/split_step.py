@@ -14,6 +14,9 @@ def split(ctx: StepContext, workflow: WorkflowConfig, call: StepCall) -> None:
     params = {"item_ids": list(call.item_ids), "step": call.step_name}
     with ctx.dbs.hq.connection() as conn:
         conn.execute(query("split_insert_companies"), params)
-        conn.execute(query("split_link_companies"), params)
+        # Companies commit on their own: a concurrent chunk inserting the same domain then waits
+        # for this statement, not for this whole chunk. A company whose items are not linked
+        # yet is inert (steps reach companies through their items), and a retry links them.
+        conn.commit()
         conn.execute(query("split_insert_people"), params)
-        conn.execute(query("split_link_people_and_complete"), params)
+        conn.execute(query("split_link_and_complete"), params)

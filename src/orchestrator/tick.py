@@ -78,9 +78,10 @@ def _claim(conn: Conn, batch_id: UUID, play: Play, limit: int) -> list[tuple[UUI
             "limit": limit,
         },
     ).fetchall()
-    # Items of one company side by side: a chunk then claims whole companies, and concurrent
-    # senders do not queue on each other's claims of the same company.
-    rows.sort(key=lambda r: (r["step_name"], str(r["company_id"] or ""), str(r["item_id"])))
+    # Items of one company side by side: a chunk then holds whole companies, so concurrent
+    # chunks neither queue on each other's claims of a company (Clay steps) nor on each
+    # other's inserts of its domain (split), and split's "first row wins" holds per company.
+    rows.sort(key=lambda r: (r["step_name"], r["company_key"] or "", str(r["item_id"])))
     return [(UUID(str(r["item_id"])), str(r["step_name"])) for r in rows]
 
 

@@ -25,7 +25,8 @@ ON CONFLICT (item_id, step_name) DO NOTHING;
 -- name: claim_pending_steps
 -- Claims PENDING item-steps for dispatch. SKIP LOCKED plus the status re-check make concurrent
 -- passes split the work: an item-step is claimed by exactly one of them. Each item's company
--- comes back too, so a chunk can hold whole companies (see tick._claim).
+-- comes back too (its id, or before split its normalized domain), so a chunk can hold whole
+-- companies (see tick._claim).
 WITH steps AS (
     SELECT * FROM unnest(%(slugs)s::text[], %(timeouts)s::int[]) AS s(slug, timeout_seconds)
 ), picked AS (
@@ -44,7 +45,8 @@ SET status = 'IN_PROGRESS',
 FROM picked, steps
 WHERE ws.id = picked.id AND steps.slug = ws.step_name AND ws.status = 'PENDING'
 RETURNING ws.item_id, ws.step_name,
-          (SELECT bi.company_id FROM batch_items bi WHERE bi.id = ws.item_id) AS company_id;
+          (SELECT COALESCE(bi.company_id::text, bi.normalized->>'company_domain')
+           FROM batch_items bi WHERE bi.id = ws.item_id) AS company_key;
 
 -- name: batch_progress
 -- Per step and status counts, plus completed rows not yet advanced.

@@ -53,32 +53,51 @@ WHERE bi.id = ANY(%(item_ids)s::uuid[]) AND bi.normalized IS NOT NULL
 ORDER BY bi.batch_id, bi.normalized->>'company_domain', bi.row_number
 ON CONFLICT (batch_id, domain) DO NOTHING;
 
--- name: split_link_companies
-UPDATE batch_items bi SET company_id = c.id
-FROM normalized_companies c
-WHERE bi.id = ANY(%(item_ids)s::uuid[])
-  AND c.batch_id = bi.batch_id AND c.domain = bi.normalized->>'company_domain';
-
 -- name: split_insert_people
--- People are deduplicated within the batch by email, else LinkedIn URL.
+-- People are deduplicated within the batch by email, else LinkedIn URL. Each item's company is
+-- looked up by its domain (split_insert_companies committed it), so the item row is updated
+-- once, by split_link_and_complete, not once per link. Scalar lookups keep one index probe per
+-- item whatever the planner believes about a fast-growing table.
 INSERT INTO normalized_people
     (batch_id, batch_item_id, company_id, dedupe_key, first_name, last_name, full_name, title,
      email, linkedin_url)
-SELECT DISTINCT ON (bi.batch_id, bi.normalized->>'person_key')
-       bi.batch_id, bi.id, bi.company_id, bi.normalized->>'person_key',
-       bi.normalized->>'first_name', bi.normalized->>'last_name', bi.normalized->>'full_name',
-       bi.normalized->>'title', bi.normalized->>'email', bi.normalized->>'person_linkedin_url'
-FROM batch_items bi
-WHERE bi.id = ANY(%(item_ids)s::uuid[]) AND bi.company_id IS NOT NULL
-ORDER BY bi.batch_id, bi.normalized->>'person_key', bi.row_number
+SELECT DISTINCT ON (found.batch_id, found.person_key)
+       found.batch_id, found.id, found.company_id, found.person_key, found.first_name,
+       found.last_name, found.full_name, found.title, found.email, found.linkedin_url
+FROM (
+    SELECT bi.batch_id, bi.id, bi.row_number, bi.normalized->>'person_key' AS person_key,
+           bi.normalized->>'first_name' AS first_name, bi.normalized->>'last_name' AS last_name,
+           bi.normalized->>'full_name' AS full_name, bi.normalized->>'title' AS title,
+           bi.normalized->>'email' AS email,
+           bi.normalized->>'person_linkedin_url' AS linkedin_url,
+           (SELECT c.id FROM normalized_companies c
+            WHERE c.batch_id = bi.batch_id
+              AND c.domain = bi.normalized->>'company_domain') AS company_id
+    FROM batch_items bi
+    WHERE bi.id = ANY(%(item_ids)s::uuid[]) AND bi.normalized IS NOT NULL
+) found
+WHERE found.company_id IS NOT NULL
+ORDER BY found.batch_id, found.person_key, found.row_number
 ON CONFLICT (batch_id, dedupe_key) DO NOTHING;
 
--- name: split_link_people_and_complete
-WITH linked AS (
-    UPDATE batch_items bi SET person_id = p.id
-    FROM normalized_people p
-    WHERE bi.id = ANY(%(item_ids)s::uuid[])
-      AND p.batch_id = bi.batch_id AND p.dedupe_key = bi.normalized->>'person_key'
+-- name: split_link_and_complete
+-- Links each item to its company and person in one update of the item row, and completes the
+-- items that have both; the rest stay IN_PROGRESS for the sweeper, as a failed chunk would.
+WITH found AS (
+    SELECT bi.id,
+           (SELECT c.id FROM normalized_companies c
+            WHERE c.batch_id = bi.batch_id
+              AND c.domain = bi.normalized->>'company_domain') AS company_id,
+           (SELECT p.id FROM normalized_people p
+            WHERE p.batch_id = bi.batch_id
+              AND p.dedupe_key = bi.normalized->>'person_key') AS person_id
+    FROM batch_items bi
+    WHERE bi.id = ANY(%(item_ids)s::uuid[]) AND bi.normalized IS NOT NULL
+), linked AS (
+    UPDATE batch_items bi SET company_id = found.company_id, person_id = found.person_id
+    FROM found
+    WHERE bi.id = found.id AND bi.id = ANY(%(item_ids)s::uuid[])
+      AND found.company_id IS NOT NULL AND found.person_id IS NOT NULL
     RETURNING bi.id, bi.company_id, bi.person_id
 )
 UPDATE workflow_states ws
@@ -87,3 +106,4 @@ SET status = 'COMPLETED', finished_at = NOW(), updated_at = NOW(), lease_expires
                                          'person_id', linked.person_id)
 FROM linked
 WHERE ws.item_id = linked.id AND ws.step_name = %(step)s AND ws.status = 'IN_PROGRESS';
+

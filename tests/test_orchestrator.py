@@ -137,6 +137,7 @@ def test_eight_concurrent_passes_dispatch_each_item_step_exactly_once(dbs: Datab
     assert len(second) == 5000 and set(second.values()) == {1}
     assert recorder.received("normalize_all_core_values") == first
 
+
 def test_split_chunks_hold_each_company_side_by_side(dbs: Databases) -> None:
     """Rows of one company are scattered through the file; the split step must still receive
     them next to each other, so concurrent split chunks do not insert the same domains."""

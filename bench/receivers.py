@@ -283,15 +283,18 @@ def entity_callbacks(
 
 
 def _settled(service: LocalService, conninfo: str, batch_id: UUID) -> bool:
-    """Nothing pending, nothing completed but not yet advanced, no step call running."""
+    """Nothing pending, nothing completed but not yet advanced, no stored callback waiting for
+    a pass (a held burst's, say), no step call running."""
     found = rows(
         conninfo,
         "SELECT count(*) FILTER (WHERE status = 'PENDING') AS pending,"
-        " count(*) FILTER (WHERE status = 'COMPLETED' AND NOT advanced) AS unadvanced"
-        " FROM workflow_states WHERE batch_id = %s",
-        (batch_id,),
+        " count(*) FILTER (WHERE status = 'COMPLETED' AND NOT advanced) AS unadvanced,"
+        " (SELECT count(*) FROM entity_dispatches d"
+        "  WHERE d.batch_id = %(batch)s AND d.status = 'STORED') AS stored"
+        " FROM workflow_states WHERE batch_id = %(batch)s",
+        {"batch": batch_id},
     )[0]
-    if found["pending"] or found["unadvanced"]:
+    if found["pending"] or found["unadvanced"] or found["stored"]:
         return False
     return service.runtime.dispatcher.wait_idle(timeout=0.5)
 

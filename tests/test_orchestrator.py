@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 from uuid import UUID
 
 import pytest
+from psycopg import sql
 
 from database.pool import STATEMENTS, Databases
+from database.queries import query
 from orchestrator.registry import clear_registry_cache
 from orchestrator.runtime import LocalRuntime
 from orchestrator.tick import run_pass
@@ -193,3 +196,42 @@ def test_statements_per_pass_do_not_grow_with_items(dbs: Databases, phase: str) 
         counts.append(_statements_of_one_pass(dbs, batch))
     assert counts[0] == counts[1]
     assert counts[0] <= 6
+
+
+def _scan_of(plan: dict[str, Any], alias: str) -> dict[str, Any] | None:
+    if plan.get("Alias") == alias and "Scan" in str(plan.get("Node Type")):
+        return plan
+    for child in plan.get("Plans", []):
+        found = _scan_of(child, alias)
+        if found is not None:
+            return found
+    return None
+
+
+def test_claim_finds_picked_rows_by_primary_key_even_with_stale_statistics(
+    dbs: Databases,
+) -> None:
+    """Statistics taken while nothing was PENDING once made the claim scan every PENDING row
+    for each picked row: minutes for a 100,000-item pass. The claim must probe by id."""
+    play = add_normalize_split_play(dbs)
+    batch = upload(dbs, apollo_csv(5000, 500), play).batch_id
+    params = {
+        "batch_id": batch,
+        "slugs": ["normalize_all_core_values", "split"],
+        "timeouts": [600, 600],
+        "limit": 100_000,
+    }
+    with dbs.hq.connection() as conn:
+        conn.execute(
+            "UPDATE workflow_states SET status = 'COMPLETED' WHERE batch_id = %s", (batch,)
+        )
+        conn.execute("ANALYZE workflow_states")
+        conn.execute("UPDATE workflow_states SET status = 'PENDING' WHERE batch_id = %s", (batch,))
+        row = conn.execute(
+            sql.SQL("EXPLAIN (FORMAT JSON) ") + query("claim_pending_steps"), params
+        ).fetchone()
+        assert row is not None
+        scan = _scan_of(next(iter(row.values()))[0]["Plan"], "ws")
+        assert scan is not None and scan.get("Index Name") == "workflow_states_pkey", scan
+        claimed = conn.execute(query("claim_pending_steps"), params).fetchall()
+    assert len(claimed) == 5000

@@ -8,10 +8,10 @@ WITH ready AS (
     WHERE batch_id = %(batch_id)s AND status = 'COMPLETED' AND NOT advanced
     FOR UPDATE SKIP LOCKED
 ), done AS (
+    -- The rows by their ids (an array), never by a join: see claim_pending_steps.
     UPDATE workflow_states ws
     SET advanced = TRUE
-    FROM ready
-    WHERE ws.id = ready.id AND NOT ws.advanced
+    WHERE ws.id = ANY(ARRAY(SELECT id FROM ready)) AND NOT ws.advanced
     RETURNING ws.batch_id, ws.item_id, ws.step_number
 ), transitions AS (
     SELECT * FROM unnest(%(from_numbers)s::int[], %(next_slugs)s::text[], %(next_numbers)s::int[])
@@ -23,8 +23,8 @@ FROM done JOIN transitions t ON t.from_number = done.step_number
 ON CONFLICT (item_id, step_name) DO NOTHING;
 
 -- name: claim_pending_steps
--- Claims PENDING item-steps for dispatch. SKIP LOCKED plus the status re-check make concurrent
--- passes split the work: an item-step is claimed by exactly one of them. Each item's company
+-- Claims PENDING item-steps for dispatch. SKIP LOCKED, with the status re-checked as each row
+-- is locked, makes concurrent passes split the work: an item-step is claimed by exactly one. Each item's company
 -- comes back too (its id, or before split its normalized domain), so a chunk can hold whole
 -- companies (see tick._claim).
 WITH steps AS (
@@ -36,14 +36,19 @@ WITH steps AS (
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
+-- The picked rows are found by their ids alone (a primary-key probe each). Statistics lag a
+-- fast-moving batch: a planner that believed one row was PENDING joined the picked rows to a
+-- scan of every PENDING row, 100,000 x 100,000 comparisons and minutes for one pass, and any
+-- status condition here lets it choose that scan again. None is needed: `picked` re-checked
+-- the status as it locked each row, and the lock holds until this statement commits.
 UPDATE workflow_states ws
 SET status = 'IN_PROGRESS',
     attempts = ws.attempts + 1,
     started_at = NOW(),
     updated_at = NOW(),
     lease_expires_at = NOW() + make_interval(secs => steps.timeout_seconds)
-FROM picked, steps
-WHERE ws.id = picked.id AND steps.slug = ws.step_name AND ws.status = 'PENDING'
+FROM steps
+WHERE ws.id = ANY(ARRAY(SELECT id FROM picked)) AND steps.slug = ws.step_name
 RETURNING ws.item_id, ws.step_name,
           (SELECT COALESCE(bi.company_id::text, bi.normalized->>'company_domain')
            FROM batch_items bi WHERE bi.id = ws.item_id) AS company_key;

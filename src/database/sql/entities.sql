@@ -49,8 +49,9 @@ WITH wanted AS (
     UPDATE {state_table} s
     SET status = 'IN_PROGRESS', attempts = s.attempts + 1, dispatch_id = gen_random_uuid(),
         lease_expires_at = NOW() + make_interval(secs => %(timeout)s), updated_at = NOW()
-    FROM pending
-    WHERE s.id = pending.id AND s.status = 'PENDING'
+    -- By id alone: `pending` re-checked the status as it locked each row (a status test here
+    -- would let stale statistics choose a scan of every PENDING row, as in claim_pending_steps).
+    WHERE s.id = ANY(ARRAY(SELECT id FROM pending))
     RETURNING s.{id_column} AS entity_id, s.dispatch_id, s.attempts
 )
 SELECT * FROM inserted UNION ALL SELECT * FROM reclaimed;
@@ -76,9 +77,12 @@ LEFT JOIN senders ON senders.entity_id = d.entity_id;
 -- Each item of the chunk either completes at once (entity already enriched), sends (the first
 -- item of an entity this call claimed), waits (entity in progress), or fails with its entity.
 WITH locked AS (
-    -- Everyone updating an entity's item-steps locks them in id order: no deadlocks.
+    -- Everyone updating an entity's item-steps locks them in id order: no deadlocks. The
+    -- status is checked here, as each row is locked, so the update below finds its rows by
+    -- id alone (see claim_pending_steps).
     SELECT id FROM workflow_states
     WHERE item_id = ANY(%(item_ids)s::uuid[]) AND step_name = %(workflow_slug)s
+      AND status = 'IN_PROGRESS'
     ORDER BY id FOR UPDATE
 ), items AS (
     SELECT bi.id AS item_id, bi.{id_column} AS entity_id FROM batch_items bi
@@ -121,8 +125,8 @@ SET status = CASE
                 THEN %(entity_type)s::text || '_enrichment_failed' END,
         'error', CASE WHEN d.entity_status = 'FAILED' AND NOT d.is_sender
                       THEN d.entity_meta->>'error' END))
-FROM decided d, locked
-WHERE ws.id = locked.id AND ws.item_id = d.item_id AND ws.status = 'IN_PROGRESS';
+FROM decided d
+WHERE ws.id = ANY(ARRAY(SELECT id FROM locked)) AND ws.item_id = d.item_id;
 
 -- name: lease_sent_entities
 -- The entity's lease restarts at the send, so time spent queued behind the rate limit does not
@@ -192,7 +196,8 @@ SET status = 'FAILED', finished_at = NOW(), updated_at = NOW(), lease_expires_at
     meta = ws.meta || jsonb_build_object('reason', %(entity_type)s::text || '_enrichment_failed',
                                          'error', locked.error)
 FROM locked
-WHERE ws.id = locked.id AND ws.status = 'IN_PROGRESS';
+-- Locked above while IN_PROGRESS; no status test here (see claim_pending_steps).
+WHERE ws.id = locked.id;
 
 -- name: count_submissions
 INSERT INTO webhook_submission_counts (webhook_key, webhook_host, submissions)

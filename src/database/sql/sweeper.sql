@@ -15,8 +15,9 @@ SET status = CASE WHEN s.attempts < w.max_attempts THEN 'PENDING' ELSE 'FAILED' 
         'error', format('no result within %%s s (attempt %%s of %%s)',
                         w.timeout_seconds, s.attempts, w.max_attempts),
         'expired_dispatch_id', s.dispatch_id)
-FROM db_driven_enrichment_workflows w, expired
-WHERE s.id = expired.id AND w.workflow_slug = s.workflow_slug AND s.status = 'IN_PROGRESS'
+FROM db_driven_enrichment_workflows w
+-- By id alone: `expired` checked the status as it locked each row (see claim_pending_steps).
+WHERE s.id = ANY(ARRAY(SELECT id FROM expired)) AND w.workflow_slug = s.workflow_slug
 RETURNING s.{id_column} AS entity_id, s.workflow_slug, s.status;
 
 -- name: sweep_entity_items

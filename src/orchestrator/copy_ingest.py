@@ -142,9 +142,11 @@ def load_records(
     `source` is read from the start of the file to its end; the first `header_bytes` are the
     header. None, with nothing written, when the file is to be read in Python instead.
     """
+    columns = [sql.Identifier(f"c{n}") for n in range(1, len(mapping.headers) + 1)]
     try:
         with conn.transaction():
-            return _load(conn, source, header_bytes, mapping, batch_id, first_step)
+            staged = _stage(conn, _data_chunks(source, header_bytes), columns)
+            return _project(conn, staged, columns, mapping, batch_id, first_step)
     except (NotCopyableError, psycopg.Error) as exc:
         if conn.broken:
             raise
@@ -159,18 +161,22 @@ def _reason(exc: Exception) -> str:
     return str(exc)
 
 
-def _load(
+def _stage(conn: Conn, chunks: Iterator[bytes], columns: list[sql.Identifier]) -> int:
+    """The data records in a fresh staging table, one text column per header; their number."""
+    column_defs = sql.SQL(", ").join(sql.SQL("{} text").format(c) for c in columns)
+    conn.execute(query("create_upload_staging").format(staging=_STAGING, column_defs=column_defs))
+    return _copy(conn, chunks, columns)
+
+
+def _project(
     conn: Conn,
-    source: ByteSource,
-    header_bytes: int,
+    staged: int,
+    columns: list[sql.Identifier],
     mapping: HeaderMapping,
     batch_id: UUID,
     first_step: PlayStep,
 ) -> Loaded:
-    columns = [sql.Identifier(f"c{n}") for n in range(1, len(mapping.headers) + 1)]
-    column_defs = sql.SQL(", ").join(sql.SQL("{} text").format(c) for c in columns)
-    conn.execute(query("create_upload_staging").format(staging=_STAGING, column_defs=column_defs))
-    staged = _copy(conn, _data_chunks(source, header_bytes), columns)
+    """Raw rows, batch items and their first step from the `staged` records, in one statement."""
     row = conn.execute(
         query("project_staged_upload").format(
             staging=_STAGING,

@@ -69,6 +69,12 @@ def _configure(conn: Conn) -> None:
     # Our statements are short and many; JIT compiling one whose estimated cost crosses the
     # threshold (a set-based statement over a few rows can) costs ~100 ms for nothing.
     conn.execute("SET jit = off")
+    # A batch grows a table from empty to 100,000s of rows within minutes, faster than
+    # autoanalyze follows. A generic plan, which the server keeps for a prepared statement
+    # after five executions, is costed once with the sizes of that moment: planned on an empty
+    # table it joins by scanning every row per outer row, and keeps doing so as the table
+    # fills. A custom plan is costed at each execution with the table's current size.
+    conn.execute("SET plan_cache_mode = force_custom_plan")
     conn.commit()
     conn.row_factory = dict_row
     conn.cursor_factory = CountingCursor

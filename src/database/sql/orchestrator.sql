@@ -11,7 +11,8 @@ WITH ready AS (
     -- The rows by their ids (an array), never by a join: see claim_pending_steps.
     UPDATE workflow_states ws
     SET advanced = TRUE
-    WHERE ws.id = ANY(ARRAY(SELECT id FROM ready)) AND NOT ws.advanced
+    -- `ready` checked NOT advanced as it locked each row, and holds the lock.
+    WHERE ws.id = ANY(ARRAY(SELECT id FROM ready))
     RETURNING ws.batch_id, ws.item_id, ws.step_number
 ), transitions AS (
     SELECT * FROM unnest(%(from_numbers)s::int[], %(next_slugs)s::text[], %(next_numbers)s::int[])
@@ -24,9 +25,9 @@ ON CONFLICT (item_id, step_name) DO NOTHING;
 
 -- name: claim_pending_steps
 -- Claims PENDING item-steps for dispatch. SKIP LOCKED, with the status re-checked as each row
--- is locked, makes concurrent passes split the work: an item-step is claimed by exactly one. Each item's company
--- comes back too (its id, or before split its normalized domain), so a chunk can hold whole
--- companies (see tick._claim).
+-- is locked, makes concurrent passes split the work: an item-step is claimed by exactly one.
+-- Each item's company comes back too (its id, or before split its normalized domain), so a
+-- chunk can hold whole companies (see tick._claim).
 WITH steps AS (
     SELECT * FROM unnest(%(slugs)s::text[], %(timeouts)s::int[]) AS s(slug, timeout_seconds)
 ), picked AS (

@@ -96,8 +96,7 @@ WITH found AS (
 ), linked AS (
     UPDATE batch_items bi SET company_id = found.company_id, person_id = found.person_id
     FROM found
-    WHERE bi.id = found.id AND bi.id = ANY(%(item_ids)s::uuid[])
-      AND found.company_id IS NOT NULL AND found.person_id IS NOT NULL
+    WHERE bi.id = found.id AND found.company_id IS NOT NULL AND found.person_id IS NOT NULL
     RETURNING bi.id, bi.company_id, bi.person_id
 )
 UPDATE workflow_states ws
@@ -106,4 +105,3 @@ SET status = 'COMPLETED', finished_at = NOW(), updated_at = NOW(), lease_expires
                                          'person_id', linked.person_id)
 FROM linked
 WHERE ws.item_id = linked.id AND ws.step_name = %(step)s AND ws.status = 'IN_PROGRESS';
-

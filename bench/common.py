@@ -39,16 +39,16 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
-import webapp.receiver_routes
-from database.embedded import HQ_DATABASE, WORKSPACE_DATABASE, start_embedded
-from database.pool import STATEMENTS, CountingCursor, Databases, open_databases
-from database.queries import query, query_names
-from database.urls import DatabaseUrls, resolve_database_urls
+import orchestrator.web.receiver_routes
 from entities.apollo_sample import SampleStats, write_csv
-from orchestrator.ingest import UploadResult, ingest_upload
-from orchestrator.receivers import CallbackResult
-from providers.clay_simulator import SimulatorConfig
-from settings import Settings
+from orchestrator.callbacks.receive import CallbackResult
+from orchestrator.db.embedded import HQ_DATABASE, WORKSPACE_DATABASE, start_embedded
+from orchestrator.db.pool import STATEMENTS, CountingCursor, Databases, open_databases
+from orchestrator.db.queries import query, query_names
+from orchestrator.db.urls import DatabaseUrls, resolve_database_urls
+from orchestrator.providers.simulators.clay import SimulatorConfig
+from orchestrator.settings import Settings
+from orchestrator.upload.ingest import UploadResult, ingest_upload
 
 _START = time.perf_counter()
 
@@ -193,7 +193,7 @@ def thread_role(name: str) -> str:
 
 
 class StatementsByThread:
-    """Attributes each statement counted by `database.pool.STATEMENTS` to its thread's role.
+    """Attributes each statement counted by `orchestrator.db.pool.STATEMENTS` to its thread's role.
 
     It shadows the counter's `add` with an instance attribute for the duration of the block, so
     the global total is still counted exactly as before.
@@ -239,7 +239,7 @@ class CallbackTap:
 
     @contextmanager
     def installed(self) -> Iterator[CallbackTap]:
-        original = webapp.receiver_routes.handle_callback
+        original = orchestrator.web.receiver_routes.handle_callback
 
         async def counted(*args: Any, **kwargs: Any) -> CallbackResult:
             result = await original(*args, **kwargs)
@@ -247,11 +247,11 @@ class CallbackTap:
                 self.statuses[result.status_code] += 1
             return result
 
-        webapp.receiver_routes.handle_callback = counted  # type: ignore[assignment]
+        orchestrator.web.receiver_routes.handle_callback = counted  # type: ignore[assignment]
         try:
             yield self
         finally:
-            webapp.receiver_routes.handle_callback = original
+            orchestrator.web.receiver_routes.handle_callback = original
 
 
 _PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
@@ -345,7 +345,7 @@ WEBHOOK_ENV = {
 
 @dataclass
 class ExternalSimulator:
-    """`python -m providers.clay_simulator` on a free loopback port."""
+    """`python -m orchestrator.providers.simulators.clay` on a free loopback port."""
 
     proc: subprocess.Popen[str]
     port: int
@@ -358,7 +358,7 @@ class ExternalSimulator:
         port, token, secret = free_port(), os.urandom(16).hex(), os.urandom(16).hex()
         workers = SimulatorConfig().callback_workers  # the same as the in-process simulator
         argv = [
-            sys.executable, "-m", "providers.clay_simulator", "--port", str(port),
+            sys.executable, "-m", "orchestrator.providers.simulators.clay", "--port", str(port),
             "--auth-token", token, "--callback-secret", secret,
             "--callback-secret-header", header, "--workers", str(workers), *extra_args,
         ]  # fmt: skip

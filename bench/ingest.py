@@ -49,15 +49,20 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from rich.console import Console
 from rich.table import Table
 
-from database.embedded import HQ_DATABASE, WORKSPACE_DATABASE, EmbeddedPostgres, start_embedded
-from database.pool import STATEMENTS, Databases, open_databases
-from database.urls import DatabaseUrls, resolve_database_urls
 from entities.apollo_sample import APOLLO_HEADERS, SampleStats, write_csv
 from entities.status import Status
-from orchestrator.ingest import UploadResult, ingest_upload
-from orchestrator.progress import BatchProgress
-from orchestrator.runtime import LocalRuntime
-from settings import Settings
+from orchestrator.db.embedded import (
+    HQ_DATABASE,
+    WORKSPACE_DATABASE,
+    EmbeddedPostgres,
+    start_embedded,
+)
+from orchestrator.db.pool import STATEMENTS, Databases, open_databases
+from orchestrator.db.urls import DatabaseUrls, resolve_database_urls
+from orchestrator.runtimes.local import LocalRuntime
+from orchestrator.settings import Settings
+from orchestrator.state.progress import BatchProgress
+from orchestrator.upload.ingest import UploadResult, ingest_upload
 
 PLAY = "bench-normalize-split"
 PLAY_STEPS = ("normalize_all_core_values", "split")

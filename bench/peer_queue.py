@@ -7,9 +7,9 @@ nothing but finish.
 
 * ours: five internal workflows `noop_1..noop_5` (registry rows with provider 'internal', a
   play `bench-noop`), whose step function, registered by this script with `@internal_step`,
-  only completes its chunk of items (`orchestrator.steps.complete_items`). The items come from
-  an upload on that play (not timed); timed is `LocalRuntime.run_batch` from 10,000 PENDING
-  first steps to the pass that finds the batch done, with `dispatch_workers=--concurrency`.
+  only completes its chunk of items (`orchestrator.engine.calls.complete_items`). The items
+  come from an upload on that play (not timed); timed is `LocalRuntime.run_batch` from 10,000
+  PENDING first steps to the pass that finds the batch done, with `dispatch_workers=--concurrency`.
 * peer: Procrastinate (async tasks `noop_1..noop_5`, one job per item per step; each job, when
   it runs, defers the item's next step's job: the queue's natural way to chain), in a database
   of its own on the same server, a worker with `concurrency=--concurrency` and a pool of the
@@ -64,12 +64,12 @@ from common import (
     upload_file,
     write_sample,
 )
-from orchestrator.context import StepContext
-from orchestrator.dispatch import StepCall
-from orchestrator.registry import WorkflowConfig
-from orchestrator.runtime import LocalRuntime
-from orchestrator.steps import complete_items, internal_step
-from settings import Settings
+from orchestrator.engine.calls import complete_items, internal_step
+from orchestrator.engine.context import StepContext
+from orchestrator.engine.dispatch import StepCall
+from orchestrator.runtimes.local import LocalRuntime
+from orchestrator.settings import Settings
+from orchestrator.state.registry import WorkflowConfig
 
 STEPS = tuple(f"noop_{i}" for i in range(1, 6))
 PLAY = "bench-noop"

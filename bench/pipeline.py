@@ -7,15 +7,15 @@
 A generated Apollo file (no duplicate rows, so one person per row) is uploaded and driven
 through normalize -> split -> Clay company -> Clay person -> consolidate by the local runtime;
 Clay is the built-in simulator with no rate limit and no delay, running as
-`python -m providers.clay_simulator` in a process of its own (default: Clay is outside our
-system and must not compete for our process's GIL) or, with `--simulator-thread`, as threads
-of this process. The simulator has `--callback-concurrency` callbacks in flight at once, as a
-Clay HTTP-API column runs many rows in parallel. `--compare-simulators` runs both modes,
+`python -m orchestrator.providers.simulators.clay` in a process of its own (default: Clay is
+outside our system and must not compete for our process's GIL) or, with `--simulator-thread`,
+as threads of this process. The simulator has `--callback-concurrency` callbacks in flight at
+once, as a Clay HTTP-API column runs many rows in parallel. `--compare-simulators` runs both modes,
 alternating, and prints them side by side. Each run is repeated `--repeat` times (best
 reported); `--profile` adds one run under py-spy (not timed) and prints the hot functions.
 
 SQL statements outside the receivers are counted directly: every statement counted by
-`database.pool.STATEMENTS` is attributed to the thread that issued it (receivers run in
+`orchestrator.db.pool.STATEMENTS` is attributed to the thread that issued it (receivers run in
 Starlette's "AnyIO worker thread"s and store results through the "callback-writer" thread's
 group commits, step functions run in "step_*" threads, passes in the "orchestrator" thread),
 so receiver statements are subtracted exactly rather than estimated.
@@ -67,12 +67,12 @@ from common import (
     upload_file,
     write_sample,
 )
-from database.pool import Databases
 from entities.apollo_sample import SampleStats
-from orchestrator.registry import DEFAULT_PLAY
-from providers.clay_simulator import SimulatorConfig
-from settings import Settings
-from webapp.local_service import LocalService
+from orchestrator.db.pool import Databases
+from orchestrator.providers.simulators.clay import SimulatorConfig
+from orchestrator.runtimes.service import LocalService
+from orchestrator.settings import Settings
+from orchestrator.state.registry import DEFAULT_PLAY
 
 RECEIVER_ROLE = "receivers"
 MODE_LABELS = {
@@ -405,7 +405,7 @@ def profile_run(
 METHOD = (
     "Method: wall = upload start to the pass that finds the batch done; item-steps = rows of"
     " workflow_states finished (COMPLETED or FAILED); SQL statements are those counted by"
-    " database.pool.STATEMENTS during the run, each attributed to the thread that sent it;"
+    " orchestrator.db.pool.STATEMENTS during the run, each attributed to the thread that sent it;"
     " 'outside the receivers' excludes the statements of Starlette's AnyIO worker threads, where"
     " the receiver route runs receive_callback, and of the callback-writer thread that stores"
     " their results in group commits (statements per callback is that count divided by"

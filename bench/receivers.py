@@ -3,11 +3,12 @@
     python bench/receivers.py [--callbacks 5000] [--repeat 2] [--concurrency 32] [--json]
 
 Set-up (not timed): a generated file is uploaded on the default play and run on LocalService
-with the Clay simulator (`python -m providers.clay_simulator --drop-rate 1.0`, a process of its
-own, so its CPU is not this process's) accepting every row but never calling back, until every
-company has a dispatch in flight (`entity_dispatches`, status SENT). The benchmark then
-signs one valid callback per dispatch itself (`orchestrator.tokens.sign`, as the sender does),
-with the simulator's synthetic company data as the body.
+with the Clay simulator (`python -m orchestrator.providers.simulators.clay --drop-rate 1.0`, a
+process of its own, so its CPU is not this process's) accepting every row but never calling
+back, until every company has a dispatch in flight (`entity_dispatches`, status SENT). The
+benchmark then signs one valid callback per dispatch itself
+(`orchestrator.callbacks.tokens.sign`, as the sender does), with the simulator's synthetic
+company data as the body.
 
 Each burst POSTs a set of bodies from a second process (multiprocessing, spawn): an asyncio
 load generator with `--concurrency` keep-alive connections, each sending its next request as
@@ -58,7 +59,7 @@ from psycopg.types.json import Jsonb
 from rich.console import Console
 from starlette.concurrency import run_in_threadpool
 
-import webapp.local_service
+import orchestrator.runtimes.service
 from common import (
     BenchServer,
     CallbackTap,
@@ -83,13 +84,13 @@ from common import (
     wait_until,
     write_sample,
 )
-from database.pool import Databases
-from orchestrator.registry import DEFAULT_PLAY
-from orchestrator.runtime import LocalRuntime
-from orchestrator.tokens import sign
-from orchestrator.trigger import CoalescingTrigger
-from providers.clay_simulator import synthesize
-from webapp.local_service import LocalService
+from orchestrator.callbacks.tokens import sign
+from orchestrator.db.pool import Databases
+from orchestrator.engine.trigger import CoalescingTrigger
+from orchestrator.providers.simulators.clay import synthesize
+from orchestrator.runtimes.local import LocalRuntime
+from orchestrator.runtimes.service import LocalService
+from orchestrator.state.registry import DEFAULT_PLAY
 
 COMPANY_STEP = "enrich_company_via_waterfall_in_clay"
 RECEIVER_PATH = f"/receivers/{COMPANY_STEP}"
@@ -138,18 +139,18 @@ def add_bare_route(app: FastAPI, dbs: Databases) -> None:
 @contextmanager
 def served_with_bare_route(dbs: Databases) -> Iterator[None]:
     """Make LocalService serve its usual app plus the bare route (this benchmark only)."""
-    original = webapp.local_service.runtime_app
+    original = orchestrator.runtimes.service.runtime_app
 
     def app_with_bare_route(runtime: LocalRuntime) -> Any:
         app = original(runtime)
         add_bare_route(app, dbs)
         return app
 
-    webapp.local_service.runtime_app = app_with_bare_route
+    orchestrator.runtimes.service.runtime_app = app_with_bare_route
     try:
         yield
     finally:
-        webapp.local_service.runtime_app = original
+        orchestrator.runtimes.service.runtime_app = original
 
 
 def create_scratch_table(conninfo: str) -> None:

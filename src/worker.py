@@ -1,7 +1,7 @@
 """Modal deployment: `modal deploy src/worker.py`.
 
 The only module that imports modal. It declares the image, secrets, functions, web endpoints
-and the sweeper schedule, and each function calls plain code (`orchestrator.cloud_runtime`)
+and the sweeper schedule, and each function calls plain code (`orchestrator.runtimes.cloud`)
 that tests call without Modal. Every function is idempotent: Modal may re-run a preempted input.
 """
 
@@ -13,9 +13,9 @@ from uuid import UUID
 
 import modal
 
-from orchestrator.cloud_runtime import CloudRuntime
-from orchestrator.dispatch import StepCall
-from settings import Settings
+from orchestrator.engine.dispatch import StepCall
+from orchestrator.runtimes.cloud import CloudRuntime
+from orchestrator.settings import Settings
 
 APP_NAME = "enrichment-orchestrator"
 
@@ -152,7 +152,7 @@ def sweeper() -> dict[str, Any]:
 async def _receive(workflow_slug: str, request: Any) -> Any:
     from fastapi.responses import JSONResponse
 
-    from webapp.receiver_routes import handle_callback
+    from orchestrator.web.receiver_routes import handle_callback
 
     body = await request.body()
     headers = {k.lower(): v for k, v in request.headers.items()}
@@ -179,7 +179,7 @@ async def receive_enrich_person_via_waterfall_in_clay(request: Any) -> Any:
 @modal.asgi_app()
 def api() -> Any:
     """Uploads, status and receivers (and later APIs) as one FastAPI app."""
-    from webapp.app import create_app
+    from orchestrator.web.app import create_app
 
     rt = runtime()
     web = create_app(lambda: rt)

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from database.pool import Databases, open_databases
-from database.urls import DatabaseUrls
-from settings import Settings
+from orchestrator.db.pool import Databases, open_databases
+from orchestrator.db.urls import DatabaseUrls
+from orchestrator.settings import Settings
 from support.postgres import (
     PostgresServer,
     Templates,

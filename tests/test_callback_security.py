@@ -10,16 +10,16 @@ from typing import Any
 import pytest
 import requests
 
-from database.pool import Databases
-from orchestrator.registry import RegistryError, parse_workflow
-from orchestrator.sweeper import sweep
-from orchestrator.tokens import sign
-from providers.clay_simulator import SimulatorConfig
-from settings import Settings
+from orchestrator.callbacks.tokens import sign
+from orchestrator.db.pool import Databases
+from orchestrator.engine.sweeper import sweep
+from orchestrator.providers.simulators.clay import SimulatorConfig
+from orchestrator.runtimes.service import LocalService
+from orchestrator.settings import Settings
+from orchestrator.state.registry import RegistryError, parse_workflow
 from support.faults import rows, scalar, set_leases, wait_until
 from support.pipeline import apollo_csv, table_counts, upload
 from test_clay_enrichment import SEED_SCENARIO
-from webapp.local_service import LocalService
 
 COMPANY_STEP = "enrich_company_via_waterfall_in_clay"
 

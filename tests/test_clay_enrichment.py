@@ -15,18 +15,18 @@ import pytest
 import requests
 from typer.testing import CliRunner
 
-from cli.main import app
 from conftest import DatabasePair
-from database.pool import Databases
-from orchestrator.context import StepContext
-from orchestrator.dispatch import StepCall
-from orchestrator.entity_sender import send_to_webhook
-from orchestrator.registry import load_workflow
-from orchestrator.tokens import sign
-from providers.clay_simulator import SimulatorConfig
-from settings import Settings, get_settings
+from orchestrator.callbacks.tokens import sign
+from orchestrator.cli.main import app
+from orchestrator.db.pool import Databases
+from orchestrator.engine.context import StepContext
+from orchestrator.engine.dispatch import StepCall
+from orchestrator.providers.simulators.clay import SimulatorConfig
+from orchestrator.runtimes.service import LocalService
+from orchestrator.settings import Settings, get_settings
+from orchestrator.state.registry import load_workflow
+from orchestrator.steps.entity_sender import send_to_webhook
 from support.pipeline import add_normalize_split_play, apollo_csv, upload
-from webapp.local_service import LocalService
 
 COMPANY_STEP = "enrich_company_via_waterfall_in_clay"
 PERSON_STEP = "enrich_person_via_waterfall_in_clay"
@@ -103,14 +103,14 @@ def test_enrich_run_on_a_fresh_machine_with_no_configuration(tmp_path: Path) -> 
     env["ENRICH_HOME"] = str(tmp_path / "home")
     sample = tmp_path / "leads.csv"
     subprocess.run(
-        [sys.executable, "-m", "cli.main", "sample", str(sample), "--rows", "1000"],
+        [sys.executable, "-m", "orchestrator.cli.main", "sample", str(sample), "--rows", "1000"],
         env=env,
         check=True,
         capture_output=True,
         timeout=120,
     )
     done = subprocess.run(
-        [sys.executable, "-m", "cli.main", "run", str(sample), "--json"],
+        [sys.executable, "-m", "orchestrator.cli.main", "run", str(sample), "--json"],
         env=env,
         capture_output=True,
         text=True,
@@ -146,7 +146,7 @@ def _prepare_company_step(dbs: Databases, items_per_company: int, companies: int
         duplicate_fraction=0,
     )
     batch = upload(dbs, data, play).batch_id
-    from orchestrator.runtime import LocalRuntime
+    from orchestrator.runtimes.local import LocalRuntime
 
     with LocalRuntime(Settings(), dbs) as runtime:
         runtime.run_batch(batch, timeout=60)

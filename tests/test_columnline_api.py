@@ -14,13 +14,13 @@ import requests
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from database.pool import Databases
-from orchestrator.context import NoTrigger
-from orchestrator.receivers import ReceiverConfig
-from settings import Settings
-from webapp.app import create_app
-from webapp.columnline_routes import PREFIX, add_columnline_routes
-from webapp.local_service import ReceiverServer
+from orchestrator.callbacks.receive import ReceiverConfig
+from orchestrator.db.pool import Databases
+from orchestrator.engine.context import NoTrigger
+from orchestrator.runtimes.service import ReceiverServer
+from orchestrator.settings import Settings
+from orchestrator.web.app import create_app
+from orchestrator.web.columnline_routes import PREFIX, add_columnline_routes
 
 API_KEY = "columnline-test-key"
 V2_TABLES = (

@@ -23,11 +23,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from columnline import service
-from columnline.models import ClientIn, PromptIn, RunStart, StageComplete, StageStart
-from database.pool import Databases
+from orchestrator.columnline import service
+from orchestrator.columnline.models import ClientIn, PromptIn, RunStart, StageComplete, StageStart
+from orchestrator.db.pool import Databases
+from orchestrator.web.columnline_routes import PREFIX
 from test_columnline_api import API_KEY, V2_TABLES, columnline_app
-from webapp.columnline_routes import PREFIX
 
 MAX_EXAMPLES = 30
 AUTH = {"x-api-key": API_KEY}

@@ -18,17 +18,17 @@ from uuid import UUID
 
 import pytest
 
-from database.pool import Databases
 from entities.apollo import APOLLO_FIELDS
-from orchestrator import copy_ingest
-from orchestrator.copy_ingest import (
+from orchestrator.db.pool import Databases
+from orchestrator.upload import copy_ingest
+from orchestrator.upload.copy_ingest import (
     CHUNK_BYTES,
     PYTHON_WHITESPACE,
     NotCopyableError,
     RecordScanner,
 )
-from orchestrator.csv_reader import FIELD_LIMIT, ApolloCsv, UploadError
-from orchestrator.ingest import UploadResult, ingest_upload
+from orchestrator.upload.csv_reader import FIELD_LIMIT, ApolloCsv, UploadError
+from orchestrator.upload.ingest import UploadResult, ingest_upload
 from support.pipeline import apollo_csv, table_counts
 
 HEADER = "First Name,Last Name,Title,Company,Email,Website,Mobile Phone,Corporate Phone"
@@ -138,7 +138,7 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> PathSpy:
         seen.outcomes.append(outcome)
         return outcome
 
-    monkeypatch.setattr("orchestrator.ingest.load_records", recording)
+    monkeypatch.setattr("orchestrator.upload.ingest.load_records", recording)
     return seen
 
 

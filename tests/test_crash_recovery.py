@@ -17,16 +17,16 @@ from typing import Any
 import pytest
 
 from conftest import DatabasePair
-from database.embedded import EmbeddedPostgres, create_database_if_missing, start_embedded
-from database.migrate import migrate_all
-from database.pool import Databases, open_databases
-from database.urls import DatabaseUrls
-from orchestrator.verify import verify_batch
-from providers.clay_simulator import SimulatorConfig
-from settings import Settings
+from orchestrator.db.embedded import EmbeddedPostgres, create_database_if_missing, start_embedded
+from orchestrator.db.migrate import migrate_all
+from orchestrator.db.pool import Databases, open_databases
+from orchestrator.db.urls import DatabaseUrls
+from orchestrator.providers.simulators.clay import SimulatorConfig
+from orchestrator.reports.verify import verify_batch
+from orchestrator.runtimes.service import LocalService
+from orchestrator.settings import Settings
 from support.faults import rows, scalar, set_leases, unfinished_items, wait_until
 from support.pipeline import apollo_csv, upload
-from webapp.local_service import LocalService
 
 PLAY = "apollo-lead-enrichment"
 
@@ -80,7 +80,7 @@ def test_postgres_stopped_and_started_mid_run(
 
 def _enrich(env: dict[str, str], *args: str, **kw: Any) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "cli.main", *args],
+        [sys.executable, "-m", "orchestrator.cli.main", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

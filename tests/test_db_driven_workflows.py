@@ -10,15 +10,15 @@ import pytest
 import requests
 from typer.testing import CliRunner
 
-from cli.main import app
 from conftest import DatabasePair
-from database.pool import Databases
-from orchestrator.plays import run_play_step
-from orchestrator.registry import RegistryError
-from settings import Settings, get_settings
+from orchestrator.cli.main import app
+from orchestrator.db.pool import Databases
+from orchestrator.engine.plays import run_play_step
+from orchestrator.runtimes.service import LocalService
+from orchestrator.settings import Settings, get_settings
+from orchestrator.state.registry import RegistryError
 from support.faults import rows, scalar, wait_until
 from support.pipeline import add_normalize_split_play, apollo_csv, upload
-from webapp.local_service import LocalService
 
 CASE_STUDIES_ROW = """
 INSERT INTO db_driven_enrichment_workflows (

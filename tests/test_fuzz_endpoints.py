@@ -13,11 +13,11 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from database.pool import Databases
-from providers.clay_simulator import SimulatorConfig
-from settings import Settings
+from orchestrator.db.pool import Databases
+from orchestrator.providers.simulators.clay import SimulatorConfig
+from orchestrator.runtimes.service import LocalService
+from orchestrator.settings import Settings
 from support.pipeline import table_counts
-from webapp.local_service import LocalService
 
 SLUGS = st.sampled_from(
     [

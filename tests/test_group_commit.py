@@ -12,16 +12,16 @@ from typing import Any
 import psycopg
 import pytest
 
-from database.pool import Databases
-from orchestrator.callback_writer import GroupCommitWriter
-from orchestrator.entity_kinds import kind_of
-from orchestrator.registry import load_workflow
-from orchestrator.results import Answer
-from providers.clay_simulator import SimulatorConfig
-from settings import Settings
+from orchestrator.callbacks.answers import Answer
+from orchestrator.callbacks.group_commit import GroupCommitWriter
+from orchestrator.db.pool import Databases
+from orchestrator.providers.simulators.clay import SimulatorConfig
+from orchestrator.runtimes.service import LocalService
+from orchestrator.settings import Settings
+from orchestrator.state.entity_kinds import kind_of
+from orchestrator.state.registry import load_workflow
 from support.faults import rows, scalar, wait_until
 from support.pipeline import apollo_csv, upload
-from webapp.local_service import LocalService
 
 COMPANY_STEP = "enrich_company_via_waterfall_in_clay"
 COMPANIES = 12  # rows per company: 3

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from cli.main import app
 from conftest import DatabasePair
-from database.pool import Databases
-from orchestrator.csv_reader import UploadError
-from orchestrator.ingest import ingest_upload
-from settings import get_settings
+from orchestrator.cli.main import app
+from orchestrator.db.pool import Databases
+from orchestrator.settings import get_settings
+from orchestrator.upload.csv_reader import UploadError
+from orchestrator.upload.ingest import ingest_upload
 from support.pipeline import apollo_csv, table_counts, upload
 
 BAD_FILES = Path(__file__).parent / "data" / "bad_files"

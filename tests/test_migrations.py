@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from database.migrate import (
+from orchestrator.db.migrate import (
     MigrationError,
     discover,
     hq_migrations_dir,
@@ -114,7 +114,7 @@ def _enrich(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if "DATABASE_URL" not in k}
     env["ENRICH_HOME"] = str(home)
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
+        [sys.executable, "-m", "orchestrator.cli.main", *args],
         env=env,
         cwd=home,
         capture_output=True,

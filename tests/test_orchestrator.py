@@ -9,12 +9,12 @@ from uuid import UUID
 import pytest
 from psycopg import sql
 
-from database.pool import STATEMENTS, Databases
-from database.queries import query
-from orchestrator.registry import clear_registry_cache
-from orchestrator.runtime import LocalRuntime
-from orchestrator.tick import run_pass
-from settings import Settings
+from orchestrator.db.pool import STATEMENTS, Databases
+from orchestrator.db.queries import query
+from orchestrator.engine.passes import run_pass
+from orchestrator.runtimes.local import LocalRuntime
+from orchestrator.settings import Settings
+from orchestrator.state.registry import clear_registry_cache
 from support.pipeline import (
     RecordingDispatcher,
     add_normalize_split_play,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from database.pool import Databases
-from providers.clay_simulator import SimulatorConfig
-from settings import Settings
+from orchestrator.db.pool import Databases
+from orchestrator.providers.simulators.clay import SimulatorConfig
+from orchestrator.runtimes.service import LocalService
+from orchestrator.settings import Settings
 from support.faults import rows, scalar, set_leases, unfinished_items
 from support.pipeline import apollo_csv, upload
-from webapp.local_service import LocalService
 
 PLAY = "apollo-lead-enrichment"
 

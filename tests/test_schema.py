@@ -7,7 +7,7 @@ import uuid
 import psycopg
 import pytest
 
-from database.pool import Databases
+from orchestrator.db.pool import Databases
 
 SEED_003_TABLES = {
     "company_workflow_states": {

@@ -19,14 +19,14 @@ import pytest
 import requests
 
 from conftest import DatabasePair
-from database.pool import Databases
-from orchestrator.remote import SpawningDispatcher
-from orchestrator.tick import run_pass
-from providers.clay_simulator import ClaySimulator, SimulatorConfig
-from settings import Settings, get_settings
+from orchestrator.db.pool import Databases
+from orchestrator.engine.passes import run_pass
+from orchestrator.engine.spawning import SpawningDispatcher
+from orchestrator.providers.simulators.clay import ClaySimulator, SimulatorConfig
+from orchestrator.runtimes.service import LocalService, ReceiverServer
+from orchestrator.settings import Settings, get_settings
 from support.pipeline import apollo_csv, upload
 from test_clay_enrichment import SEED_SCENARIO
-from webapp.local_service import LocalService, ReceiverServer
 
 SRC = Path(__file__).parents[1] / "src"
 STEP_METHODS = {

@@ -18,14 +18,14 @@ from typing import Any
 
 import pytest
 
-from providers.clay_client import (
+from orchestrator.providers.clay_client import (
     AUTH_HEADER,
     ClayClient,
     ClayDeliveryError,
     parse_retry_after,
 )
-from providers.clay_simulator import ClaySimulator, SimulatorConfig
-from providers.ratelimit import TokenBucket, bucket_for, reset_buckets
+from orchestrator.providers.ratelimit import TokenBucket, bucket_for, reset_buckets
+from orchestrator.providers.simulators.clay import ClaySimulator, SimulatorConfig
 
 TOKEN = "super-secret-token-123"
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import requests
 
-from providers.clay_simulator import (
+from orchestrator.providers.simulators.clay import (
     KNOWN_COMPANIES,
     ClaySimulator,
     SimulatorConfig,
@@ -433,7 +433,15 @@ def test_config_validation() -> None:
 def test_main_runs_standalone(receiver: Receiver) -> None:
     src = Path(__file__).resolve().parents[2] / "src"
     env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    cmd = [sys.executable, "-m", "providers.clay_simulator", "--port", "0", "--delay", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "orchestrator.providers.simulators.clay",
+        "--port",
+        "0",
+        "--delay",
+        "0",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout is not None

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from database.pool import Databases
+from orchestrator.db.pool import Databases
 
 
 def set_leases(dbs: Databases, seconds: int, max_attempts: int = 3) -> None:

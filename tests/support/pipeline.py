@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from database.pool import Databases
 from entities.apollo_sample import SampleRow, generate_rows, write_csv
-from orchestrator.dispatch import StepCall
-from orchestrator.ingest import UploadResult, ingest_upload
+from orchestrator.db.pool import Databases
+from orchestrator.engine.dispatch import StepCall
+from orchestrator.upload.ingest import UploadResult, ingest_upload
 
 NORMALIZE_SPLIT = "normalize-split"
 

@@ -17,8 +17,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from database.embedded import start_embedded
-from database.migrate import migrate_all
+from orchestrator.db.embedded import start_embedded
+from orchestrator.db.migrate import migrate_all
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,52 @@
+"""The `enrich` command."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from orchestrator.cli import (
+    batch_commands,
+    db_commands,
+    recovery_commands,
+    report_commands,
+    serve_command,
+    workflow_commands,
+)
+
+app = typer.Typer(
+    help="Enrich Apollo lead exports: upload, normalize, dedupe, enrich via Clay, consolidate.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(db_commands.app, name="db")
+app.add_typer(workflow_commands.step_app, name="step")
+for command in (
+    batch_commands.sample,
+    batch_commands.upload,
+    batch_commands.run,
+    batch_commands.status,
+    report_commands.verify,
+    report_commands.consolidate,
+    report_commands.export,
+    recovery_commands.sweep,
+    recovery_commands.resume,
+    recovery_commands.retry,
+    workflow_commands.integrity,
+    workflow_commands.workflows,
+    serve_command.serve,
+):
+    app.command()(command)
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log details.")) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,54 @@
+"""`enrich sweep | retry | resume`: nothing stuck, nothing lost."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+from uuid import UUID
+
+import typer
+from rich.console import Console
+
+from orchestrator.cli.batch_commands import drive_and_report
+from orchestrator.db.pool import open_databases
+from orchestrator.engine.recovery import prepare_resume, prepare_retry
+from orchestrator.engine.sweeper import sweep as sweep_expired
+from orchestrator.runtimes.service import LocalService
+
+console = Console()
+BatchArg = Annotated[UUID, typer.Argument(help="Upload batch id.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
+
+
+def sweep() -> None:
+    """Retry or fail work whose lease expired (what the scheduled sweeper does)."""
+    with open_databases() as dbs:
+        report = sweep_expired(dbs)
+    if not report.changed:
+        console.print("nothing past its lease")
+        return
+    for what, counts in (("entities", report.entities), ("item-steps", report.items)):
+        for status, n in sorted(counts.items()):
+            console.print(f"{what}: {n} -> {status}")
+
+
+def resume(batch_id: BatchArg, as_json: JsonOpt = False) -> None:
+    """Drive an interrupted batch to the end (Ctrl-C, kill -9, power loss)."""
+    started = time.monotonic()
+    with LocalService() as service:
+        report = prepare_resume(service.dbs, batch_id)
+        if not as_json:
+            console.print(f"resuming: {report.item_steps} interrupted item-step(s) released")
+        drive_and_report(service, batch_id, started, as_json)
+
+
+def retry(batch_id: BatchArg, as_json: JsonOpt = False) -> None:
+    """Run a batch's FAILED items again; entities that succeeded are not sent to Clay again."""
+    started = time.monotonic()
+    with LocalService() as service:
+        report = prepare_retry(service.dbs, batch_id)
+        if not as_json:
+            console.print(
+                f"retrying {report.item_steps} failed item-step(s), {report.entities} entities"
+            )
+        drive_and_report(service, batch_id, started, as_json)

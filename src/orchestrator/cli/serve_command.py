@@ -1,0 +1,33 @@
+"""`enrich serve`: the HTTP API (uploads, status, receivers) with the local runtime behind it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from orchestrator.runtimes.local import LocalRuntime
+from orchestrator.runtimes.service import runtime_app, start_providers
+
+console = Console(stderr=True)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the API with uvicorn; Clay is the simulator unless webhooks are configured."""
+    runtime = LocalRuntime()
+    base = runtime.settings.public_base_url or f"http://{host}:{port}"
+    providers = start_providers(runtime, base)
+    console.print(f"API on http://{host}:{port}  (docs: /docs)")
+    console.print(f"send the header  x-api-key: {runtime.api_key}")
+    for name, simulator in providers.simulators.items():
+        console.print(f"{name} simulator at {simulator.url}")
+    with runtime:
+        try:
+            uvicorn.run(runtime_app(runtime), host=host, port=port)
+        finally:
+            providers.close()

@@ -1,0 +1,137 @@
+"""Apply `supabase/migrations/*.sql` the way the Supabase CLI does.
+
+Each file is one transaction and is recorded in `supabase_migrations.schema_migrations`
+(version, statements, name), so a database migrated here is seen as up to date by
+`supabase db push`, and the other way round. A session advisory lock makes concurrent runs
+take turns; the second finds nothing left to do.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import sqlparse
+
+# Any constant works; it only has to be the same in every process that migrates.
+MIGRATION_LOCK_KEY = 7_319_220_511
+FILENAME = re.compile(r"^(?P<version>\d{14})_(?P<name>[a-z0-9_]+)\.sql$")
+
+
+class MigrationError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    name: str
+    path: Path
+
+    def statements(self) -> list[str]:
+        text = self.path.read_text(encoding="utf-8")
+        parts = (sqlparse.format(s, strip_comments=False).strip() for s in sqlparse.split(text))
+        return [p.rstrip(";").strip() for p in parts if _has_code(p)]
+
+
+@dataclass
+class MigrationReport:
+    database: str
+    applied: list[str] = field(default_factory=list)
+    already_applied: int = 0
+
+
+def _has_code(statement: str) -> bool:
+    stripped = sqlparse.format(statement, strip_comments=True).strip().rstrip(";").strip()
+    return bool(stripped)
+
+
+def project_root() -> Path:
+    override = os.environ.get("ENRICH_PROJECT_ROOT")
+    return Path(override) if override else Path(__file__).resolve().parents[3]
+
+
+def hq_migrations_dir() -> Path:
+    return project_root() / "supabase" / "migrations"
+
+
+def workspace_migrations_dir() -> Path:
+    return project_root() / "workspace" / "supabase" / "migrations"
+
+
+def discover(folders: Iterable[Path]) -> list[Migration]:
+    found: dict[str, Migration] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            raise MigrationError(f"migrations folder not found: {folder}")
+        for path in sorted(folder.glob("*.sql")):
+            match = FILENAME.match(path.name)
+            if not match:
+                raise MigrationError(
+                    f"{path}: migration files must be named <14-digit UTC timestamp>_<name>.sql"
+                )
+            version = match["version"]
+            if version in found and found[version].path != path:
+                other = found[version].path
+                raise MigrationError(f"{path}: version {version} is also used by {other}")
+            found[version] = Migration(version=version, name=match["name"], path=path)
+    return [found[v] for v in sorted(found)]
+
+
+_BOOKKEEPING = (
+    "CREATE SCHEMA IF NOT EXISTS supabase_migrations",
+    "CREATE TABLE IF NOT EXISTS supabase_migrations.schema_migrations "
+    "(version text NOT NULL PRIMARY KEY, statements text[], name text)",
+)
+
+
+def migrate(conninfo: str, folders: Iterable[Path], *, label: str = "database") -> MigrationReport:
+    migrations = discover(folders)
+    report = MigrationReport(database=label)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        try:
+            for statement in _BOOKKEEPING:
+                conn.execute(statement)
+            rows = conn.execute("SELECT version FROM supabase_migrations.schema_migrations")
+            applied = {r[0] for r in rows.fetchall()}
+            for migration in migrations:
+                if migration.version in applied:
+                    report.already_applied += 1
+                    continue
+                _apply(conn, migration)
+                report.applied.append(f"{migration.version}_{migration.name}")
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+    return report
+
+
+def _apply(conn: psycopg.Connection[tuple[object, ...]], migration: Migration) -> None:
+    statements = migration.statements()
+    try:
+        with conn.transaction():
+            for statement in statements:
+                # Migration files are trusted project source, not user input.
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO supabase_migrations.schema_migrations (version, statements, name) "
+                "VALUES (%s, %s, %s)",
+                (migration.version, statements, migration.name),
+            )
+    except psycopg.Error as exc:
+        raise MigrationError(f"{migration.path.name}: {exc}") from exc
+
+
+def migrate_all(hq: str, workspace: str) -> list[MigrationReport]:
+    """Migrate both databases; when they are one database, apply both folders to it."""
+    if hq == workspace:
+        folders = [hq_migrations_dir(), workspace_migrations_dir()]
+        return [migrate(hq, folders, label="hq+workspace")]
+    return [
+        migrate(hq, [hq_migrations_dir()], label="hq"),
+        migrate(workspace, [workspace_migrations_dir()], label="workspace"),
+    ]

@@ -1,0 +1,115 @@
+"""One orchestrator pass over a batch: a handful of set-based statements, whatever its size.
+
+0. Complete: results the receivers stored for this batch complete their entities and items.
+1. Advance: items whose step newly COMPLETED get their next step's row (PENDING).
+2. Claim: PENDING item-steps become IN_PROGRESS with a lease (SKIP LOCKED; exactly-once).
+3. Dispatch the claimed item ids in chunks, grouped by step.
+4. When nothing is pending, running or waiting to advance, the batch is COMPLETED.
+Passes are idempotent and safe to run concurrently on the same batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from orchestrator.db.pool import Conn, Databases
+from orchestrator.db.queries import query
+from orchestrator.engine.dispatch import Dispatcher, chunk_calls
+from orchestrator.state.completion import Applied, apply_stored
+from orchestrator.state.entity_kinds import KINDS
+from orchestrator.state.registry import Play, cached_play
+
+DEFAULT_CHUNK_SIZE = 500
+DEFAULT_CLAIM_LIMIT = 100_000
+
+
+@dataclass(frozen=True)
+class PassResult:
+    batch_id: UUID
+    applied: int
+    advanced: int
+    claimed: int
+    calls: int
+    done: bool
+
+
+class UnknownBatchError(LookupError):
+    pass
+
+
+def _batch_play(dbs: Databases, conn: Conn, batch_id: UUID) -> Play:
+    row = conn.execute(query("batch_play"), {"batch_id": batch_id}).fetchone()
+    if row is None:
+        raise UnknownBatchError(f"no upload batch {batch_id}")
+    return cached_play(dbs, conn, str(row["play_name"]))
+
+
+def _apply(conn: Conn, batch_id: UUID) -> int:
+    """Complete the batch's stored results, of any entity workflow (manual runs of a step that
+    is not in the batch's play too); the items they complete advance in the same pass."""
+    applied = Applied()
+    for kind in KINDS.values():
+        applied += apply_stored(conn, kind, "batch", batch_id=batch_id)
+    return applied.dispatches
+
+
+def _advance(conn: Conn, batch_id: UUID, play: Play) -> int:
+    transitions = play.transitions()
+    cur = conn.execute(
+        query("advance_completed_items"),
+        {
+            "batch_id": batch_id,
+            "from_numbers": [t[0] for t in transitions],
+            "next_slugs": [t[1] for t in transitions],
+            "next_numbers": [t[2] for t in transitions],
+        },
+    )
+    return cur.rowcount
+
+
+def _claim(conn: Conn, batch_id: UUID, play: Play, limit: int) -> list[tuple[UUID, str]]:
+    rows = conn.execute(
+        query("claim_pending_steps"),
+        {
+            "batch_id": batch_id,
+            "slugs": [s.slug for s in play.steps],
+            "timeouts": [s.workflow.timeout_seconds for s in play.steps],
+            "limit": limit,
+        },
+    ).fetchall()
+    # Items of one company side by side: a chunk then holds whole companies, so concurrent
+    # chunks neither queue on each other's claims of a company (Clay steps) nor on each
+    # other's inserts of its domain (split), and split's "first row wins" holds per company.
+    rows.sort(key=lambda r: (r["step_name"], r["company_key"] or "", str(r["item_id"])))
+    return [(UUID(str(r["item_id"])), str(r["step_name"])) for r in rows]
+
+
+def run_pass(
+    dbs: Databases,
+    batch_id: UUID,
+    dispatcher: Dispatcher,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    claim_limit: int = DEFAULT_CLAIM_LIMIT,
+) -> PassResult:
+    with dbs.hq.connection() as conn:
+        play = _batch_play(dbs, conn, batch_id)
+        applied = _apply(conn, batch_id)
+        advanced = _advance(conn, batch_id, play)
+        claimed = _claim(conn, batch_id, play, claim_limit)
+        # Claims must be visible to the step functions before they run.
+        conn.commit()
+        done = not (applied or advanced or claimed) and _finished(conn, batch_id)
+    calls = chunk_calls(batch_id, claimed, chunk_size)
+    dispatcher.dispatch(calls)
+    return PassResult(batch_id, applied, advanced, len(claimed), len(calls), done)
+
+
+def _finished(conn: Conn, batch_id: UUID) -> bool:
+    """Nothing left to do: mark the batch COMPLETED (checked only by passes that did nothing)."""
+    row = conn.execute(query("batch_has_work"), {"batch_id": batch_id}).fetchone()
+    if row is None or row["has_work"]:
+        return False
+    conn.execute(query("finish_batch"), {"batch_id": batch_id})
+    return True

@@ -1,0 +1,347 @@
+"""Sends one row at a time to a Clay table webhook, politely and persistently.
+
+Wire contract: `POST <webhook_url>` with the row as a flat JSON object and, when
+configured, the header `x-clay-webhook-auth: <token>`. Clay answers 2xx on
+acceptance, 429 (+ Retry-After) when over its rate limit, 401/403 on bad auth and
+occasionally 5xx.
+
+Delivery is at-least-once: a timeout after Clay already accepted the row leads
+to a second submission, so receivers must be idempotent (the row carries a
+`callback_token` for exactly that purpose).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import email.utils
+import json
+import logging
+import math
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from orchestrator.providers.ratelimit import TokenBucket, bucket_for
+
+__all__ = ["AUTH_HEADER", "ClayClient", "ClayDeliveryError", "SendResult"]
+
+AUTH_HEADER = "x-clay-webhook-auth"
+
+logger = logging.getLogger(__name__)
+
+Sleep = Callable[[float], None]
+
+# Transport failures worth another try. A read timeout is included although the
+# row may have been accepted: a duplicate is cheaper than a lost row.
+_RETRYABLE_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
+_RETRY_AFTER_STATUSES = frozenset({429, 503})
+_MAX_BODY_CHARS = 2_000
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """Outcome of a successful `ClayClient.send`."""
+
+    status_code: int
+    attempts: int
+    waited_seconds: float  # rate-limit waits + backoff sleeps, not request time
+    response_body: object  # parsed JSON when possible, else text (truncated)
+
+
+class ClayDeliveryError(Exception):
+    """A row could not be delivered; the message never contains the auth token."""
+
+    def __init__(
+        self,
+        message: str,
+        status_code: int | None,
+        attempts: int,
+        response_body: object = None,
+        *,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.attempts = attempts
+        # Kept out of the message: it is Clay's text, useful for 4xx diagnosis only.
+        self.response_body = response_body
+        if retryable is None:
+            retryable = status_code is None or _is_retryable_status(status_code)
+        # Whether trying again later might help (rate limit, 5xx, network) or
+        # not (bad auth, bad row, bad URL): lets callers park vs. fail a row.
+        self.retryable = retryable
+
+
+def _is_retryable_status(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+def webhook_host(url: str) -> str:
+    """Host[:port] of `url`, without credentials, path or query (safe to log)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "<unknown-host>"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{host}:{port}" if port else host
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        return _retry_after_from_date(value, now)
+    if math.isnan(seconds) or math.isinf(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def _retry_after_from_date(value: str, now: float | None) -> float | None:
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # HTTP-dates are GMT by definition
+        when = when.replace(tzinfo=dt.UTC)
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def _json_default(value: object) -> object:
+    # Rows come from the database layer: tolerate its usual non-JSON types.
+    if isinstance(value, uuid.UUID | decimal.Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def encode_row(row: Mapping[str, object]) -> bytes:
+    """The JSON body for `row`; NaN/Infinity are rejected (Clay would choke)."""
+    return json.dumps(dict(row), default=_json_default, allow_nan=False).encode("utf-8")
+
+
+def _parse_body(response: requests.Response) -> object:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:_MAX_BODY_CHARS]
+
+
+class ClayClient:
+    """Delivers rows to one Clay webhook with rate limiting and retries.
+
+    Thread-safe: share one instance between sender threads. Each thread gets
+    its own pooled `requests.Session` unless one is injected (then the caller
+    owns its thread-safety and its lifetime).
+    """
+
+    def __init__(
+        self,
+        webhook_url: str,
+        auth_token: str | None,
+        *,
+        rate_per_second: float = 10.0,
+        max_attempts: int = 5,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        timeout: float = 15.0,
+        session: requests.Session | None = None,
+        sleep: Sleep = time.sleep,
+        bucket: TokenBucket | None = None,
+        retry_after_max: float = 300.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        self._url = webhook_url
+        self._host = webhook_host(webhook_url)
+        self._token = auth_token or None
+        self._max_attempts = max_attempts
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._timeout = timeout
+        self._sleep = sleep
+        # A hostile or buggy Retry-After must not park a sender for hours.
+        self._retry_after_max = retry_after_max
+        self._rng = rng or random.Random()
+        self._rng_lock = threading.Lock()
+        # Shared per webhook URL so parallel senders (and clients) split one budget.
+        self._bucket = bucket or bucket_for(webhook_url, rate_per_second)
+        self._session = session
+        self._local = threading.local()
+        self._owned_sessions: list[requests.Session] = []
+        self._sessions_lock = threading.Lock()
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    @property
+    def bucket(self) -> TokenBucket:
+        return self._bucket
+
+    def send(self, row: Mapping[str, object]) -> SendResult:
+        """POST `row`; retry 429/5xx/network errors; raise ClayDeliveryError."""
+        body = self._encode(row)
+        waited = 0.0
+        for attempt in range(1, self._max_attempts + 1):
+            waited += self._bucket.acquire()
+            outcome = self._post_once(body, attempt)
+            if isinstance(outcome, requests.Response) and 200 <= outcome.status_code < 300:
+                return SendResult(outcome.status_code, attempt, waited, _parse_body(outcome))
+            self._raise_if_final(outcome, attempt)
+            waited += self._wait_before_retry(outcome, attempt)
+        raise AssertionError("unreachable: the last attempt always raises")  # pragma: no cover
+
+    def close(self) -> None:
+        """Close the sessions this client created (not an injected one)."""
+        with self._sessions_lock:
+            sessions, self._owned_sessions = self._owned_sessions, []
+        for session in sessions:
+            session.close()
+
+    def __enter__(self) -> ClayClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        auth = "set" if self._token else "none"
+        return f"ClayClient(host={self._host!r}, auth={auth}, bucket={self._bucket!r})"
+
+    # -- internals ---------------------------------------------------------
+
+    def _encode(self, row: Mapping[str, object]) -> bytes:
+        try:
+            return encode_row(row)
+        except (TypeError, ValueError) as exc:
+            raise ClayDeliveryError(
+                f"Clay webhook {self._host}: row is not valid JSON ({type(exc).__name__})",
+                None,
+                0,
+                retryable=False,
+            ) from None
+
+    def _post_once(self, body: bytes, attempt: int) -> requests.Response | BaseException:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._token:
+            headers[AUTH_HEADER] = self._token
+        try:
+            # No redirects: a redirected POST silently becomes a GET and loses the row.
+            return self._get_session().post(
+                self._url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
+            )
+        except _RETRYABLE_EXCEPTIONS as exc:
+            return exc
+        except requests.RequestException as exc:
+            # Invalid URL, missing schema...: retrying cannot help.
+            error = self._error(type(exc).__name__, None, attempt)
+            error.retryable = False
+            raise error from None
+
+    def _raise_if_final(self, outcome: requests.Response | BaseException, attempt: int) -> None:
+        if isinstance(outcome, requests.Response):
+            status = outcome.status_code
+            if not _is_retryable_status(status) or attempt >= self._max_attempts:
+                raise self._error(f"HTTP {status}", status, attempt, _parse_body(outcome))
+        elif attempt >= self._max_attempts:
+            raise self._error(type(outcome).__name__, None, attempt)
+
+    def _wait_before_retry(self, outcome: requests.Response | BaseException, attempt: int) -> float:
+        delay = self._backoff(attempt)
+        retry_after = self._retry_after(outcome)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        if isinstance(outcome, requests.Response) and (
+            outcome.status_code == 429 or retry_after is not None
+        ):
+            # Clay's limit is per webhook: make every sender of it back off.
+            self._bucket.penalize(delay)
+        logger.warning(
+            "Clay webhook %s: attempt %d/%d failed (%s); retrying in %.2fs",
+            self._host,
+            attempt,
+            self._max_attempts,
+            _describe(outcome),
+            delay,
+        )
+        self._sleep(delay)
+        return delay
+
+    def _backoff(self, attempt: int) -> float:
+        # Full jitter: uniform over [0, capped exponential] de-synchronises senders.
+        ceiling = min(self._backoff_max, self._backoff_base * (2 ** (attempt - 1)))
+        with self._rng_lock:
+            return self._rng.uniform(0.0, max(0.0, ceiling))
+
+    def _retry_after(self, outcome: requests.Response | BaseException) -> float | None:
+        if not isinstance(outcome, requests.Response):
+            return None
+        if outcome.status_code not in _RETRY_AFTER_STATUSES:
+            return None
+        seconds = parse_retry_after(outcome.headers.get("Retry-After"))
+        return None if seconds is None else min(seconds, self._retry_after_max)
+
+    def _error(
+        self, last: str, status: int | None, attempts: int, body: object = None
+    ) -> ClayDeliveryError:
+        message = (
+            f"Clay webhook {self._host}: delivery failed after {attempts} "
+            f"attempt{'s' if attempts != 1 else ''} (last: {last})"
+        )
+        return ClayDeliveryError(message, status, attempts, body)
+
+    def _get_session(self) -> requests.Session:
+        if self._session is not None:
+            return self._session
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._new_session()
+            self._local.session = session
+        return session
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        # The environment is read once, not on every POST: with trust_env, requests looks for
+        # ~/.netrc and proxy variables per request, a quarter of a send's CPU.
+        session.trust_env = False
+        session.proxies.update(requests.utils.get_environ_proxies(self._url))
+        # We retry ourselves (with rate-limit awareness); urllib3 must not.
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=4, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        with self._sessions_lock:
+            self._owned_sessions.append(session)
+        return session
+
+
+def _describe(outcome: requests.Response | BaseException) -> str:
+    if isinstance(outcome, requests.Response):
+        return f"HTTP {outcome.status_code}"
+    return type(outcome).__name__

@@ -1,0 +1,79 @@
+"""The end-of-run summary a person can act on: counts, failures and their top reasons."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from orchestrator.db.pool import Conn
+from orchestrator.db.queries import query
+
+
+@dataclass
+class FailureReason:
+    step: str
+    reason: str
+    items: int
+
+
+@dataclass
+class BatchSummary:
+    batch_id: UUID
+    status: str
+    items: int
+    companies: int
+    people: int
+    completed: int
+    failed: int
+    seconds: float = 0.0
+    top_failure_reasons: list[FailureReason] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["batch_id"] = str(self.batch_id)
+        data["seconds"] = round(self.seconds, 3)
+        extra = data.pop("extra")
+        data.update(extra)
+        return data
+
+
+def summarize(conn: Conn, batch_id: UUID, seconds: float = 0.0) -> BatchSummary:
+    row = conn.execute(query("batch_summary"), {"batch_id": batch_id}).fetchone()
+    if row is None:
+        raise LookupError(f"no upload batch {batch_id}")
+    reasons = [
+        FailureReason(str(r["step_name"]), str(r["reason"]), int(r["items"]))
+        for r in conn.execute(query("batch_failure_reasons"), {"batch_id": batch_id})
+    ]
+    summary = BatchSummary(
+        batch_id=batch_id,
+        status=str(row["status"]),
+        items=int(row["items"]),
+        companies=int(row["companies"]),
+        people=int(row["people"]),
+        completed=int(row["completed"]),
+        failed=int(row["failed"]),
+        seconds=seconds,
+        top_failure_reasons=reasons,
+    )
+    summary.extra.update(_provider_usage(conn, batch_id))
+    return summary
+
+
+def _provider_usage(conn: Conn, batch_id: UUID) -> dict[str, Any]:
+    calls: dict[str, int] = {"company": 0, "person": 0}
+    spent = Decimal(0)
+    for row in conn.execute(query("batch_provider_usage"), {"batch_id": batch_id}):
+        if row["provider"] == "clay":
+            calls[str(row["entity_type"])] += int(row["calls"])
+        spent += Decimal(row["credits"])
+    saved = conn.execute(query("batch_credits_saved"), {"batch_id": batch_id}).fetchone()
+    return {
+        "clay_calls": calls,
+        "credits_spent": float(spent),
+        "credits_saved": float(saved["saved"]) if saved else 0.0,
+        "items_reusing_enrichment": int(saved["reused"]) if saved else 0,
+    }

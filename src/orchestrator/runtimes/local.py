@@ -1,0 +1,161 @@
+"""The local runtime: everything `enrich run` and `enrich serve` need in one process.
+
+Databases, a thread-pool dispatcher, and the coalescing trigger that runs orchestrator passes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+from uuid import UUID
+
+import psycopg
+
+from orchestrator.callbacks.group_commit import GroupCommitWriter
+from orchestrator.callbacks.receive import ReceiverConfig
+from orchestrator.callbacks.tokens import load_or_create_key
+from orchestrator.db.pool import Databases, open_databases
+from orchestrator.engine.calls import execute_call
+from orchestrator.engine.context import StepContext
+from orchestrator.engine.dispatch import StepCall, ThreadPoolDispatcher
+from orchestrator.engine.passes import DEFAULT_CHUNK_SIZE, PassResult, run_pass
+from orchestrator.engine.sweeper import sweep
+from orchestrator.engine.trigger import CoalescingTrigger
+from orchestrator.settings import Settings, get_settings
+from orchestrator.state.progress import BatchProgress, read_progress
+
+
+def signing_key_for(settings: Settings) -> bytes:
+    if settings.callback_signing_key is not None:
+        return bytes.fromhex(settings.callback_signing_key.get_secret_value())
+    return load_or_create_key(settings.enrich_home / "callback-signing.key")
+
+
+def api_key_for(settings: Settings) -> str:
+    """The configured API key, or one generated and kept beside the local database."""
+    if settings.api_key is not None:
+        return settings.api_key.get_secret_value()
+    return load_or_create_key(settings.enrich_home / "api.key").hex()
+
+
+def callback_secret_for(settings: Settings) -> str:
+    """The configured secret, or one kept beside the local database for the simulator."""
+    if settings.callback_secret is not None:
+        return settings.callback_secret.get_secret_value()
+    return load_or_create_key(settings.enrich_home / "callback-secret.key").hex()
+
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[BatchProgress], None]
+
+
+class LocalRuntime:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        dbs: Databases | None = None,
+        *,
+        workers: int | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        min_pass_interval: float = 0.25,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self._owns_dbs = dbs is None
+        self.dbs = dbs or open_databases(settings=self.settings)
+        self.signing_key = signing_key_for(self.settings)
+        self.receiver_config = ReceiverConfig(
+            self.signing_key,
+            callback_secret_for(self.settings),
+            self.settings.callback_secret_header,
+        )
+        self.api_key = api_key_for(self.settings)
+        self.callback_writer = GroupCommitWriter(self.dbs)
+        self.ctx = StepContext(self.dbs, self.settings, signing_key=self.signing_key)
+        self.dispatcher = ThreadPoolDispatcher(
+            self._execute, workers=workers or self.settings.dispatch_workers
+        )
+        self.chunk_size = chunk_size
+        self.trigger = CoalescingTrigger(self._pass, min_interval=min_pass_interval)
+        self.ctx.trigger = self.trigger
+        self._stop_sweeping = threading.Event()
+        self._sweeper = threading.Thread(target=self._sweep_forever, name="sweeper", daemon=True)
+
+    def _sweep_forever(self) -> None:
+        while not self._stop_sweeping.wait(self.settings.sweep_interval_seconds):
+            try:
+                sweep(self.dbs, self.trigger)
+            except Exception:
+                log.exception("sweep failed; will try again")
+
+    def _execute(self, call: StepCall) -> None:
+        execute_call(self.ctx, call)
+
+    def _pass(self, batch_id: UUID) -> PassResult:
+        return run_pass(self.dbs, batch_id, self.dispatcher, chunk_size=self.chunk_size)
+
+    def __enter__(self) -> LocalRuntime:
+        self.trigger.start()
+        self._sweeper.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stop_sweeping.set()
+        if self._sweeper.is_alive():
+            self._sweeper.join(timeout=30)
+        self.callback_writer.close()
+        self.trigger.stop()
+        self.dispatcher.close()
+        if self._owns_dbs:
+            self.dbs.close()
+
+    def progress(self, batch_id: UUID) -> BatchProgress:
+        with self.dbs.hq.connection() as conn:
+            return read_progress(conn, batch_id)
+
+    def run_batch(
+        self,
+        batch_id: UUID,
+        *,
+        on_progress: ProgressCallback | None = None,
+        poll_seconds: float = 0.25,
+        timeout: float | None = None,
+    ) -> BatchProgress:
+        """Drive the batch until no item has work left; reports progress while waiting."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self.trigger.request(batch_id)
+        while not self.trigger.wait_finished(batch_id, timeout=poll_seconds):
+            if on_progress:
+                self._report(batch_id, on_progress)
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"batch {batch_id} still running after {timeout} s")
+        final = self._wait_for_database(lambda: self.progress(batch_id))
+        if on_progress:
+            on_progress(final)
+        return final
+
+    def _report(self, batch_id: UUID, on_progress: ProgressCallback) -> None:
+        try:
+            on_progress(self.progress(batch_id))
+        except psycopg.OperationalError:
+            # The database is unreachable; the work resumes when it is back.
+            log.warning("database unreachable while reporting progress; still waiting")
+
+    def _wait_for_database(self, read: Callable[[], BatchProgress]) -> BatchProgress:
+        while True:
+            try:
+                return read()
+            except psycopg.OperationalError:
+                log.warning("database unreachable; retrying")
+                time.sleep(1.0)

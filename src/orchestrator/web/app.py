@@ -1,0 +1,160 @@
+"""The HTTP API: uploads and batch status (receivers and the V2 API mount on the same app)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Protocol
+from uuid import UUID
+
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile, status
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel
+
+from orchestrator.reports.summary import summarize
+from orchestrator.settings import Settings
+from orchestrator.state.progress import read_progress
+from orchestrator.state.registry import DEFAULT_PLAY
+from orchestrator.upload.csv_reader import UploadError
+from orchestrator.upload.ingest import ingest_upload
+from orchestrator.web.columnline_routes import add_columnline_routes
+from orchestrator.web.play_routes import add_play_routes
+from orchestrator.web.receiver_routes import ReceiverRuntime, add_receiver_routes
+
+
+class AppRuntime(ReceiverRuntime, Protocol):
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def api_key(self) -> str: ...
+
+
+class UploadResponse(BaseModel):
+    batch_id: UUID
+    rows: int
+    existing: bool
+
+
+class UploadErrorResponse(BaseModel):
+    error: str
+    row: int | None = None
+    column: str | None = None
+
+
+class StepStatus(BaseModel):
+    step_number: int
+    step_name: str
+    counts: dict[str, int]
+
+
+class BatchStatus(BaseModel):
+    batch_id: UUID
+    status: str
+    items: int
+    companies: int
+    people: int
+    completed: int
+    failed: int
+    steps: list[StepStatus]
+    top_failure_reasons: list[dict[str, Any]]
+
+
+_api_key_header = APIKeyHeader(name="x-api-key", auto_error=False)
+
+
+def runtime_of(request: Request) -> AppRuntime:
+    runtime: AppRuntime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[AppRuntime, Depends(runtime_of)]
+
+
+def require_api_key(
+    runtime: RuntimeDep, api_key: Annotated[str | None, Depends(_api_key_header)]
+) -> None:
+    """Uploads and status need the runtime's API key in the x-api-key header."""
+    if api_key is None or not secrets.compare_digest(api_key.encode(), runtime.api_key.encode()):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid x-api-key header")
+
+
+def create_app(runtime_factory: Callable[[], AppRuntime]) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if getattr(app.state, "runtime", None) is None:
+            app.state.runtime = runtime_factory()
+        yield
+
+    app = FastAPI(
+        title="Enrichment orchestrator",
+        summary="Upload Apollo lead exports and follow their enrichment.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = None
+    _add_batch_routes(app)
+    add_receiver_routes(app)
+    add_play_routes(app, require_api_key)
+    add_columnline_routes(app)
+    return app
+
+
+def _add_batch_routes(app: FastAPI) -> None:
+    secured = [Depends(require_api_key)]
+
+    @app.get("/health", tags=["ops"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post(
+        "/batches",
+        status_code=status.HTTP_201_CREATED,
+        response_model=UploadResponse,
+        responses={422: {"model": UploadErrorResponse}},
+        dependencies=secured,
+        tags=["batches"],
+    )
+    def upload_batch(
+        runtime: RuntimeDep,
+        file: Annotated[UploadFile, File(description="Apollo CSV export, UTF-8")],
+        client: Annotated[str, Form(max_length=200)] = "default",
+        play: Annotated[str, Form(max_length=200)] = DEFAULT_PLAY,
+        allow_duplicate: Annotated[bool, Form()] = False,
+    ) -> Any:
+        try:
+            result = ingest_upload(
+                runtime.dbs,
+                file.file,
+                file_name=file.filename or "upload.csv",
+                client_name=client,
+                play_name=play,
+                allow_duplicate=allow_duplicate,
+            )
+        except UploadError as exc:
+            body = UploadErrorResponse(error=str(exc), row=exc.row, column=exc.column)
+            return JSONResponse(body.model_dump(), status_code=422)
+        runtime.trigger.request(result.batch_id)
+        return UploadResponse(batch_id=result.batch_id, rows=result.rows, existing=result.existing)
+
+    @app.get(
+        "/batches/{batch_id}",
+        response_model=BatchStatus,
+        dependencies=secured,
+        tags=["batches"],
+    )
+    def batch_status(runtime: RuntimeDep, batch_id: UUID) -> BatchStatus:
+        with runtime.dbs.hq.connection() as conn:
+            try:
+                summary = summarize(conn, batch_id)
+            except LookupError:
+                raise HTTPException(404, f"no upload batch {batch_id}") from None
+            progress = read_progress(conn, batch_id)
+        return BatchStatus(
+            **{k: v for k, v in summary.as_json().items() if k in BatchStatus.model_fields},
+            steps=[
+                StepStatus(step_number=s.step_number, step_name=s.step_name, counts=dict(s.counts))
+                for s in progress.steps
+            ],
+        )

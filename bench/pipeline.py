@@ -51,16 +51,17 @@ from common import (
     Runs,
     SqlTimer,
     StatementsByThread,
+    bench_parser,
     bench_server,
     checkpoint,
-    console_for,
     delete_batch,
-    emit_json,
     external_clay,
     fmt,
     log,
     machine_state,
+    parse_counts,
     rows,
+    run_benchmark,
     sample_json,
     source_fingerprint,
     table,
@@ -82,10 +83,9 @@ MODE_LABELS = {
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = bench_parser(__doc__, "runs per mode; best is reported")
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--companies", type=int, default=2_000)
-    parser.add_argument("--repeat", type=int, default=2, help="runs per mode; best is reported")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--simulator-thread", action="store_true", help="simulator in this process's threads"
@@ -102,11 +102,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     parser.add_argument("--profile", action="store_true", help="one extra run under py-spy")
     parser.add_argument("--profile-rate", type=int, default=100, help="py-spy samples/second")
-    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    args = parser.parse_args(argv)
-    if args.repeat < 1 or args.rows < 1:
-        parser.error("--repeat and --rows must be at least 1")
-    return args
+    return parse_counts(parser, argv, "rows")
 
 
 def modes_of(args: argparse.Namespace) -> list[str]:
@@ -372,14 +368,14 @@ def _thread_of(names: list[str]) -> str:
     """The thread's role, from its entry function (threads are not named in py-spy raw output)."""
     for name in names:
         for marker, role in (
-            ("receivers.py:receive_callback", "receivers"),
-            ("steps.py:execute_call", "step functions"),
+            ("receive.py:_receive_checked", "receivers"),
+            ("calls.py:execute_call", "step functions"),
             ("trigger.py:_loop", "orchestrator passes"),
             ("clay_gateway.py:_send_one", "clay sends"),
-            ("clay_simulator.py:_deliver", "simulator callbacks"),
-            ("clay_simulator.py:process_request_thread", "simulator http"),
+            ("simulators/clay/dispatcher.py:_deliver", "simulator callbacks"),
+            ("socketserver.py:process_request_thread", "simulator http"),
             ("uvicorn", "uvicorn event loop"),
-            ("runtime.py:_sweep_forever", "sweeper"),
+            ("runtimes/local.py:_sweep_forever", "sweeper"),
             ("pipeline.py:main", "main"),
         ):
             if marker in name:
@@ -407,7 +403,7 @@ METHOD = (
     " workflow_states finished (COMPLETED or FAILED); SQL statements are those counted by"
     " orchestrator.db.pool.STATEMENTS during the run, each attributed to the thread that sent it;"
     " 'outside the receivers' excludes the statements of Starlette's AnyIO worker threads, where"
-    " the receiver route runs receive_callback, and of the callback-writer thread that stores"
+    " the receiver runs its checked path, and of the callback-writer thread that stores"
     " their results in group commits (statements per callback is that count divided by"
     " the callbacks the route handled, a calibration of the subtraction). CPU s: this process"
     " and the Postgres server's processes (and the simulator process) over the run."
@@ -606,16 +602,7 @@ def benchmark(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    try:
-        report = benchmark(args, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    render(console_for(args.json), report)
-    if args.json:
-        emit_json(report)
-    return 0
+    return run_benchmark("pipeline", parse_args(argv), benchmark, render)
 
 
 if __name__ == "__main__":

@@ -38,10 +38,8 @@ import argparse
 import asyncio
 import json
 import multiprocessing
-import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -67,15 +65,16 @@ from common import (
     Runs,
     StatementsByThread,
     admin_connection,
+    bench_parser,
     bench_server,
     checkpoint,
-    console_for,
-    emit_json,
     external_clay,
     fmt,
     log,
     machine_state,
+    parse_counts,
     rows,
+    run_benchmark,
     sample_json,
     scalar,
     source_fingerprint,
@@ -101,18 +100,13 @@ HEARTBEAT_GRACE_SECONDS = 2.5  # CoalescingTrigger's heartbeat is 2 s
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = bench_parser(__doc__, "bursts of each kind")
     parser.add_argument("--callbacks", type=int, default=5_000, help="requests per burst")
-    parser.add_argument("--repeat", type=int, default=2, help="bursts of each kind")
     parser.add_argument("--concurrency", type=int, default=32, help="keep-alive connections")
     parser.add_argument(
         "--items-per-company", type=int, default=2, help="rows per company in the sample"
     )
-    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    args = parser.parse_args(argv)
-    if min(args.callbacks, args.repeat, args.concurrency, args.items_per_company) < 1:
-        parser.error("counts must be at least 1")
-    return args
+    return parse_counts(parser, argv, "callbacks", "concurrency", "items_per_company")
 
 
 # --------------------------------------------------------------------------- the bare endpoint
@@ -676,16 +670,7 @@ def _changes(changes: dict[str, int]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-receivers-"))
-    try:
-        report = benchmark(args, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    render(console_for(args.json), report)
-    if args.json:
-        emit_json(report)
-    return 0
+    return run_benchmark("receivers", parse_args(argv), benchmark, render)
 
 
 if __name__ == "__main__":

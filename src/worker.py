@@ -37,15 +37,12 @@ image = (
         "uvicorn==0.54.0",
         "uvloop==0.23.0",
     )
-    # Our packages, with their .sql files (the default would ship Python files only).
+    # Our two packages with their .sql files (the default would ship Python files only); the
+    # simulators stay home: a deployment talks to the real providers.
     .add_local_python_source(
-        "database",
         "entities",
         "orchestrator",
-        "providers",
-        "settings",
-        "webapp",
-        ignore=["**/__pycache__/**", "**/*.pyc"],
+        ignore=["**/__pycache__/**", "**/*.pyc", "providers/simulators"],
     )
 )
 
@@ -150,14 +147,9 @@ def sweeper() -> dict[str, Any]:
 
 
 async def _receive(workflow_slug: str, request: Any) -> Any:
-    from fastapi.responses import JSONResponse
+    from orchestrator.web.receiver_routes import receive_request
 
-    from orchestrator.web.receiver_routes import handle_callback
-
-    body = await request.body()
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    result = await handle_callback(runtime(), workflow_slug, headers, body)
-    return JSONResponse(result.body, status_code=result.status_code)
+    return await receive_request(runtime(), workflow_slug, request)
 
 
 @app.function(timeout=60)

@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from orchestrator.columnline import service
-from orchestrator.columnline.models import ClientIn, PromptIn, RunStart, StageComplete, StageStart
+from orchestrator.columnline.inputs import ClientIn, PromptIn, RunStart, StageComplete, StageStart
 from orchestrator.db.pool import Databases
 from orchestrator.web.columnline_routes import PREFIX
 from test_columnline_api import API_KEY, V2_TABLES, columnline_app

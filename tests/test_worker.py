@@ -3,7 +3,6 @@ pipeline as the local runner when called through `.local()`."""
 
 from __future__ import annotations
 
-import ast
 import importlib
 import secrets
 import sys
@@ -79,21 +78,6 @@ def test_worker_imports_cleanly_and_declares_the_deployment(
     steps = worker.Steps()
     for method in [*STEP_METHODS.values(), "run_step"]:
         assert hasattr(steps, method)
-
-
-def test_no_module_but_worker_imports_modal() -> None:
-    offenders = []
-    for path in SRC.rglob("*.py"):
-        tree = ast.parse(path.read_text(), filename=str(path))
-        for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            if any(n == "modal" or n.startswith("modal.") for n in names):
-                offenders.append(path.relative_to(SRC))
-    assert offenders == [Path("worker.py")]
 
 
 class _FakeSpawn:

@@ -4,6 +4,10 @@ Everything here is deterministic and free of I/O so it can be property-tested an
 run anywhere (web process, worker, CLI) with identical results. Each normalizer
 returns ``None`` instead of raising for input it cannot make sense of: rows come
 from user spreadsheets and one bad cell must never abort a whole upload.
+
+Company domains come from ``entities.domains`` and LinkedIn URLs from
+``entities.linkedin``; this module holds names, e-mails, phones and head counts
+and puts a whole row together.
 """
 
 from __future__ import annotations
@@ -13,80 +17,27 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Final, Literal, NamedTuple
-from urllib.parse import quote
+from typing import Final, Literal
 
-import idna
-from publicsuffixlist import PublicSuffixList
-
-from entities.freemail import is_freemail
-
-# Built once at import (parsing takes tens of milliseconds). With no ``source``
-# argument the package reads the copy of the list shipped inside its own wheel, so
-# nothing is ever fetched at run time and results only change when the pinned
-# package does. ``accept_unknown=False`` because a TLD missing from the list
-# ("acme.comm", "n.a") is a typo or junk, not a company we could enrich.
-_PSL: Final = PublicSuffixList(accept_unknown=False)
-
-# Sites that people paste into a "Website" cell but that are profiles, directories
-# or link shorteners rather than the company's own site: their domain says nothing
-# about the company. Deliberately small; it only covers what shows up in exports.
-# It is applied to websites only: an e-mail address at linkedin.com really does
-# belong to a LinkedIn employee.
-NON_COMPANY_DOMAINS: Final[frozenset[str]] = frozenset(
-    {
-        "linkedin.com",
-        "lnkd.in",
-        "facebook.com",
-        "fb.com",
-        "fb.me",
-        "twitter.com",
-        "x.com",
-        "t.co",
-        "instagram.com",
-        "crunchbase.com",
-        "youtube.com",
-        "youtu.be",
-        "tiktok.com",
-        "pinterest.com",
-        "angel.co",
-        "wellfound.com",
-        "glassdoor.com",
-        "zoominfo.com",
-        "wikipedia.org",
-        "yelp.com",
-        "bit.ly",
-        "linktr.ee",
-    }
+from entities.domains import (
+    _CACHE_SIZE,
+    _MAX_CACHED_TEXT,
+    NON_COMPANY_DOMAINS,
+    _ascii_host,
+    _registrable,
+    _split_url,
+    registrable_domain,
 )
+from entities.freemail import is_freemail
+from entities.linkedin import _company_linkedin_url, normalize_linkedin_url
 
 DomainSource = Literal["website", "email"]
 FailureReason = Literal["missing_name", "invalid_website", "freemail_only", "no_company_domain"]
-LinkedInKind = Literal["person", "company"]
 
-# Longest host worth handing to the IDNA codec: DNS names are at most 253 octets,
-# and UTS46 mapping can shrink input, so allow some slack before giving up.
-_MAX_HOST_CHARS: Final = 1024
-_MAX_DNS_NAME: Final = 253
 # Nine digits is already far above the largest employer on earth; longer strings
 # are junk, and refusing them also keeps int() clear of its digit limit.
 _MAX_EMPLOYEE_DIGITS: Final = 9
 
-# Letters-digits-hyphen host names, the case the IDNA codec maps to itself. Names
-# with "--" anywhere are left to the codec (it rejects "ab--c", decodes "xn--").
-_LDH_LABEL: Final = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_LDH_LABEL_RE: Final = re.compile(_LDH_LABEL)
-_LDH_NAME_RE: Final = re.compile(rf"(?:{_LDH_LABEL}\.)*{_LDH_LABEL}")
-# Optional scheme (or "//"), then authority and path; it matches every string.
-# One pattern instead of separate scheme and authority matches: this runs on
-# every website and LinkedIn cell.
-_URL_RE: Final = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.\-]*://|//)?([^/\\?#]*)([^?#]*)")
-# The shape nearly every LinkedIn cell has, once lower-cased: plain host, no port
-# or user info, an unreserved ASCII slug. For such URLs the general parse provably
-# reduces to this match, so they skip it.
-_PLAIN_LINKEDIN_RE: Final = re.compile(
-    r"(?:https?://|//)?(?:[a-z0-9]{1,63}\.)?linkedin\.com/([a-z]+)/([a-z0-9-]+)(?=[/?#]|\Z)"
-)
 # Deleted from text: zero-width and direction marks pasted in from web pages and
 # CRMs (invisible, yet they make two spellings of a name compare unequal) and C0/C1
 # control characters other than whitespace (NUL and friends from broken exports).
@@ -94,21 +45,10 @@ _DELETE_CHARS: Final = dict.fromkeys(
     [ord(ch) for ch in "\u200b\u200e\u200f\u2060\ufeff\u00ad"]
     + [cp for cp in (*range(0x20), *range(0x7F, 0xA0)) if not chr(cp).isspace()]
 )
-_WHITESPACE_RE: Final = re.compile(r"\s")
 _EMAIL_LOCAL_BAD_RE: Final = re.compile(r'[\s<>()\[\]\\,;:"@]')
-# Applied to a lower-cased slug: a "%" that does not start an escape, or any
-# character outside RFC 3986 "pchar" (which is what may stay unescaped in a path).
-_SLUG_UNSAFE_RE: Final = re.compile(r"%(?![0-9a-f]{2})|[^a-z0-9\-._~!$&'()*+,;=:@%]")
-_LINKEDIN_SECTION: Final[Mapping[LinkedInKind, str]] = {"person": "in", "company": "company"}
 _INT: Final = r"([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)"
 _EMPLOYEES_EXACT_RE: Final = re.compile(rf"{_INT}(?:\.0+)?\s*\+?")
 _EMPLOYEES_RANGE_RE: Final = re.compile(rf"{_INT}\s*(?:-|\u2013|\u2014|to)\s*{_INT}", re.I)
-# Bound on every per-value cache: enough for the distinct values of a large
-# upload, while memory stays flat however many rows a file has.
-_CACHE_SIZE: Final = 65536
-# Longer text cells are normalized without the cache, so junk cells cannot fill
-# it with huge keys.
-_MAX_CACHED_TEXT: Final = 256
 
 
 # --------------------------------------------------------------------------- text
@@ -158,154 +98,6 @@ def normalize_email(s: str) -> str | None:
     return f"{local}@{host}"
 
 
-# ------------------------------------------------------------------------ domains
-
-
-class _UrlParts(NamedTuple):
-    host: str
-    path: str
-
-
-def _split_url(url: str) -> _UrlParts | None:
-    """Host and path of a URL written in any of the shapes found in spreadsheets.
-
-    Deliberately hand-rolled rather than ``urllib.parse``: most cells have no
-    scheme at all ("www.acme.com/about"), which urlsplit reads as a path.
-    """
-    match = _URL_RE.match(url.strip())
-    assert match is not None  # every group of the pattern is optional
-    host = _url_host(match)
-    if host is None:
-        return None
-    return _UrlParts(host, match.group(2).replace("\\", "/"))
-
-
-def _url_host(match: re.Match[str]) -> str | None:
-    """Host of a ``_URL_RE`` match, without user info and port."""
-    authority = match.group(1)
-    if "@" in authority:
-        # Without a scheme "jane@acme.com" is an e-mail address, not a website.
-        if match.start(1) == 0:
-            return None
-        authority = authority.rpartition("@")[2]
-    if authority.startswith("["):  # IPv6 literal: never a company website
-        return None
-    host, colon, port = authority.rpartition(":")
-    if not colon:
-        return authority
-    if port and not (port.isascii() and port.isdigit()):
-        return None
-    return host
-
-
-def _ascii_host(host: str) -> str | None:
-    """Lower-case ASCII form of a DNS host name, or None if it is not one."""
-    # Too long even without a trailing dot. Checked before the cache so that junk
-    # cells cannot fill it with huge keys.
-    if len(host) > _MAX_HOST_CHARS + 1:
-        return None
-    # UTS #46 maps ASCII upper case to lower case and nothing else in ASCII, so
-    # folding first changes no result and lets "WWW.Acme.com" share the entry of
-    # "www.acme.com".
-    return _ascii_host_cached(host.lower() if host.isascii() else host)
-
-
-@lru_cache(maxsize=_CACHE_SIZE)
-def _ascii_host_cached(host: str) -> str | None:
-    if host.endswith("."):  # fully-qualified form: same host
-        host = host[:-1]
-    if not host or len(host) > _MAX_HOST_CHARS or _WHITESPACE_RE.search(host):
-        return None
-    return _idna_encode(host)
-
-
-def _idna_encode(host: str) -> str | None:
-    # Plain LDH names skip the codec: UTS46 + IDNA validation costs tens of
-    # microseconds per call and most hosts are already plain ASCII.
-    lowered = host.lower()
-    if len(lowered) <= _MAX_DNS_NAME and "--" not in lowered and _LDH_NAME_RE.fullmatch(lowered):
-        return lowered
-    return _idna_encode_by_rest(host)
-
-
-def _idna_encode_by_rest(host: str) -> str | None:
-    """The codec's result, sharing one codec run among the subdomains of an IDN.
-
-    UTS46 maps character by character and IDNA checks label by label, so a plain
-    first label ("www", "blog") leaves the rest of the name encoded as it is on
-    its own. Only a rest that fails on its own needs the whole host ("www." +
-    "\u00ad" is "www."). Hosts too long for DNS can only succeed through
-    characters UTS46 drops; they go to the codec whole, which keeps its own
-    input-length limit out of the argument.
-    """
-    label, _, rest = host.partition(".")
-    if rest and len(host) <= _MAX_DNS_NAME and _is_ldh_label(label):
-        encoded_rest = _cached_idna_codec(rest)
-        if encoded_rest is not None:
-            encoded = f"{label.lower()}.{encoded_rest}"
-            return encoded if idna.valid_string_length(encoded, encoded.endswith(".")) else None
-    return _cached_idna_codec(host)  # a bare host can be the rest of another
-
-
-def _is_ldh_label(label: str) -> bool:
-    """A label the IDNA codec keeps as is (after ASCII lower-casing)."""
-    lowered = label.lower() if label.isascii() else ""
-    return "--" not in lowered and _LDH_LABEL_RE.fullmatch(lowered) is not None
-
-
-@lru_cache(maxsize=_CACHE_SIZE)
-def _cached_idna_codec(host: str) -> str | None:
-    return _idna_codec(host)
-
-
-def _idna_codec(host: str) -> str | None:
-    try:
-        ascii_host = idna.encode(host, uts46=True, std3_rules=True, transitional=False)
-    except ValueError:  # idna.IDNAError and UnicodeError both derive from it
-        return None
-    return ascii_host.decode("ascii")
-
-
-def _registrable(host: str) -> str | None:
-    """Registrable domain of a host name (no URL parsing, no block lists)."""
-    if len(host) > _MAX_HOST_CHARS:  # also keeps the cache keys small
-        return None
-    # ASCII case folded as in _ascii_host, so all spellings share one PSL walk.
-    return _registrable_cached(host.lower() if host.isascii() else host)
-
-
-@lru_cache(maxsize=_CACHE_SIZE)  # the PSL walk is the costly part of a website lookup
-def _registrable_cached(host: str) -> str | None:
-    ascii_host = _ascii_host_cached(host)
-    if ascii_host is None:
-        return None
-    if ascii_host.rpartition(".")[2].isdigit():  # IPv4 (or junk): TLDs are never numeric
-        return None
-    domain: str | None = _PSL.privatesuffix(ascii_host)
-    return domain
-
-
-def registrable_domain(website: str) -> str | None:
-    """Company domain from a website written in any shape, or None.
-
-    ``"HTTPS://WWW.Stripe.COM/en-us"`` -> ``"stripe.com"``; ``"blog.stripe.co.uk"``
-    -> ``"stripe.co.uk"``; ``"https://bücher.de"`` -> ``"xn--bcher-kva.de"``.
-    None for IP addresses, localhost, bare public suffixes, non-hostnames and the
-    profile/directory sites in ``NON_COMPANY_DOMAINS``.
-    """
-    # Not cached per cell: exports write one company's website in many shapes,
-    # so the host below is the key that repeats.
-    match = _URL_RE.match(website.strip())
-    assert match is not None  # every group of the pattern is optional
-    host = _url_host(match)
-    if host is None:
-        return None
-    domain = _registrable(host)
-    if domain is None or domain in NON_COMPANY_DOMAINS:
-        return None
-    return domain
-
-
 def _email_domain(email: str | None) -> str | None:
     """Registrable domain of an already-normalized address, free-mail included."""
     if email is None:
@@ -319,67 +111,6 @@ def domain_from_email(email: str) -> str | None:
     if domain is None or is_freemail(domain):
         return None
     return domain
-
-
-# ----------------------------------------------------------------------- linkedin
-
-
-def normalize_linkedin_url(url: str, kind: LinkedInKind) -> str | None:
-    """``https://www.linkedin.com/in/<slug>`` or ``.../company/<slug>``, or None.
-
-    The slug is kept percent-encoded (lower-case hex) rather than decoded: LinkedIn
-    serves the encoded form, and decoding would make the canonical URL depend on
-    how the exporting tool happened to escape it.
-    """
-    section = _LINKEDIN_SECTION[kind]
-    text = url.strip()
-    # Only ASCII is lower-cased here: Unicode lower() turns "K" (Kelvin) into "k".
-    plain = _PLAIN_LINKEDIN_RE.match(text.lower()) if text.isascii() else None
-    if plain is None:
-        return _parse_linkedin_url(text, section)
-    if plain.group(1) != section:
-        return None
-    return f"https://www.linkedin.com/{section}/{plain.group(2)}"
-
-
-def _company_linkedin_url(url: str) -> str | None:
-    """``normalize_linkedin_url(url, "company")``, cached: every row of a company
-    repeats it (person URLs are unique, so caching them would only churn)."""
-    if len(url) > _MAX_CACHED_TEXT:
-        return normalize_linkedin_url(url, "company")
-    return _cached_company_linkedin_url(url)
-
-
-@lru_cache(maxsize=_CACHE_SIZE)
-def _cached_company_linkedin_url(url: str) -> str | None:
-    return normalize_linkedin_url(url, "company")
-
-
-def _parse_linkedin_url(url: str, section: str) -> str | None:
-    """The general case of ``normalize_linkedin_url``."""
-    parts = _split_url(url)
-    if parts is None:
-        return None
-    host = _ascii_host(parts.host)
-    if host is None or not (host == "linkedin.com" or host.endswith(".linkedin.com")):
-        return None
-    segments = [seg for seg in parts.path.split("/") if seg]
-    if len(segments) < 2 or segments[0].lower() != section:
-        return None
-    slug = _canonical_slug(segments[1])
-    if slug in {".", ".."}:
-        return None
-    return f"https://www.linkedin.com/{section}/{slug}"
-
-
-def _canonical_slug(segment: str) -> str:
-    text = unicodedata.normalize("NFC", segment.lower())
-    escaped = _SLUG_UNSAFE_RE.sub(_escape, text)
-    return escaped.lower()  # quote() writes upper-case hex
-
-
-def _escape(match: re.Match[str]) -> str:
-    return quote(match.group(), safe="", errors="replace")
 
 
 # ---------------------------------------------------------------------- employees

@@ -12,7 +12,7 @@ from entities.apollo import (
     header_key,
     map_headers,
 )
-from entities.apollo_sample import APOLLO_HEADERS
+from entities.apollo_sample_data import APOLLO_HEADERS
 
 MINIMAL = ["First Name", "Last Name", "Company", "Website"]
 

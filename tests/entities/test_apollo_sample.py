@@ -9,15 +9,16 @@ from collections import Counter
 import pytest
 
 from entities.apollo import map_headers
-from entities.apollo_sample import APOLLO_HEADERS, SampleRow, generate_rows, write_csv
+from entities.apollo_sample import SampleRow, generate_rows, write_csv
+from entities.apollo_sample_data import APOLLO_HEADERS
+from entities.domains import registrable_domain
 from entities.freemail import is_freemail
+from entities.linkedin import normalize_linkedin_url
 from entities.normalize import (
     NormalizationFailure,
     NormalizedItem,
     domain_from_email,
     normalize_item,
-    normalize_linkedin_url,
-    registrable_domain,
 )
 
 MAPPING = map_headers(APOLLO_HEADERS)

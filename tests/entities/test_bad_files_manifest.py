@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from entities.apollo import HeaderError, map_headers
-from entities.apollo_sample import APOLLO_HEADERS
+from entities.apollo_sample_data import APOLLO_HEADERS
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "bad_files"
 MANIFEST: dict[str, Any] = json.loads((CORPUS / "manifest.json").read_text(encoding="utf-8"))

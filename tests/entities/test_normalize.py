@@ -11,22 +11,20 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from publicsuffixlist import PublicSuffixList
 
-from entities import normalize
+from entities import domains, linkedin, normalize
 from entities.apollo import APOLLO_FIELDS
+from entities.domains import NON_COMPANY_DOMAINS, registrable_domain
 from entities.freemail import FREEMAIL_DOMAINS, is_freemail
+from entities.linkedin import LinkedInKind, normalize_linkedin_url
 from entities.normalize import (
-    NON_COMPANY_DOMAINS,
-    LinkedInKind,
     NormalizationFailure,
     NormalizedItem,
     domain_from_email,
     normalize_email,
     normalize_item,
-    normalize_linkedin_url,
     normalize_name,
     parse_employees,
     person_dedupe_key,
-    registrable_domain,
 )
 
 # An independent copy of the bundled list, used only to keep generated domains
@@ -121,7 +119,7 @@ def test_psl_is_the_bundled_copy() -> None:
     package_dir = os.path.dirname(publicsuffixlist.__file__)
     assert os.path.dirname(publicsuffixlist.PSLFILE) == package_dir
     assert os.path.isfile(publicsuffixlist.PSLFILE)
-    assert normalize._PSL.privatesuffix("blog.stripe.co.uk") == "stripe.co.uk"
+    assert domains._PSL.privatesuffix("blog.stripe.co.uk") == "stripe.co.uk"
 
 
 def test_non_company_domains_are_registrable_domains() -> None:
@@ -617,7 +615,7 @@ def test_ldh_fast_path_agrees_with_idna(host: str) -> None:
         expected: str | None = idna.encode(host, uts46=True, std3_rules=True).decode("ascii")
     except ValueError:
         expected = None
-    assert normalize._idna_encode(host) == expected
+    assert domains._idna_encode(host) == expected
 
 
 def test_failure_detail_cuts_huge_values() -> None:
@@ -640,12 +638,13 @@ def test_cached_text_repeats_its_result(raw: str) -> None:
 def test_company_linkedin_cache_repeats_its_result() -> None:
     url = "https://www.linkedin.com/company/Acme-Inc/about/"
     expected = normalize_linkedin_url(url, "company")
-    assert normalize._company_linkedin_url(url) == expected
-    assert normalize._company_linkedin_url(url) == expected
+    assert linkedin._company_linkedin_url(url) == expected
+    assert linkedin._company_linkedin_url(url) == expected
 
 
 def test_caches_are_bounded() -> None:
-    caches = [value for value in vars(normalize).values() if hasattr(value, "cache_info")]
+    modules = (domains, linkedin, normalize)
+    caches = [v for m in modules for v in vars(m).values() if hasattr(v, "cache_info")]
     assert caches
     for cache in caches:
         assert cache.cache_info().maxsize == normalize._CACHE_SIZE
@@ -672,7 +671,7 @@ def test_long_cells_bypass_the_cache() -> None:
 @example("https://www.linkedin.com/in/john\\x", "person")
 @example("https://www.linkedin.com/in/\u212aate", "person")
 def test_plain_linkedin_fast_path_agrees_with_full_parse(text: str, kind: LinkedInKind) -> None:
-    full = normalize._parse_linkedin_url(text.strip(), normalize._LINKEDIN_SECTION[kind])
+    full = linkedin._parse_linkedin_url(text.strip(), linkedin._LINKEDIN_SECTION[kind])
     assert normalize_linkedin_url(text, kind) == full
 
 
@@ -694,4 +693,4 @@ LONG_IDN = ("ü" * 10 + "a" * 44 + ".") * 4 + "de"
 @example("a." + LONG_IDN + ".")
 def test_idna_label_sharing_agrees_with_the_codec(host: str) -> None:
     # Subdomains of an IDN reuse the encoding of the rest of the name.
-    assert normalize._idna_encode(host) == normalize._idna_codec(host)
+    assert domains._idna_encode(host) == domains._idna_codec(host)

@@ -1,12 +1,13 @@
 """What happens when a provider's answer arrives, by callback or by a synchronous call.
 
-Keep the immutable result; if the workflow maps into a destination table, the storage worker
-writes and verifies it there; only then do the entity and the items waiting on it complete and
-the logger record the step completion. A failure at any point fails the entity and its items
-with the reason, and logs it, but never writes a completion.
+Keep the immutable result; if the workflow maps into a destination table, the destination
+writer writes and verifies it there; only then do the entity and the items waiting on it
+complete and the enrichment log record the step completion. A failure at any point fails the
+entity and its items with the reason, and logs it, but never writes a completion.
 
-`store_for_pass` is the receivers' fast path: one statement keeps the result and leaves its
-completion to the batch's next pass (see `stored_results`). `accept_answer` completes at once.
+`store_results` is the receivers' fast path (run by the group commit): one statement keeps the
+results and leaves their completion to the batch's next pass (see `state.completion`).
+`accept_answer` completes at once.
 """
 
 from __future__ import annotations
@@ -165,14 +166,6 @@ def stored_answer(conn: Conn, answer: Answer, row: DictRow | None) -> Stored | N
     if row["batch_id"] is None:
         return Stored(_complete_now(conn, answer), None)
     return Stored({"status": "stored"}, row["batch_id"])
-
-
-def store_for_pass(dbs: Databases, answer: Answer) -> Stored | None:
-    """The result of a current dispatch, kept in one statement; the batch's next pass completes
-    it (work without a batch completes here). None: the dispatch is not the entity's current
-    one, and the caller must find out why."""
-    with dbs.hq.connection() as conn:
-        return stored_answer(conn, answer, _store(conn, answer))
 
 
 def accept_answer(dbs: Databases, answer: Answer) -> dict[str, Any]:

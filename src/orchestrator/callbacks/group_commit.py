@@ -59,7 +59,7 @@ class GroupCommitWriter:
         self.groups = 0
 
     def store(self, answer: Answer) -> Stored | None:
-        """Like `results.store_for_pass`, sharing a transaction with concurrent callers."""
+        """Store the answer in the next group and wait for its commit (from a worker thread)."""
         return self.submit(answer).result()
 
     def submit(self, answer: Answer) -> Future[Stored | None]:

@@ -30,12 +30,20 @@ def _message(dispatch_id: UUID, entity_id: UUID, workflow_slug: str, attempt: in
     return f"{dispatch_id}:{entity_id}:{workflow_slug}:{attempt}".encode()
 
 
+def _signature(
+    key: bytes, dispatch_id: UUID, entity_id: UUID, workflow_slug: str, attempt: int
+) -> str:
+    message = _message(dispatch_id, entity_id, workflow_slug, attempt)
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
 def sign(key: bytes, dispatch_id: UUID, entity_id: UUID, workflow_slug: str, attempt: int) -> str:
-    mac = hmac.new(key, _message(dispatch_id, entity_id, workflow_slug, attempt), hashlib.sha256)
-    return f"{dispatch_id}.{attempt}.{mac.hexdigest()}"
+    signature = _signature(key, dispatch_id, entity_id, workflow_slug, attempt)
+    return f"{dispatch_id}.{attempt}.{signature}"
 
 
 def parse(token: str) -> TokenClaims | None:
+    """The claims a token states, not yet checked: see `is_signed`."""
     parts = token.split(".", 2)
     if len(parts) != 3:
         return None
@@ -48,13 +56,10 @@ def parse(token: str) -> TokenClaims | None:
         return None
 
 
-def verify(key: bytes, token: str, entity_id: UUID, workflow_slug: str) -> TokenClaims | None:
-    """The token's claims when its signature is ours for this entity and workflow, else None."""
-    claims = parse(token)
-    if claims is None:
-        return None
-    expected = sign(key, claims.dispatch_id, entity_id, workflow_slug, claims.attempt)
-    return claims if hmac.compare_digest(expected.encode(), token.encode()) else None
+def is_signed(key: bytes, claims: TokenClaims, entity_id: UUID, workflow_slug: str) -> bool:
+    """Whether the claims carry our signature for this entity and workflow."""
+    expected = _signature(key, claims.dispatch_id, entity_id, workflow_slug, claims.attempt)
+    return hmac.compare_digest(expected.encode(), claims.signature.encode())
 
 
 def load_or_create_key(path: Path) -> bytes:

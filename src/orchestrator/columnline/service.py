@@ -18,26 +18,28 @@ from uuid import UUID, uuid4
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from orchestrator.columnline.models import (
+from orchestrator.columnline.inputs import (
     ClientIn,
+    ContactsIn,
+    PromptIn,
+    PublishIn,
+    RunStart,
+    SectionDefinitionIn,
+    StageComplete,
+    StageStart,
+    StepLog,
+)
+from orchestrator.columnline.outputs import (
     ClientOut,
     ContactOut,
     ContactsAdded,
-    ContactsIn,
     LogEntry,
-    PromptIn,
     PromptOut,
-    PublishIn,
     PublishResult,
     RunDetail,
-    RunStart,
     RunStarted,
-    SectionDefinitionIn,
     SectionDefinitionOut,
-    StageComplete,
     StageEvent,
-    StageStart,
-    StepLog,
     StepLogged,
 )
 from orchestrator.db.pool import Conn

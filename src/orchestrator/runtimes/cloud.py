@@ -27,6 +27,7 @@ from orchestrator.engine.spawning import (
 from orchestrator.engine.sweeper import SweepReport, sweep
 from orchestrator.runtimes.providers import webhook_gateway, zenrows_fetcher
 from orchestrator.settings import Settings
+from orchestrator.steps.table import step_table
 
 
 class CloudConfigurationError(RuntimeError):
@@ -77,6 +78,7 @@ class CloudRuntime:
             self.dbs, spawn_pass, settings.pass_coalesce_seconds
         )
         self.dispatcher = SpawningDispatcher(spawn_step)
+        self.steps = step_table()
         self.ctx = StepContext(
             self.dbs, settings, self.trigger, cloud_gateways(settings), signing_key=self.signing_key
         )
@@ -86,7 +88,7 @@ class CloudRuntime:
         return run_pass(self.dbs, batch_id, self.dispatcher)
 
     def run_step(self, call: StepCall) -> None:
-        execute_call(self.ctx, call)
+        execute_call(self.ctx, self.steps, call)
 
     def sweep(self) -> SweepReport:
         return sweep(self.dbs, self.trigger)

@@ -9,7 +9,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
 from uuid import UUID
 
 import psycopg
@@ -18,7 +17,7 @@ from orchestrator.callbacks.group_commit import GroupCommitWriter
 from orchestrator.callbacks.receive import ReceiverConfig
 from orchestrator.callbacks.tokens import load_or_create_key
 from orchestrator.db.pool import Databases, open_databases
-from orchestrator.engine.calls import execute_call
+from orchestrator.engine.calls import StepTable, execute_call
 from orchestrator.engine.context import StepContext
 from orchestrator.engine.dispatch import StepCall, ThreadPoolDispatcher
 from orchestrator.engine.passes import DEFAULT_CHUNK_SIZE, PassResult, run_pass
@@ -26,6 +25,7 @@ from orchestrator.engine.sweeper import sweep
 from orchestrator.engine.trigger import CoalescingTrigger
 from orchestrator.settings import Settings, get_settings
 from orchestrator.state.progress import BatchProgress, read_progress
+from orchestrator.steps.table import step_table
 
 
 def signing_key_for(settings: Settings) -> bytes:
@@ -62,6 +62,7 @@ class LocalRuntime:
         workers: int | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         min_pass_interval: float = 0.25,
+        steps: StepTable | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self._owns_dbs = dbs is None
@@ -75,6 +76,7 @@ class LocalRuntime:
         self.api_key = api_key_for(self.settings)
         self.callback_writer = GroupCommitWriter(self.dbs)
         self.ctx = StepContext(self.dbs, self.settings, signing_key=self.signing_key)
+        self.steps = steps or step_table()
         self.dispatcher = ThreadPoolDispatcher(
             self._execute, workers=workers or self.settings.dispatch_workers
         )
@@ -92,7 +94,7 @@ class LocalRuntime:
                 log.exception("sweep failed; will try again")
 
     def _execute(self, call: StepCall) -> None:
-        execute_call(self.ctx, call)
+        execute_call(self.ctx, self.steps, call)
 
     def _pass(self, batch_id: UUID) -> PassResult:
         return run_pass(self.dbs, batch_id, self.dispatcher, chunk_size=self.chunk_size)
@@ -102,12 +104,7 @@ class LocalRuntime:
         self._sweeper.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:

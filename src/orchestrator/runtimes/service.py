@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from types import TracebackType
 from typing import Any
 
 import uvicorn
@@ -18,7 +17,8 @@ import uvicorn
 from orchestrator.db.pool import Databases
 from orchestrator.providers.simulators.clay import ClaySimulator, SimulatorConfig
 from orchestrator.runtimes.local import LocalRuntime
-from orchestrator.runtimes.providers import Providers, setup_providers
+from orchestrator.runtimes.providers import Providers
+from orchestrator.runtimes.simulated import setup_providers
 from orchestrator.settings import Settings, get_settings
 from orchestrator.web.app import create_app
 
@@ -111,12 +111,7 @@ class LocalService:
         self.runtime.__enter__()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:

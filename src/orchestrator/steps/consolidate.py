@@ -9,7 +9,7 @@ from uuid import UUID
 
 from orchestrator.db.pool import Conn, Databases
 from orchestrator.db.queries import query
-from orchestrator.engine.calls import complete_items, internal_step
+from orchestrator.engine.calls import complete_items
 from orchestrator.engine.context import StepContext
 from orchestrator.engine.dispatch import StepCall
 from orchestrator.state.registry import WorkflowConfig
@@ -28,7 +28,6 @@ def _project(conn: Conn, item_ids: list[UUID]) -> Consolidated:
     return Consolidated(leads, jobs)
 
 
-@internal_step("consolidate")
 def consolidate(ctx: StepContext, workflow: WorkflowConfig, call: StepCall) -> None:
     with ctx.dbs.hq.connection() as conn:
         _project(conn, list(call.item_ids))

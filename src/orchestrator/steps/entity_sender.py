@@ -20,13 +20,12 @@ from orchestrator.callbacks.answers import Answer, accept_answer
 from orchestrator.callbacks.tokens import sign
 from orchestrator.db.pool import Conn
 from orchestrator.db.queries import query
-from orchestrator.engine.calls import provider_step
 from orchestrator.engine.context import StepContext
 from orchestrator.engine.dispatch import StepCall
 from orchestrator.state.enrichment_log import PlayPosition
-from orchestrator.state.entity_kinds import COMPANY, PERSON, EntityKind, kind_of
+from orchestrator.state.entity_kinds import EntityKind, kind_of
 from orchestrator.state.entity_store import entity_ids_for_items, entity_query
-from orchestrator.state.registry import WorkflowConfig, load_workflow
+from orchestrator.state.registry import WorkflowConfig
 from orchestrator.steps.clay_gateway import (
     ClayEndpoint,
     ClayGateway,
@@ -260,32 +259,3 @@ def _fetch_one(
     )
     accept_answer(ctx.dbs, answer)
     return SendOutcome(error is None, None, error)
-
-
-provider_step("clay")(send_to_webhook)
-provider_step("n8n")(send_to_webhook)
-provider_step("zenrows")(fetch_and_store)
-
-
-def _run_named(ctx: StepContext, kind: EntityKind, slug: str, item_ids: list[UUID]) -> None:
-    with ctx.dbs.hq.connection() as conn:
-        workflow = load_workflow(conn, slug)
-        rows = conn.execute(
-            "SELECT batch_id, array_agg(id) AS ids FROM batch_items WHERE id = ANY(%s)"
-            " GROUP BY batch_id",
-            (item_ids,),
-        ).fetchall()
-    if workflow.entity_type != kind.name:
-        raise ValueError(f"workflow {slug!r} enriches {workflow.entity_type}, not {kind.name}")
-    for row in rows:
-        send_to_webhook(ctx, workflow, StepCall(row["batch_id"], slug, tuple(row["ids"])))
-
-
-def start_enrich_company_via_waterfall_in_clay(ctx: StepContext, item_ids: list[UUID]) -> None:
-    """Company enrichment sender by its seed name; item-steps must be IN_PROGRESS (claimed)."""
-    _run_named(ctx, COMPANY, "enrich_company_via_waterfall_in_clay", item_ids)
-
-
-def start_enrich_person_via_waterfall_in_clay(ctx: StepContext, item_ids: list[UUID]) -> None:
-    """Person enrichment sender by its seed name; item-steps must be IN_PROGRESS (claimed)."""
-    _run_named(ctx, PERSON, "enrich_person_via_waterfall_in_clay", item_ids)

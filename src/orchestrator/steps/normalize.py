@@ -11,7 +11,6 @@ from psycopg.types.json import Jsonb
 from entities.apollo import APOLLO_FIELDS
 from entities.normalize import NormalizationFailure, normalize_item, person_dedupe_key
 from orchestrator.db.queries import query
-from orchestrator.engine.calls import internal_step
 from orchestrator.engine.context import StepContext
 from orchestrator.engine.dispatch import StepCall
 from orchestrator.state.registry import WorkflowConfig
@@ -28,7 +27,6 @@ def normalized_document(item_id: UUID, fields: dict[str, str]) -> dict[str, Any]
     return {"id": str(item_id), "normalized": doc}
 
 
-@internal_step("normalize_all_core_values")
 def normalize_all_core_values(ctx: StepContext, workflow: WorkflowConfig, call: StepCall) -> None:
     with ctx.dbs.hq.connection() as conn:
         rows = conn.execute(query("items_to_normalize"), {"item_ids": list(call.item_ids)})

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from orchestrator.db.queries import query
-from orchestrator.engine.calls import internal_step
 from orchestrator.engine.context import StepContext
 from orchestrator.engine.dispatch import StepCall
 from orchestrator.state.registry import WorkflowConfig
 
 
-@internal_step("split")
 def split(ctx: StepContext, workflow: WorkflowConfig, call: StepCall) -> None:
     params = {"item_ids": list(call.item_ids), "step": call.step_name}
     with ctx.dbs.hq.connection() as conn:

@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile, status
+from fastapi import Depends, FastAPI, File, Form, HTTPException, UploadFile, status
 from fastapi.responses import JSONResponse
-from fastapi.security import APIKeyHeader
 from pydantic import BaseModel
 
 from orchestrator.reports.summary import summarize
-from orchestrator.settings import Settings
 from orchestrator.state.progress import read_progress
 from orchestrator.state.registry import DEFAULT_PLAY
 from orchestrator.upload.csv_reader import UploadError
 from orchestrator.upload.ingest import ingest_upload
+from orchestrator.web.auth import AppRuntime, RuntimeDep, require_api_key
 from orchestrator.web.columnline_routes import add_columnline_routes
 from orchestrator.web.play_routes import add_play_routes
-from orchestrator.web.receiver_routes import ReceiverRuntime, add_receiver_routes
-
-
-class AppRuntime(ReceiverRuntime, Protocol):
-    @property
-    def settings(self) -> Settings: ...
-
-    @property
-    def api_key(self) -> str: ...
+from orchestrator.web.receiver_routes import add_receiver_routes
 
 
 class UploadResponse(BaseModel):
@@ -62,25 +52,6 @@ class BatchStatus(BaseModel):
     top_failure_reasons: list[dict[str, Any]]
 
 
-_api_key_header = APIKeyHeader(name="x-api-key", auto_error=False)
-
-
-def runtime_of(request: Request) -> AppRuntime:
-    runtime: AppRuntime = request.app.state.runtime
-    return runtime
-
-
-RuntimeDep = Annotated[AppRuntime, Depends(runtime_of)]
-
-
-def require_api_key(
-    runtime: RuntimeDep, api_key: Annotated[str | None, Depends(_api_key_header)]
-) -> None:
-    """Uploads and status need the runtime's API key in the x-api-key header."""
-    if api_key is None or not secrets.compare_digest(api_key.encode(), runtime.api_key.encode()):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid x-api-key header")
-
-
 def create_app(runtime_factory: Callable[[], AppRuntime]) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -96,7 +67,7 @@ def create_app(runtime_factory: Callable[[], AppRuntime]) -> FastAPI:
     app.state.runtime = None
     _add_batch_routes(app)
     add_receiver_routes(app)
-    add_play_routes(app, require_api_key)
+    add_play_routes(app)
     add_columnline_routes(app)
     return app
 

@@ -1,6 +1,6 @@
 """`/api/columnline/`: the V2 dossier API a Make.com scenario calls while it builds a dossier.
 
-Each route validates its body (orchestrator.columnline.models), runs one service function in one HQ
+Each route validates its body (orchestrator.columnline.inputs), runs one service function in one HQ
 transaction and maps the service's errors to HTTP. See docs/columnline-api.md.
 """
 
@@ -17,32 +17,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from orchestrator.columnline import service
-from orchestrator.columnline.models import (
-    KEY_MAX_LENGTH,
-    KEY_PATTERN,
-    ClientIn,
-    ClientOut,
-    ContactsAdded,
-    ContactsIn,
-    ErrorResponse,
-    PromptIn,
-    PromptOut,
-    PublishIn,
-    PublishResult,
-    RunDetail,
-    RunStart,
-    RunStarted,
-    SectionDefinitionIn,
-    SectionDefinitionOut,
-    StageComplete,
-    StageEvent,
-    StageName,
-    StageStart,
-    StepLog,
-    StepLogged,
-)
+from orchestrator.columnline import inputs, outputs, service
+from orchestrator.columnline.fields import KEY_MAX_LENGTH, KEY_PATTERN, StageName
 from orchestrator.db.pool import Conn
+from orchestrator.web.auth import require_api_key
 
 PREFIX = "/api/columnline"
 # How much of a rejected input a 422 echoes back.
@@ -71,7 +49,9 @@ StageFilter = Annotated[StageName | None, Query(description="Only this stage's p
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for the 404/409s a route can answer (FastAPI documents its 422)."""
-    return {code: {"model": ErrorResponse, "description": _DESCRIPTIONS[code]} for code in codes}
+    return {
+        code: {"model": outputs.ErrorResponse, "description": _DESCRIPTIONS[code]} for code in codes
+    }
 
 
 def _http_error(exc: service.ColumnlineError) -> HTTPException:
@@ -141,9 +121,6 @@ class _ColumnlineRoute(APIRoute):
 
 
 def add_columnline_routes(app: FastAPI) -> None:
-    # Imported here: orchestrator.web.app imports this module to mount these routes.
-    from orchestrator.web.app import require_api_key
-
     router = APIRouter(
         prefix=PREFIX,
         tags=["columnline"],
@@ -161,87 +138,96 @@ def add_columnline_routes(app: FastAPI) -> None:
 
 
 def _add_config_routes(router: APIRouter) -> None:
-    @router.get("/clients/{slug}", response_model=ClientOut, responses=_errors(404))
-    def get_client(request: Request, slug: Slug) -> ClientOut:
+    @router.get("/clients/{slug}", response_model=outputs.ClientOut, responses=_errors(404))
+    def get_client(request: Request, slug: Slug) -> outputs.ClientOut:
         """A client's configuration (ICP, industry research, settings)."""
         return _in_transaction(request, service.get_client, slug)
 
-    @router.put("/clients/{slug}", response_model=ClientOut)
-    def put_client(request: Request, slug: Slug, body: ClientIn) -> ClientOut:
+    @router.put("/clients/{slug}", response_model=outputs.ClientOut)
+    def put_client(request: Request, slug: Slug, body: inputs.ClientIn) -> outputs.ClientOut:
         """Create or replace a client's configuration."""
         return _in_transaction(request, service.put_client, slug, body)
 
-    @router.get("/prompts", response_model=list[PromptOut])
-    def list_prompts(request: Request, stage: StageFilter = None) -> list[PromptOut]:
+    @router.get("/prompts", response_model=list[outputs.PromptOut])
+    def list_prompts(request: Request, stage: StageFilter = None) -> list[outputs.PromptOut]:
         """The prompt templates, by stage then key."""
         return _in_transaction(request, service.list_prompts, stage)
 
-    @router.get("/prompts/{prompt_key}", response_model=PromptOut, responses=_errors(404))
-    def get_prompt(request: Request, prompt_key: PromptKey) -> PromptOut:
+    @router.get("/prompts/{prompt_key}", response_model=outputs.PromptOut, responses=_errors(404))
+    def get_prompt(request: Request, prompt_key: PromptKey) -> outputs.PromptOut:
         """One prompt template."""
         return _in_transaction(request, service.get_prompt, prompt_key)
 
-    @router.put("/prompts/{prompt_key}", response_model=PromptOut)
-    def put_prompt(request: Request, prompt_key: PromptKey, body: PromptIn) -> PromptOut:
+    @router.put("/prompts/{prompt_key}", response_model=outputs.PromptOut)
+    def put_prompt(
+        request: Request, prompt_key: PromptKey, body: inputs.PromptIn
+    ) -> outputs.PromptOut:
         """Create or replace a prompt; `version` goes up by one when the template changes."""
         return _in_transaction(request, service.put_prompt, prompt_key, body)
 
-    @router.get("/section-definitions", response_model=list[SectionDefinitionOut])
-    def list_section_definitions(request: Request) -> list[SectionDefinitionOut]:
+    @router.get("/section-definitions", response_model=list[outputs.SectionDefinitionOut])
+    def list_section_definitions(request: Request) -> list[outputs.SectionDefinitionOut]:
         """The dossier's sections, in order."""
         return _in_transaction(request, service.list_section_definitions)
 
     @router.put(
         "/section-definitions/{section_key}",
-        response_model=SectionDefinitionOut,
+        response_model=outputs.SectionDefinitionOut,
     )
     def put_section_definition(
-        request: Request, section_key: SectionKey, body: SectionDefinitionIn
-    ) -> SectionDefinitionOut:
+        request: Request, section_key: SectionKey, body: inputs.SectionDefinitionIn
+    ) -> outputs.SectionDefinitionOut:
         """Create or replace a section definition."""
         return _in_transaction(request, service.put_section_definition, section_key, body)
 
 
 def _add_run_routes(router: APIRouter) -> None:
-    @router.post("/runs", status_code=201, response_model=RunStarted, responses=_errors(404))
-    def start_run(request: Request, body: RunStart) -> RunStarted:
+    @router.post(
+        "/runs", status_code=201, response_model=outputs.RunStarted, responses=_errors(404)
+    )
+    def start_run(request: Request, body: inputs.RunStart) -> outputs.RunStarted:
         """Start a dossier run for a client; returns the run id the other calls need."""
         return _in_transaction(request, service.start_run, body)
 
-    @router.get("/runs/{run_id}", response_model=RunDetail, responses=_errors(404))
-    def get_run(request: Request, run_id: RunId) -> RunDetail:
+    @router.get("/runs/{run_id}", response_model=outputs.RunDetail, responses=_errors(404))
+    def get_run(request: Request, run_id: RunId) -> outputs.RunDetail:
         """A run with its logs (steps and stage events, in order) and contacts."""
         return _in_transaction(request, service.get_run, run_id)
 
     @router.post(
         "/stages/start",
         status_code=201,
-        response_model=StageEvent,
+        response_model=outputs.StageEvent,
         responses=_errors(404, 409),
     )
-    def start_stage(request: Request, body: StageStart) -> StageEvent:
+    def start_stage(request: Request, body: inputs.StageStart) -> outputs.StageEvent:
         """Mark a stage as started (once per run and stage)."""
         return _in_transaction(request, service.start_stage, body)
 
     @router.post(
         "/stages/complete",
         status_code=201,
-        response_model=StageEvent,
+        response_model=outputs.StageEvent,
         responses=_errors(404, 409),
     )
-    def complete_stage(request: Request, body: StageComplete) -> StageEvent:
+    def complete_stage(request: Request, body: inputs.StageComplete) -> outputs.StageEvent:
         """Mark a started stage as completed, storing its consolidated output."""
         return _in_transaction(request, service.complete_stage, body)
 
-    @router.post("/steps", status_code=201, response_model=StepLogged, responses=_errors(404, 409))
-    def log_step(request: Request, body: StepLog) -> StepLogged:
+    @router.post(
+        "/steps", status_code=201, response_model=outputs.StepLogged, responses=_errors(404, 409)
+    )
+    def log_step(request: Request, body: inputs.StepLog) -> outputs.StepLogged:
         """Log one LLM step (prompt, input, output, model, tokens, duration, status)."""
         return _in_transaction(request, service.log_step, body)
 
     @router.post(
-        "/contacts", status_code=201, response_model=ContactsAdded, responses=_errors(404, 409)
+        "/contacts",
+        status_code=201,
+        response_model=outputs.ContactsAdded,
+        responses=_errors(404, 409),
     )
-    def add_contacts(request: Request, body: ContactsIn) -> ContactsAdded:
+    def add_contacts(request: Request, body: inputs.ContactsIn) -> outputs.ContactsAdded:
         """Add enriched contacts to a run."""
         return _in_transaction(request, service.add_contacts, body)
 
@@ -250,13 +236,18 @@ def _add_publish_route(router: APIRouter) -> None:
     @router.post(
         "/publish",
         status_code=201,
-        response_model=PublishResult,
+        response_model=outputs.PublishResult,
         responses={
-            200: {"model": PublishResult, "description": "Already published: the same dossier"},
+            200: {
+                "model": outputs.PublishResult,
+                "description": "Already published: the same dossier",
+            },
             **_errors(404, 409),
         },
     )
-    def publish(request: Request, response: Response, body: PublishIn) -> PublishResult:
+    def publish(
+        request: Request, response: Response, body: inputs.PublishIn
+    ) -> outputs.PublishResult:
         """Publish a finished run to `dossiers` and `contacts`; idempotent."""
         result = _in_transaction(request, service.publish, body)
         if result.already_published:

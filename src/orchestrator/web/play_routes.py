@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from orchestrator.engine.plays import run_play_step
 from orchestrator.state.registry import RegistryError
+from orchestrator.web.auth import require_api_key
 
 
 class StepRunRequest(BaseModel):
@@ -30,12 +31,12 @@ class StepRunResponse(BaseModel):
     dispatched_calls: int
 
 
-def add_play_routes(app: FastAPI, api_key: Any) -> None:
+def add_play_routes(app: FastAPI) -> None:
     @app.post(
         "/plays/{play_name}/steps/{step_number}/run",
         status_code=status.HTTP_202_ACCEPTED,
         response_model=StepRunResponse,
-        dependencies=[Depends(api_key)],
+        dependencies=[Depends(require_api_key)],
         tags=["plays"],
     )
     def run_step(

@@ -76,9 +76,6 @@ WHERE id = %(batch_id)s AND status <> 'RUNNING';
 -- name: batch_play
 SELECT play_name, status FROM upload_batches WHERE id = %(batch_id)s;
 
--- name: running_batches
-SELECT id FROM upload_batches WHERE status = 'RUNNING' ORDER BY created_at;
-
 -- name: complete_item_steps
 UPDATE workflow_states
 SET status = 'COMPLETED', finished_at = NOW(), updated_at = NOW(), lease_expires_at = NULL,

@@ -1,6 +1,3 @@
--- name: load_workflow_by_id
-SELECT * FROM db_driven_enrichment_workflows WHERE id = %(workflow_id)s;
-
 -- name: destination_columns
 -- Columns of a destination table, to validate configuration before writing.
 SELECT column_name FROM information_schema.columns

@@ -1,0 +1,166 @@
+"""Response bodies of `/api/columnline/`: with `requests`, they are the API's OpenAPI schema."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.columnline.fields import EventType, RunStatus, StepStatus
+
+
+class ErrorDetail(BaseModel):
+    error: str = Field(description="Machine-readable code, e.g. `run_not_found`.")
+    message: str = Field(description="What is wrong, naming the run, stage or client.")
+    context: dict[str, str] = Field(
+        default_factory=dict, description="The identifiers the error is about."
+    )
+
+
+class ErrorResponse(BaseModel):
+    """Body of every 404/409 (and 422 for values the database refuses) of this API."""
+
+    detail: ErrorDetail
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "detail": {
+                        "error": "stage_already_completed",
+                        "message": "stage 'research' of run 3f6c...: already completed",
+                        "context": {"run_id": "3f6c...", "stage": "research"},
+                    }
+                }
+            ]
+        }
+    )
+
+
+# --- config ------------------------------------------------------------------------------
+
+
+class ClientOut(BaseModel):
+    id: UUID
+    slug: str
+    name: str
+    icp: dict[str, Any]
+    industry_research: dict[str, Any]
+    config: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class PromptOut(BaseModel):
+    id: UUID
+    prompt_key: str
+    stage: str
+    step_name: str
+    model: str | None
+    template: str
+    version: int
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class SectionDefinitionOut(BaseModel):
+    id: UUID
+    section_key: str
+    title: str
+    position: int
+    config: dict[str, Any]
+    created_at: datetime
+
+
+# --- runs ----------------------------------------------------------------------------------
+
+
+class RunStarted(BaseModel):
+    run_id: UUID
+    client_id: UUID
+    status: RunStatus
+    started_at: datetime
+
+
+class StageEvent(BaseModel):
+    log_id: int
+    run_id: UUID
+    stage: str
+    event_type: EventType
+    created_at: datetime
+
+
+class StepLogged(BaseModel):
+    log_id: int
+    run_id: UUID
+    stage: str
+    step_name: str
+    created_at: datetime
+
+
+class ContactsAdded(BaseModel):
+    run_id: UUID
+    contact_ids: list[UUID] = Field(description="In the order of the request's contacts.")
+
+
+class LogEntry(BaseModel):
+    id: int
+    event_type: EventType
+    stage: str
+    step_name: str | None
+    prompt_key: str | None
+    prompt: str | None
+    input: Any
+    output: Any
+    model: str | None
+    tokens_in: int | None
+    tokens_out: int | None
+    duration_ms: int | None
+    status: StepStatus
+    error: str | None
+    created_at: datetime
+
+
+class ContactOut(BaseModel):
+    id: UUID
+    full_name: str
+    title: str | None
+    email: str | None
+    linkedin_url: str | None
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class RunDetail(BaseModel):
+    id: UUID
+    client_id: UUID
+    client_slug: str
+    target_company: str
+    target_domain: str | None
+    status: RunStatus
+    current_stage: str | None
+    input: dict[str, Any]
+    started_at: datetime
+    completed_at: datetime | None
+    published_at: datetime | None
+    dossier_id: UUID | None = Field(description="Set once the run is published.")
+    logs: list[LogEntry] = Field(description="Steps and stage events, in the order logged.")
+    contacts: list[ContactOut]
+
+
+# --- publish -------------------------------------------------------------------------------
+
+
+class PublishResult(BaseModel):
+    dossier_id: UUID
+    run_id: UUID
+    already_published: bool = Field(description="True when an earlier call published the run.")
+    dossier_batch_id: UUID | None
+    published_at: datetime
+    sections: list[str] = Field(description="Section keys filled, in dossier order.")
+    missing_sections: list[str] = Field(description="Defined sections no step produced.")
+    stages: list[str] = Field(description="Stages whose consolidated output is in the dossier.")
+    contacts: int = Field(description="Contacts published with the dossier.")

@@ -1,0 +1,34 @@
+"""A stand-in for Clay that speaks real HTTP, for local runs, tests and benchmarks.
+
+It accepts rows on `POST /webhooks/<name>` exactly like a Clay table webhook
+source and, after an optional delay, POSTs deterministic synthetic enrichment to
+each row's `callback_url`, the way a Clay HTTP-API column would. Faults (auth,
+rate limits, outages, dropped/duplicated/failed callbacks) can be switched on
+through `SimulatorConfig`.
+
+The enrichment (`synthesize`) depends only on the row's content (domain, email,
+names), never on `entity_id` or the seed, so two runs produce identical data.
+The seed only drives the fault dice, which are keyed by entity and attempt so
+they do not depend on thread scheduling either.
+
+Note the real-world race this reproduces: with a zero delay a callback can
+reach the receiver before the sender has finished processing Clay's 200.
+"""
+
+from orchestrator.providers.simulators.clay.cli import main
+from orchestrator.providers.simulators.clay.config import SimulatorConfig
+from orchestrator.providers.simulators.clay.records import CallbackOutcome, Submission
+from orchestrator.providers.simulators.clay.reference import KNOWN_COMPANIES, KnownCompany
+from orchestrator.providers.simulators.clay.simulator import ClaySimulator
+from orchestrator.providers.simulators.clay.synthesis import synthesize
+
+__all__ = [
+    "KNOWN_COMPANIES",
+    "CallbackOutcome",
+    "ClaySimulator",
+    "KnownCompany",
+    "SimulatorConfig",
+    "Submission",
+    "main",
+    "synthesize",
+]

@@ -1,0 +1,156 @@
+"""Callback scheduling: a timer heap feeding a worker pool, with retries."""
+
+from __future__ import annotations
+
+import heapq
+import http.client
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from orchestrator.providers.simulators.clay.config import SimulatorConfig
+from orchestrator.providers.simulators.clay.poster import Poster
+from orchestrator.providers.simulators.clay.records import CallbackJob, CallbackOutcome
+
+logger = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    """Delays callbacks on a timer heap, then delivers them from a worker pool.
+
+    A single timer thread (rather than a sleeping worker per callback) keeps
+    thousands of delayed callbacks cheap; the pool bounds receiver concurrency.
+    """
+
+    def __init__(
+        self,
+        config: SimulatorConfig,
+        record: Callable[[CallbackOutcome], None],
+        on_status: Callable[[int], None],
+    ) -> None:
+        self._config = config
+        self._record = record
+        self._on_status = on_status
+        self._executor = ThreadPoolExecutor(config.callback_workers, "clay-sim-callback")
+        self._poster = Poster(config.callback_timeout)
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, CallbackJob]] = []
+        self._seq = itertools.count()
+        self._pending = 0
+        self._futures: set[Future[None]] = set()
+        self._stopping = threading.Event()
+        self._timer = threading.Thread(target=self._run_timer, name="clay-sim-timer", daemon=True)
+        self._timer.start()
+
+    def reserve(self, count: int) -> None:
+        """Count callbacks as pending before the 200 goes out (for wait_idle)."""
+        with self._cond:
+            self._pending += count
+
+    def schedule(self, job: CallbackJob, delay: float) -> None:
+        if self._stopping.is_set():
+            self._finish()
+            return
+        if delay <= 0:
+            self._submit(job)
+            return
+        with self._cond:
+            heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), job))
+            self._cond.notify_all()
+
+    def wait_idle(self, timeout: float | None) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self._pending == 0, timeout)
+
+    @property
+    def pending(self) -> int:
+        with self._cond:
+            return self._pending
+
+    def close(self) -> int:
+        """Stop; return how many scheduled callbacks were discarded."""
+        self._stopping.set()
+        with self._cond:
+            discarded = len(self._heap)
+            self._heap.clear()
+            self._cond.notify_all()
+        self._timer.join(timeout=5)
+        with self._cond:
+            queued = list(self._futures)
+        # Cancelled futures never run `_deliver`, so un-count them here.
+        cancelled = sum(1 for future in queued if future.cancel())
+        self._executor.shutdown(wait=True)
+        self._poster.close()
+        with self._cond:
+            self._pending = max(0, self._pending - discarded - cancelled)
+            self._cond.notify_all()
+        return discarded + cancelled
+
+    def _run_timer(self) -> None:
+        with self._cond:
+            while not self._stopping.is_set():
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                _, _, job = heapq.heappop(self._heap)
+                self._submit(job)
+
+    def _submit(self, job: CallbackJob) -> None:
+        try:
+            future = self._executor.submit(self._deliver, job)
+        except RuntimeError:  # executor shut down by a concurrent stop()
+            self._finish()
+            return
+        with self._cond:
+            self._futures.add(future)
+        future.add_done_callback(self._forget)
+
+    def _forget(self, future: Future[None]) -> None:
+        with self._cond:
+            self._futures.discard(future)
+
+    def _deliver(self, job: CallbackJob) -> None:
+        try:
+            self._record(self._attempt_all(job))
+        except Exception:  # a bug here must not leave wait_idle hanging
+            logger.exception("simulator callback crashed")
+        finally:
+            self._finish()
+
+    def _attempt_all(self, job: CallbackJob) -> CallbackOutcome:
+        status: int | None = None
+        error: str | None = None
+        attempts = 0
+        for attempts in range(1, self._config.callback_retries + 2):
+            status, error = self._post(job)
+            if status is not None and status < 500:
+                break
+            if attempts <= self._config.callback_retries and self._stopping.wait(0.1 * attempts):
+                break
+        return CallbackOutcome(
+            job.row_id, job.entity_id, job.kind, job.duplicate, status, attempts, error
+        )
+
+    def _post(self, job: CallbackJob) -> tuple[int | None, str | None]:
+        try:
+            status = self._poster.post(job.url, job.body, job.headers)
+        except TimeoutError:
+            return None, "Timeout"
+        except (OSError, http.client.HTTPException):
+            return None, "ConnectionError"
+        self._on_status(status)
+        return status, None
+
+    def _finish(self) -> None:
+        with self._cond:
+            self._pending -= 1
+            if self._pending <= 0:
+                self._pending = 0
+                self._cond.notify_all()

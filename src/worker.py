@@ -18,6 +18,9 @@ from orchestrator.runtimes.cloud import CloudRuntime
 from orchestrator.settings import Settings
 
 APP_NAME = "enrichment-orchestrator"
+SHIPPED_PACKAGES = ("entities", "orchestrator")
+# Paths inside those packages; the simulators stay home: a deployment talks to real providers.
+NOT_SHIPPED = ("**/__pycache__/**", "**/*.pyc", "providers/simulators")
 
 image = (
     modal.Image.debian_slim(python_version="3.11")
@@ -37,13 +40,8 @@ image = (
         "uvicorn==0.54.0",
         "uvloop==0.23.0",
     )
-    # Our two packages with their .sql files (the default would ship Python files only); the
-    # simulators stay home: a deployment talks to the real providers.
-    .add_local_python_source(
-        "entities",
-        "orchestrator",
-        ignore=["**/__pycache__/**", "**/*.pyc", "providers/simulators"],
-    )
+    # Our two packages with their data files (the default would ship Python files only).
+    .add_local_python_source(*SHIPPED_PACKAGES, ignore=list(NOT_SHIPPED))
 )
 
 secrets = [

@@ -12,9 +12,10 @@ import typer
 from rich.console import Console
 
 from entities.apollo_sample import write_csv
-from orchestrator.cli.display import StepProgressBars, print_summary
+from orchestrator.cli.display import StepProgressBars, print_batches, print_summary
 from orchestrator.db.pool import Databases, open_databases
 from orchestrator.engine.recovery import prepare_resume
+from orchestrator.reports.batches import list_batches, resolve_batch
 from orchestrator.reports.summary import BatchSummary, summarize
 from orchestrator.runtimes.service import LocalService
 from orchestrator.state.progress import read_progress
@@ -28,6 +29,9 @@ err = Console(stderr=True)
 FileArg = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]
 ClientOpt = Annotated[str, typer.Option("--client", help="Client the batch belongs to.")]
 PlayOpt = Annotated[str, typer.Option("--play", help="Play (ordered steps) to run.")]
+BatchRef = Annotated[
+    str, typer.Argument(help="Batch id, or a unique prefix of it (see `enrich batches`).")
+]
 DupOpt = Annotated[
     bool, typer.Option("--allow-duplicate", help="Upload a file already uploaded again.")
 ]
@@ -78,6 +82,7 @@ def upload(
         console.print(f"{file.name} was already uploaded as batch {result.batch_id}")
     else:
         console.print(f"batch {result.batch_id}: {result.rows} rows")
+    console.print(f"run it with: enrich resume {result.batch_id}")
 
 
 def run(
@@ -118,25 +123,42 @@ def _drive(
         return summarize(conn, batch_id, seconds=time.monotonic() - started)
 
 
+# `run`, `resume` and `retry` exit with: 0 the batch completed and enriched something; 1 it
+# ended in another state; 3 every item failed, so nothing was enriched (Clay unreachable, ...).
+NOTHING_ENRICHED = 3
+
+
 def _report(summary: BatchSummary, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(summary.as_json(), default=str))
     else:
         print_summary(console, summary)
+    if summary.items and not summary.completed:
+        err.print("[red]nothing was enriched:[/red] every item failed (reasons above)")
+        raise typer.Exit(NOTHING_ENRICHED)
     if summary.status != "COMPLETED":
         raise typer.Exit(1)
 
 
-def status(batch_id: Annotated[UUID, typer.Argument(help="Upload batch id.")]) -> None:
+def status(batch: BatchRef) -> None:
     """Per-step counts of a batch."""
     with open_databases() as dbs, dbs.hq.connection() as conn:
-        try:
-            summary = summarize(conn, batch_id)
-        except LookupError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(1) from None
+        batch_id = resolve_batch(conn, batch)
+        summary = summarize(conn, batch_id)
         progress = read_progress(conn, batch_id)
     for step in progress.steps:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(step.counts.items()))
         console.print(f"{step.step_number}. {step.step_name:<40} {counts}")
     print_summary(console, summary)
+
+
+def batches(
+    limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 50,
+) -> None:
+    """List batches: id, client, file, items, status, done/failed, credits, age."""
+    with open_databases() as dbs, dbs.hq.connection() as conn:
+        lines = list_batches(conn, limit)
+    if not lines:
+        console.print("no batches yet; `enrich run FILE.csv` uploads and runs one")
+        return
+    print_batches(console, lines)

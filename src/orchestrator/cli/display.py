@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
+from orchestrator.reports.batches import BatchLine
 from orchestrator.reports.summary import BatchSummary
 from orchestrator.state.progress import BatchProgress
 
@@ -59,14 +63,54 @@ def print_summary(console: Console, summary: BatchSummary) -> None:
         ("failed", summary.failed),
         ("seconds", f"{summary.seconds:.1f}"),
     ]
-    for key, value in summary.extra.items():
+    extra = dict(summary.extra)
+    provider_error = extra.pop("first_provider_error", None)
+    for key, value in extra.items():
         if isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items())
         rows.append((key.replace("_", " "), value))
     for key, value in rows:
         table.add_row(key, str(value))
     console.print(table)
+    if provider_error:
+        console.print(f"[bold]First provider error[/bold]  {escape(str(provider_error))}")
     if summary.top_failure_reasons:
         console.print("[bold]Top failure reasons[/bold]")
         for reason in summary.top_failure_reasons:
             console.print(f"  {reason.items:>6}  {reason.step}: {reason.reason}")
+
+
+def _age(created_at: datetime) -> str:
+    seconds = max((datetime.now(UTC) - created_at).total_seconds(), 0)
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+_STATUS_STYLE = {"COMPLETED": "green", "FAILED": "red", "RUNNING": "yellow"}
+
+
+def print_batches(console: Console, lines: list[BatchLine]) -> None:
+    table = Table(title="Batches, newest first (commands take the id or its first characters)")
+    table.add_column("batch", no_wrap=True)
+    for name in ("client", "file"):
+        table.add_column(name, overflow="fold")
+    table.add_column("items", justify="right")
+    table.add_column("status", no_wrap=True)
+    for name in ("done", "failed", "credits", "age"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for line in lines:
+        style = _STATUS_STYLE.get(line.status, "")
+        table.add_row(
+            str(line.batch_id)[:8],
+            line.client_name,
+            line.file_name,
+            f"{line.items:,}",
+            f"[{style}]{line.status}[/{style}]" if style else line.status,
+            f"{line.done:,}",
+            f"{line.failed:,}",
+            f"{line.credits:,.1f}",
+            _age(line.created_at),
+        )
+    console.print(table)

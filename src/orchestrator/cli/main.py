@@ -14,6 +14,7 @@ from orchestrator.cli import (
     serve_command,
     workflow_commands,
 )
+from orchestrator.cli.errors import explained_errors
 
 app = typer.Typer(
     help="Enrich Apollo lead exports: upload, normalize, dedupe, enrich via Clay, consolidate.",
@@ -27,6 +28,7 @@ for command in (
     batch_commands.upload,
     batch_commands.run,
     batch_commands.status,
+    batch_commands.batches,
     report_commands.verify,
     report_commands.consolidate,
     report_commands.export,
@@ -37,7 +39,7 @@ for command in (
     workflow_commands.workflows,
     serve_command.serve,
 ):
-    app.command()(command)
+    app.command()(explained_errors(command))
 
 
 @app.callback()

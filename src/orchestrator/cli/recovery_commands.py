@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from typing import Annotated
-from uuid import UUID
 
 import typer
 from rich.console import Console
@@ -13,10 +12,13 @@ from orchestrator.cli.batch_commands import drive_and_report
 from orchestrator.db.pool import open_databases
 from orchestrator.engine.recovery import prepare_resume, prepare_retry
 from orchestrator.engine.sweeper import sweep as sweep_expired
+from orchestrator.reports.batches import resolve_batch
 from orchestrator.runtimes.service import LocalService
 
 console = Console()
-BatchArg = Annotated[UUID, typer.Argument(help="Upload batch id.")]
+BatchArg = Annotated[
+    str, typer.Argument(help="Batch id, or a unique prefix of it (see `enrich batches`).")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
 
 
@@ -32,20 +34,24 @@ def sweep() -> None:
             console.print(f"{what}: {n} -> {status}")
 
 
-def resume(batch_id: BatchArg, as_json: JsonOpt = False) -> None:
+def resume(batch: BatchArg, as_json: JsonOpt = False) -> None:
     """Drive an interrupted batch to the end (Ctrl-C, kill -9, power loss)."""
     started = time.monotonic()
     with LocalService() as service:
+        with service.dbs.hq.connection() as conn:
+            batch_id = resolve_batch(conn, batch)
         report = prepare_resume(service.dbs, batch_id)
         if not as_json:
             console.print(f"resuming: {report.item_steps} interrupted item-step(s) released")
         drive_and_report(service, batch_id, started, as_json)
 
 
-def retry(batch_id: BatchArg, as_json: JsonOpt = False) -> None:
+def retry(batch: BatchArg, as_json: JsonOpt = False) -> None:
     """Run a batch's FAILED items again; entities that succeeded are not sent to Clay again."""
     started = time.monotonic()
     with LocalService() as service:
+        with service.dbs.hq.connection() as conn:
+            batch_id = resolve_batch(conn, batch)
         report = prepare_retry(service.dbs, batch_id)
         if not as_json:
             console.print(

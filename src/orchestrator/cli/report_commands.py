@@ -4,30 +4,30 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
-from uuid import UUID
 
 import typer
 from rich.console import Console
 
+from orchestrator.cli.errors import fail
 from orchestrator.db.pool import open_databases
-from orchestrator.engine.passes import UnknownBatchError
-from orchestrator.reports.export import export_final_leads
+from orchestrator.reports.batches import resolve_batch
+from orchestrator.reports.export import export_csv
 from orchestrator.reports.verify import verify_batch
 from orchestrator.steps.consolidate import consolidate_batch
 
 console = Console()
 err = Console(stderr=True)
-BatchArg = Annotated[UUID, typer.Argument(help="Upload batch id.")]
+BatchArg = Annotated[
+    str, typer.Argument(help="Batch id, or a unique prefix of it (see `enrich batches`).")
+]
 
 
-def verify(batch_id: BatchArg) -> None:
+def verify(batch: BatchArg) -> None:
     """Run the verification queries and the integrity rule; exit 1 if any fails."""
     with open_databases() as dbs:
-        try:
-            checks = verify_batch(dbs, batch_id)
-        except UnknownBatchError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(1) from None
+        with dbs.hq.connection() as conn:
+            batch_id = resolve_batch(conn, batch)
+        checks = verify_batch(dbs, batch_id)
     for check in checks:
         mark = "[green]PASS[/green]" if check.passed else "[red]FAIL[/red]"
         console.print(f"{mark}  {check.name}: {check.detail}")
@@ -37,18 +37,39 @@ def verify(batch_id: BatchArg) -> None:
         raise typer.Exit(1)
 
 
-def consolidate(batch_id: BatchArg) -> None:
+def consolidate(batch: BatchArg) -> None:
     """Replay consolidation into final_leads and person_work_history (idempotent)."""
     with open_databases() as dbs:
+        with dbs.hq.connection() as conn:
+            batch_id = resolve_batch(conn, batch)
         result = consolidate_batch(dbs, batch_id)
     console.print(f"final_leads: {result.leads} rows, person_work_history: {result.jobs} rows")
 
 
 def export(
-    batch_id: BatchArg,
-    output: Annotated[Path, typer.Option("--output", "-o", dir_okay=False, help="CSV file.")],
+    batch: BatchArg,
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="CSV file to write; - for standard output.")
+    ] = "-",
+    failed: Annotated[
+        bool,
+        typer.Option("--failed", help="Failed items with their step, reason and source row."),
+    ] = False,
+    raw: Annotated[
+        bool,
+        typer.Option(
+            "--raw",
+            help="Keep cells starting with = + - @ as they are (unsafe to open in a spreadsheet).",
+        ),
+    ] = False,
 ) -> None:
-    """Write the batch's final_leads as CSV."""
+    """Write the batch's final_leads (or, with --failed, its failed items) as CSV."""
+    path = None if output == "-" else Path(output)
+    if path is not None and not path.parent.is_dir():
+        fail(f"{path}: folder {path.parent} does not exist")
     with open_databases() as dbs:
-        rows = export_final_leads(dbs, batch_id, output)
-    console.print(f"wrote {rows} leads to {output}")
+        with dbs.hq.connection() as conn:
+            batch_id = resolve_batch(conn, batch)
+        rows = export_csv(dbs, batch_id, path, "failed" if failed else "leads", raw)
+    what = "failed items" if failed else "leads"
+    err.print(f"wrote {rows} {what} to {path or 'standard output'}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -26,8 +28,16 @@ def serve(
     console.print(f"send the header  x-api-key: {runtime.api_key}")
     for name, simulator in providers.simulators.items():
         console.print(f"{name} simulator at {simulator.url}")
+    # uvicorn shuts down gracefully on SIGTERM, then raises it again: as an exit, not a kill,
+    # so the runtime, the providers and the embedded server's last user all clean up.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with runtime:
         try:
             uvicorn.run(runtime_app(runtime), host=host, port=port)
         finally:
             providers.close()
+    console.print("stopped")
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)

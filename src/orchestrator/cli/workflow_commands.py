@@ -10,9 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.cli.errors import explained_errors, fail
 from orchestrator.db.pool import Databases, open_databases
 from orchestrator.engine.plays import run_play_step, step_states
 from orchestrator.reports import integrity as integrity_check
+from orchestrator.reports.batches import resolve_batch
 from orchestrator.runtimes.service import LocalService
 from orchestrator.state.destinations import destination_problems
 from orchestrator.state.registry import RegistryError, parse_workflow
@@ -22,20 +24,34 @@ err = Console(stderr=True)
 step_app = typer.Typer(help="Run one step of a play by hand.", no_args_is_help=True)
 
 
+def _company_ids(text: str) -> list[UUID]:
+    try:
+        return [UUID(c.strip()) for c in text.split(",") if c.strip()]
+    except ValueError:
+        fail(f"--companies takes comma-separated normalized_companies ids, got {text[:80]!r}")
+
+
 @step_app.command("run")
+@explained_errors
 def step_run(
     play: Annotated[str, typer.Argument(help="Play name, e.g. company-research.")],
     step: Annotated[int, typer.Argument(help="Step number within the play.")],
     companies: Annotated[
         str | None, typer.Option(help="Comma-separated normalized_companies ids.")
     ] = None,
-    batch: Annotated[UUID | None, typer.Option(help="Every company of this batch.")] = None,
+    batch: Annotated[
+        str | None, typer.Option(help="Every company of this batch (id or unique prefix).")
+    ] = None,
     force: Annotated[bool, typer.Option(help="Run again for companies already done.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for results.")] = 300,
 ) -> None:
     """Run STEP of PLAY for companies, like clicking "Run Step" in the UI."""
-    ids = [UUID(c.strip()) for c in companies.split(",") if c.strip()] if companies else None
+    ids = _company_ids(companies) if companies else None
     with LocalService() as service:
+        batch_id = None
+        if batch is not None:
+            with service.dbs.hq.connection() as conn:
+                batch_id = resolve_batch(conn, batch)
         try:
             run = run_play_step(
                 service.dbs,
@@ -43,7 +59,7 @@ def step_run(
                 play,
                 step,
                 company_ids=ids,
-                batch_id=batch,
+                batch_id=batch_id,
                 force=force,
             )
         except (RegistryError, ValueError) as exc:

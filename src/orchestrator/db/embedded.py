@@ -6,11 +6,13 @@ It is what makes the laptop mode need nothing but Python: the first command star
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -39,10 +41,30 @@ class EmbeddedPostgres:
         self.server.ensure_postgres_running()
 
 
+# The server package lists the pids of the processes using a server here; the last to exit
+# stops it. A process killed before its exit handler ran stays listed for good.
+HANDLE_FILE = ".handle_pids.json"
+
+
+def prune_dead_handles(pgdata: Path) -> list[int]:
+    """Forget listed processes that are gone, so the last live user stops the server again.
+    Returns the pids removed."""
+    path = pgdata / HANDLE_FILE
+    try:
+        listed = json.loads(path.read_text() or "[]")
+    except (OSError, ValueError):
+        return []
+    alive = [pid for pid in listed if isinstance(pid, int) and psutil.pid_exists(pid)]
+    if alive != listed:
+        path.write_text(json.dumps(alive))
+    return [pid for pid in listed if pid not in alive]
+
+
 def start_embedded(pgdata: Path, *, cleanup_mode: str | None = "stop") -> EmbeddedPostgres:
     """Start (or attach to) the embedded server whose data directory is `pgdata`."""
     pgdata = pgdata.resolve()
     pgdata.mkdir(parents=True, exist_ok=True)
+    prune_dead_handles(pgdata)
     # The package asks platformdirs for a runtime dir that containers often lack; harmless.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

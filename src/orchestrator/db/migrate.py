@@ -26,6 +26,10 @@ class MigrationError(RuntimeError):
     pass
 
 
+class SchemaBehindError(MigrationError):
+    """A configured database whose schema is older than the code."""
+
+
 @dataclass(frozen=True)
 class Migration:
     version: str
@@ -126,12 +130,42 @@ def _apply(conn: psycopg.Connection[tuple[object, ...]], migration: Migration) -
         raise MigrationError(f"{migration.path.name}: {exc}") from exc
 
 
+def pending(conninfo: str, folders: Iterable[Path]) -> list[str]:
+    """Migrations not yet applied to the database, read without changing anything."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT to_regclass('supabase_migrations.schema_migrations') IS NOT NULL"
+        ).fetchone()
+        rows = (
+            conn.execute("SELECT version FROM supabase_migrations.schema_migrations").fetchall()
+            if exists and exists[0]
+            else []
+        )
+    applied = {r[0] for r in rows}
+    return [f"{m.version}_{m.name}" for m in discover(folders) if m.version not in applied]
+
+
+def _folders(hq: str, workspace: str) -> list[tuple[str, list[Path], str]]:
+    if hq == workspace:
+        return [(hq, [hq_migrations_dir(), workspace_migrations_dir()], "hq+workspace")]
+    return [
+        (hq, [hq_migrations_dir()], "hq"),
+        (workspace, [workspace_migrations_dir()], "workspace"),
+    ]
+
+
+def require_current(hq: str, workspace: str) -> None:
+    """Refuse to work on a schema that is behind the code: only `enrich db migrate` changes a
+    configured database's schema."""
+    for conninfo, folders, label in _folders(hq, workspace):
+        missing = pending(conninfo, folders)
+        if missing:
+            raise SchemaBehindError(
+                f"the {label} database is {len(missing)} migration(s) behind this version"
+                f" (first: {missing[0]}); run `enrich db migrate` to update it"
+            )
+
+
 def migrate_all(hq: str, workspace: str) -> list[MigrationReport]:
     """Migrate both databases; when they are one database, apply both folders to it."""
-    if hq == workspace:
-        folders = [hq_migrations_dir(), workspace_migrations_dir()]
-        return [migrate(hq, folders, label="hq+workspace")]
-    return [
-        migrate(hq, [hq_migrations_dir()], label="hq"),
-        migrate(workspace, [workspace_migrations_dir()], label="workspace"),
-    ]
+    return [migrate(url, folders, label=label) for url, folders, label in _folders(hq, workspace)]

@@ -17,7 +17,7 @@ import psycopg
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
-from orchestrator.db.migrate import migrate_all
+from orchestrator.db.migrate import migrate_all, require_current
 from orchestrator.db.urls import DatabaseUrls, resolve_database_urls
 from orchestrator.settings import Settings, get_settings
 
@@ -124,12 +124,18 @@ def open_databases(
     urls: DatabaseUrls | None = None,
     *,
     settings: Settings | None = None,
-    migrate: bool = True,
+    migrate: bool | None = None,
 ) -> Databases:
+    """Pools on both databases. Migrations: `migrate=True` applies them; `None` (the default)
+    applies them to the embedded server only; otherwise a schema that is behind is refused."""
     settings = settings or get_settings()
     urls = urls or resolve_database_urls(settings)
+    if migrate is None:
+        migrate = urls.embedded is not None
     if migrate:
         migrate_all(urls.hq, urls.workspace)
+    else:
+        require_current(urls.hq, urls.workspace)
     sizes = {"min_size": settings.pool_min_size, "max_size": settings.pool_max_size}
     hq = open_pool(urls.hq, name="hq", **sizes)
     workspace = hq if urls.shared else open_pool(urls.workspace, name="workspace", **sizes)

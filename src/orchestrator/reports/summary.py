@@ -71,9 +71,16 @@ def _provider_usage(conn: Conn, batch_id: UUID) -> dict[str, Any]:
             calls[str(row["entity_type"])] += int(row["calls"])
         spent += Decimal(row["credits"])
     saved = conn.execute(query("batch_credits_saved"), {"batch_id": batch_id}).fetchone()
-    return {
+    usage: dict[str, Any] = {
         "clay_calls": calls,
         "credits_spent": float(spent),
         "credits_saved": float(saved["saved"]) if saved else 0.0,
         "items_reusing_enrichment": int(saved["reused"]) if saved else 0,
     }
+    error = conn.execute(query("first_provider_error"), {"batch_id": batch_id}).fetchone()
+    if error is not None:
+        status = f"HTTP {error['http_status']}: " if error["http_status"] else ""
+        usage["first_provider_error"] = (
+            f"{error['provider']} ({error['workflow_slug']}): {status}{error['error']}"
+        )
+    return usage

@@ -85,12 +85,3 @@ ON CONFLICT (person_id, position) DO UPDATE SET
 
 -- name: batch_item_ids
 SELECT array_agg(id) AS ids FROM batch_items WHERE batch_id = %(batch_id)s;
-
--- name: export_final_leads
-COPY (
-    SELECT full_name, first_name, last_name, title, seniority, email, email_verified,
-           linkedin_url, company_name, company_domain, company_linkedin_url, company_industry,
-           company_employee_count, company_founded_year, company_hq_city, company_hq_country,
-           company_revenue_range
-    FROM final_leads WHERE batch_id = %(batch_id)s ORDER BY company_domain, full_name
-) TO STDOUT WITH (FORMAT csv, HEADER true);

@@ -1,0 +1,58 @@
+"""What a command prints when the user asked for something that cannot be: one line naming
+what is wrong, exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import NoReturn, ParamSpec, TypeVar
+
+import psycopg
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from orchestrator.db.migrate import MigrationError
+from orchestrator.db.urls import ConfigurationError
+from orchestrator.reports.batches import BatchRefError
+
+USAGE_ERROR = 2
+err = Console(stderr=True)
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+# Errors whose message says all the user needs: a wrong batch id, a schema behind the code,
+# an impossible configuration, a path that cannot be written.
+_EXPLAINED: tuple[type[Exception], ...] = (
+    BatchRefError,
+    MigrationError,
+    ConfigurationError,
+    OSError,
+)
+
+
+def fail(message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(USAGE_ERROR)
+
+
+def explained_errors(command: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run the command; an error the user can fix ends it with one line and exit code 2."""
+
+    @functools.wraps(command)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return command(*args, **kwargs)
+        except _EXPLAINED as exc:
+            fail(_describe(exc))
+        except psycopg.OperationalError as exc:
+            fail(f"cannot reach the database: {str(exc).strip().splitlines()[0]}")
+
+    return run
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return str(exc)

@@ -1,0 +1,65 @@
+"""Finding batches: by a unique prefix of their id, and the list `enrich batches` shows."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+from orchestrator.db.pool import Conn
+from orchestrator.db.queries import query
+
+_PREFIX = re.compile(r"^[0-9a-f-]{4,36}$")
+
+
+class BatchRefError(LookupError):
+    """A batch argument that names no batch, or more than one."""
+
+
+def resolve_batch(conn: Conn, ref: str) -> UUID:
+    """The batch a full id or a unique prefix of one (at least 4 characters) names."""
+    text = ref.strip().lower()
+    if not _PREFIX.match(text):
+        raise BatchRefError(
+            f"{ref!r} is not a batch id: give the id `enrich batches` lists, or its first"
+            " 4 or more characters"
+        )
+    rows = conn.execute(query("batches_by_prefix"), {"prefix": text}).fetchall()
+    if not rows:
+        raise BatchRefError(f"no upload batch {ref!r}; `enrich batches` lists them")
+    if len(rows) > 1:
+        shown = ", ".join(str(r["id"])[:13] for r in rows[:3])
+        raise BatchRefError(f"{ref!r} matches more than one batch ({shown}...); give more of it")
+    return UUID(str(rows[0]["id"]))
+
+
+@dataclass(frozen=True)
+class BatchLine:
+    batch_id: UUID
+    client_name: str
+    file_name: str
+    items: int
+    status: str
+    done: int
+    failed: int
+    credits: Decimal
+    created_at: datetime
+
+
+def list_batches(conn: Conn, limit: int = 50) -> list[BatchLine]:
+    return [
+        BatchLine(
+            UUID(str(r["id"])),
+            str(r["client_name"]),
+            str(r["file_name"] or ""),
+            int(r["items"]),
+            str(r["status"]),
+            int(r["done"]),
+            int(r["failed"]),
+            Decimal(r["credits"]),
+            r["created_at"],
+        )
+        for r in conn.execute(query("list_batches"), {"limit": limit})
+    ]

@@ -1,0 +1,164 @@
+"""What each `enrich` command says when asked for what cannot be: an unknown batch, a path
+that cannot be written, a schema behind the code; a run in which nothing was enriched; and the
+export's protection against spreadsheet formulas."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import DatabasePair
+from entities.apollo_sample_data import APOLLO_HEADERS
+from orchestrator.db.pool import Databases
+from orchestrator.reports.export import copy_out
+from orchestrator.runtimes.service import LocalService
+from orchestrator.settings import Settings
+from support.pipeline import apollo_rows, upload
+from support.postgres import PostgresServer, create_database, drop_database, unique_name
+
+UNKNOWN = "0badc0de"
+BATCH_COMMANDS = [
+    ["status", UNKNOWN],
+    ["resume", UNKNOWN],
+    ["retry", UNKNOWN],
+    ["verify", UNKNOWN],
+    ["consolidate", UNKNOWN],
+    ["export", UNKNOWN, "-o", "-"],
+    ["step", "run", "company-research", "1", "--batch", UNKNOWN],
+    ["status", "not-a-batch!"],
+]
+
+
+def _env(db_urls: DatabasePair, tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLAY_", "TEST_"))}
+    env |= {
+        "DATABASE_URL": db_urls.urls.hq,
+        "WORKSPACE_DATABASE_URL": db_urls.urls.workspace,
+        "ENRICH_HOME": str(tmp_path / "home"),
+    }
+    return env | extra
+
+
+def _enrich(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def _one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in done.stdout + done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("args", BATCH_COMMANDS, ids=lambda a: " ".join(a[:2]))
+def test_an_unknown_batch_is_one_line_and_exit_2(
+    db_urls: DatabasePair, tmp_path: Path, args: list[str]
+) -> None:
+    line = _one_line_error(_enrich(_env(db_urls, tmp_path), *args))
+    assert args[-1] in line or UNKNOWN in line
+
+
+def test_export_to_a_missing_folder_is_one_line_and_exit_2(
+    dbs: Databases, db_urls: DatabasePair, tmp_path: Path
+) -> None:
+    batch = upload(dbs, _csv(3), "apollo-lead-enrichment").batch_id
+    line = _one_line_error(
+        _enrich(_env(db_urls, tmp_path), "export", str(batch), "-o", "/missing/dir/x.csv")
+    )
+    assert "/missing/dir" in line
+
+
+@pytest.fixture
+def empty_database(pg_server: PostgresServer) -> Iterator[str]:
+    name = unique_name("t_empty")
+    url = create_database(pg_server, name)
+    try:
+        yield url
+    finally:
+        drop_database(pg_server, name)
+
+
+def test_a_configured_database_behind_the_code_is_refused_not_migrated(
+    db_urls: DatabasePair, tmp_path: Path, empty_database: str
+) -> None:
+    env = _env(db_urls, tmp_path, DATABASE_URL=empty_database)
+    env.pop("WORKSPACE_DATABASE_URL")
+    line = _one_line_error(_enrich(env, "batches"))
+    assert "enrich db migrate" in line
+    with psycopg.connect(empty_database) as conn:
+        exists = conn.execute("SELECT to_regclass('upload_batches') IS NOT NULL").fetchone()
+    assert exists == (False,)
+    assert _enrich(env, "db", "migrate").returncode == 0
+    assert _enrich(env, "batches").returncode == 0
+
+
+def test_a_run_in_which_nothing_was_enriched_exits_3_with_the_provider_error(
+    db_urls: DatabasePair, tmp_path: Path
+) -> None:
+    sample = tmp_path / "leads.csv"
+    sample.write_bytes(_csv(20))
+    env = _env(
+        db_urls,
+        tmp_path,
+        # Nothing listens on the discard port: every send fails at once.
+        CLAY_COMPANY_WEBHOOK_URL="http://127.0.0.1:9/company",
+        CLAY_PERSON_WEBHOOK_URL="http://127.0.0.1:9/person",
+        CLAY_MAX_ATTEMPTS="1",
+    )
+    done = _enrich(env, "run", str(sample))
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    assert "First provider error" in done.stdout
+    assert "127.0.0.1:9" in done.stdout and "ConnectionError" in done.stdout
+    assert "nothing was enriched" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+FORMULAS = ['=HYPERLINK("http://x","y")', "+1+2", "-3+4", "@SUM(A1)"]
+
+
+def _csv(rows: int, titles: list[str] | None = None) -> bytes:
+    """A generated export whose first rows have the given titles (none duplicated, all with
+    a company, so each becomes a lead)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(APOLLO_HEADERS)
+    sample = apollo_rows(rows, rows, seed=7, duplicate_fraction=0.0, underivable_fraction=0.0)
+    title = APOLLO_HEADERS.index("Title")
+    for i, row in enumerate(sample):
+        values = list(row.values)
+        if titles and i < len(titles):
+            values[title] = titles[i]
+        writer.writerow(values)
+    return out.getvalue().encode()
+
+
+def test_export_neutralizes_formula_cells_and_raw_keeps_them(
+    dbs: Databases, local_settings: Settings
+) -> None:
+    with LocalService(local_settings, dbs) as service:
+        batch = upload(dbs, _csv(12, FORMULAS), "apollo-lead-enrichment").batch_id
+        service.runtime.run_batch(batch, timeout=120)
+    safe, raw = io.BytesIO(), io.BytesIO()
+    assert copy_out(dbs, batch, safe) == copy_out(dbs, batch, raw, raw=True) > 0
+    safe_titles = {r["title"] for r in csv.DictReader(io.StringIO(safe.getvalue().decode()))}
+    raw_titles = {r["title"] for r in csv.DictReader(io.StringIO(raw.getvalue().decode()))}
+    present = [f for f in FORMULAS if f in raw_titles]
+    assert len(present) == len(FORMULAS)
+    assert {f"'{f}" for f in FORMULAS} <= safe_titles
+    assert not [t for t in safe_titles if t[:1] and t[:1] in "=+-@"]

@@ -1,0 +1,107 @@
+"""`enrich serve` stopped by SIGTERM or SIGINT leaves no embedded PostgreSQL behind, and a
+handle left by a killed process is cleaned at the next start. The evidence is the server's own
+files and a connection attempt, not a process listing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+
+from orchestrator.db.embedded import HANDLE_FILE
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "CLAY_"))}
+    env.pop("WORKSPACE_DATABASE_URL", None)
+    env["ENRICH_HOME"] = str(home)
+    return env
+
+
+def _enrich(*args: str) -> list[str]:
+    return [sys.executable, "-m", "orchestrator.cli.main", *args]
+
+
+def _server_conninfo(pgdata: Path) -> str:
+    """Where the embedded server listens, from its postmaster.pid (port, then socket dir)."""
+    lines = (pgdata / "postmaster.pid").read_text().splitlines()
+    return f"host={lines[4]} port={lines[3]} user=postgres dbname=postgres connect_timeout=3"
+
+
+def _refuses_connections(conninfo: str) -> bool:
+    try:
+        psycopg.connect(conninfo).close()
+    except psycopg.OperationalError:
+        return True
+    return False
+
+
+def _listed_pids(pgdata: Path) -> list[int]:
+    path = pgdata / HANDLE_FILE
+    return json.loads(path.read_text() or "[]") if path.exists() else []
+
+
+def _serve_until_healthy(home: Path) -> tuple[subprocess.Popen[str], str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        _enrich("serve", "--port", str(port)),
+        env=_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).ok:
+                return proc, _server_conninfo(home / "pgdata")
+        except requests.ConnectionError:
+            time.sleep(0.3)
+        if proc.poll() is not None:
+            break
+    proc.kill()
+    raise AssertionError(f"serve did not come up: {proc.communicate()[0]}")
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_serve_stops_the_embedded_server_on_a_signal(tmp_path: Path, stop: signal.Signals) -> None:
+    home = tmp_path / "home"
+    proc, conninfo = _serve_until_healthy(home)
+    assert not _refuses_connections(conninfo)
+    assert proc.pid in _listed_pids(home / "pgdata")
+    proc.send_signal(stop)
+    output, _ = proc.communicate(timeout=60)
+    assert "Traceback" not in output, output
+    assert _listed_pids(home / "pgdata") == []
+    assert not (home / "pgdata" / "postmaster.pid").exists()
+    assert _refuses_connections(conninfo)
+
+
+def test_a_handle_left_by_a_killed_process_is_cleaned_at_the_next_start(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    proc, conninfo = _serve_until_healthy(home)
+    proc.kill()  # no exit handler runs: the server stays up with a dead pid listed
+    proc.communicate(timeout=30)
+    assert _listed_pids(home / "pgdata") == [proc.pid]
+    assert not _refuses_connections(conninfo)
+    subprocess.run(_enrich("batches"), env=_env(home), timeout=120, check=True)
+    assert _listed_pids(home / "pgdata") == []
+    assert not (home / "pgdata" / "postmaster.pid").exists()
+    assert _refuses_connections(conninfo)

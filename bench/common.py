@@ -276,7 +276,7 @@ def _named_signatures() -> dict[str, str]:
 
 
 class SqlTimer:
-    """Client-side time per named query (database/sql/*.sql), for a diagnostic run only.
+    """Client-side time per named query (orchestrator/db/sql/*.sql), for a diagnostic run only.
 
     It wraps `CountingCursor.execute`; the time includes the round trip, lock waits and the
     issuing thread waiting for the GIL afterwards, so it ranks statements rather than

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import procrastinate
 import psycopg
 from rich.console import Console
 
@@ -70,6 +69,11 @@ from orchestrator.runtimes.local import LocalRuntime
 from orchestrator.settings import Settings
 from orchestrator.state.registry import WorkflowConfig
 from orchestrator.steps.table import step_table
+
+try:
+    import procrastinate
+except ImportError:  # the peer is a benchmark-only dependency
+    sys.exit("bench/peer_queue.py needs the bench extra: .venv/bin/pip install -e '.[bench]'")
 
 STEPS = tuple(f"noop_{i}" for i in range(1, 6))
 PLAY = "bench-noop"

@@ -13,6 +13,10 @@ from uuid import UUID
 
 import modal
 
+# FastAPI reads the endpoints' annotations: `Request` must be the real class for Modal's
+# wrapper to hand over the request instead of asking for a query parameter named "request".
+from fastapi import Request, Response
+
 from orchestrator.engine.dispatch import StepCall
 from orchestrator.runtimes.cloud import CloudRuntime
 from orchestrator.settings import Settings
@@ -20,7 +24,15 @@ from orchestrator.settings import Settings
 APP_NAME = "enrichment-orchestrator"
 SHIPPED_PACKAGES = ("entities", "orchestrator")
 # Paths inside those packages; the simulators stay home: a deployment talks to real providers.
-NOT_SHIPPED = ("**/__pycache__/**", "**/*.pyc", "providers/simulators")
+NOT_SHIPPED = (
+    "**/__pycache__/**",
+    "**/*.pyc",
+    "providers/simulators",
+    # The laptop's whole-service runtime and the command line: no container runs them.
+    "runtimes/service.py",
+    "runtimes/simulated.py",
+    "cli",
+)
 
 image = (
     modal.Image.debian_slim(python_version="3.11")
@@ -144,7 +156,7 @@ def sweeper() -> dict[str, Any]:
     return {"entities": dict(report.entities), "items": dict(report.items)}
 
 
-async def _receive(workflow_slug: str, request: Any) -> Any:
+async def _receive(workflow_slug: str, request: Request) -> Response:
     from orchestrator.web.receiver_routes import receive_request
 
     return await receive_request(runtime(), workflow_slug, request)
@@ -153,14 +165,14 @@ async def _receive(workflow_slug: str, request: Any) -> Any:
 @app.function(timeout=60)
 @modal.concurrent(max_inputs=50)
 @modal.fastapi_endpoint(method="POST")
-async def receive_enrich_company_via_waterfall_in_clay(request: Any) -> Any:
+async def receive_enrich_company_via_waterfall_in_clay(request: Request) -> Response:
     return await _receive("enrich_company_via_waterfall_in_clay", request)
 
 
 @app.function(timeout=60)
 @modal.concurrent(max_inputs=50)
 @modal.fastapi_endpoint(method="POST")
-async def receive_enrich_person_via_waterfall_in_clay(request: Any) -> Any:
+async def receive_enrich_person_via_waterfall_in_clay(request: Request) -> Response:
     return await _receive("enrich_person_via_waterfall_in_clay", request)
 
 

@@ -20,7 +20,7 @@ from orchestrator.engine.context import NoTrigger
 from orchestrator.runtimes.service import ReceiverServer
 from orchestrator.settings import Settings
 from orchestrator.web.app import create_app
-from orchestrator.web.columnline_routes import PREFIX, add_columnline_routes
+from orchestrator.web.columnline_routes import PREFIX
 
 API_KEY = "columnline-test-key"
 V2_TABLES = (
@@ -65,9 +65,6 @@ def columnline_app(dbs: Databases) -> FastAPI:
     )
     app = create_app(lambda: runtime)
     app.state.runtime = runtime
-    # Works before and after create_app mounts the routes itself.
-    if not any(getattr(r, "path", "").startswith(PREFIX) for r in app.routes):
-        add_columnline_routes(app)
     return app
 
 

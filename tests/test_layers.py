@@ -4,6 +4,7 @@ Each rule is also run on a copy of `src/` with a deliberate violation, to show i
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -97,6 +98,26 @@ VIOLATIONS = {
         "from orchestrator.providers.simulators.zenrows import ZenrowsSimulator\n",
         "only runtimes may",
     ),
+    "the engine imports a runtime relatively": (
+        "orchestrator/engine/passes.py",
+        "from ..runtimes import local\n",
+        "orchestrator.engine may not import orchestrator.runtimes",
+    ),
+    "the web app loads a simulator by name": (
+        "orchestrator/web/play_routes.py",
+        "import importlib\nimportlib.import_module('orchestrator.providers.simulators.clay')\n",
+        "only runtimes may",
+    ),
+    "state reaches a runtime through the package": (
+        "orchestrator/state/progress.py",
+        "import orchestrator\n_ = orchestrator.runtimes.local.LocalRuntime\n",
+        "orchestrator.state may not import orchestrator.runtimes",
+    ),
+    "the engine loads modal with __import__": (
+        "orchestrator/engine/sweeper.py",
+        "_modal = __import__('modal')\n",
+        "imports modal; only worker.py may",
+    ),
     "a lower part imports a higher one": (
         "orchestrator/state/registry.py",
         "from orchestrator.engine.dispatch import StepCall\n",
@@ -157,3 +178,31 @@ def test_an_install_puts_exactly_three_top_level_names_into_site_packages(
     listed = zipfile.ZipFile(wheel).read(top_level_txt).decode().split()
     assert sorted(listed) == ["entities", "orchestrator", "worker"]
     assert "orchestrator/db/sql/entities.sql" in names
+    # An installed copy migrates and checks its databases without a checkout beside it.
+    assert "orchestrator/db/migrations/hq/20261123000100_upload_pipeline.sql" in names
+    assert any(n.startswith("orchestrator/db/migrations/workspace/") for n in names)
+    assert "entities/freemail_domains.txt" in names
+
+
+def _documented_rules() -> dict[str, frozenset[str]]:
+    """The "may import" column of docs/architecture.md's table of parts, and worker.py's line."""
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    table = doc[doc.index("| part | holds | may import |") :].split("\n\n")[0]
+    names = {"entities": "entities"}
+
+    def full(name: str) -> str:
+        return names.get(name, f"orchestrator.{name}")
+
+    rules = {"entities": frozenset[str]()}
+    for line in table.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        allowed = re.findall(r"`([a-z_]+)`", cells[-1])
+        rules[full(cells[0].strip("`"))] = frozenset(full(n) for n in allowed)
+    worker = re.search(r"`worker\.py` may import (.+?):", doc, re.S)
+    assert worker is not None
+    rules["worker"] = frozenset(full(n) for n in re.findall(r"`([a-z_]+)`", worker.group(1)))
+    return rules
+
+
+def test_the_architecture_page_states_the_rules_the_test_enforces() -> None:
+    assert _documented_rules() == ALLOWED

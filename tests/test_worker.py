@@ -87,6 +87,8 @@ import sys
 sys.path.insert(0, sys.argv[1])
 import orchestrator.runtimes.cloud, orchestrator.web.app, orchestrator.steps.table
 import orchestrator.web.receiver_routes
+from orchestrator.db.migrate import discover, hq_migrations_dir, workspace_migrations_dir
+assert discover([hq_migrations_dir(), workspace_migrations_dir()])
 loaded = [m.__file__ for n, m in sys.modules.items() if n.split(".")[0] == "orchestrator"]
 assert all(f.startswith(sys.argv[1]) for f in loaded), loaded
 print(sorted(n for n in sys.modules if n.startswith("orchestrator.providers.simulators")))
@@ -256,3 +258,32 @@ def test_modal_functions_run_the_seed_scenario_like_the_local_runner(
     cloud, local_view = _projection(dbs, batch), _projection(dbs, local_batch)
     assert cloud == local_view
     assert cloud["company_states"] == [{"status": "COMPLETED", "n": 3}]
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    ["receive_enrich_company_via_waterfall_in_clay", "receive_enrich_person_via_waterfall_in_clay"],
+)
+def test_the_callback_endpoints_take_requests_as_modal_serves_them(
+    dbs: Databases,
+    deployed: tuple[ModuleType, ReceiverServer, ClaySimulator, list[Any], list[Any]],
+    endpoint: str,
+) -> None:
+    """Modal wraps a `fastapi_endpoint` function in an app of its own; a request must reach
+    the receiver (here refused for its missing secret, with a dead letter), not be taken for
+    a query parameter."""
+    from fastapi.testclient import TestClient
+    from modal._runtime.asgi import magic_fastapi_app
+
+    worker = deployed[0]
+    # The function as written, which Modal hands to its wrapper in the container.
+    handler = getattr(worker, endpoint)._raw_f_
+    app = magic_fastapi_app(handler, "POST", docs=False)
+    body = {"entity_id": str(UUID(int=1)), "callback_token": "x.1.y", "data": {}}
+    with TestClient(app) as client:
+        answer = client.post("/", json=body)
+    assert answer.status_code == 401, answer.text
+    assert "x-callback-secret" in answer.json()["error"]
+    with dbs.hq.connection() as conn:
+        kept = conn.execute("SELECT workflow_slug, http_status FROM receiver_dead_letters")
+        assert [tuple(r.values()) for r in kept] == [(endpoint.removeprefix("receive_"), 401)]

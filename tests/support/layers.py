@@ -103,27 +103,80 @@ def module_name(src: Path, path: Path) -> str:
     return ".".join(parts)
 
 
-def _targets(node: ast.AST, known: set[str]) -> list[str]:
+def _absolute(node: ast.ImportFrom, source: str, is_package: bool) -> str | None:
+    """The module an import names, relative imports resolved against the importing module."""
+    if node.level == 0:
+        return node.module
+    package = source.split(".") if is_package else source.split(".")[:-1]
+    base = package[: len(package) - (node.level - 1)]
+    return ".".join([*base, *([node.module] if node.module else [])]) or None
+
+
+def _dotted(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        root = _dotted(node.value)
+        return f"{root}.{node.attr}" if root else None
+    return None
+
+
+def _longest_known(dotted: str, known: set[str]) -> str | None:
+    parts = dotted.split(".")
+    for n in range(len(parts), 0, -1):
+        if ".".join(parts[:n]) in known:
+            return ".".join(parts[:n])
+    return None
+
+
+def _targets(node: ast.AST, source: str, is_package: bool, known: set[str]) -> list[str]:
+    """Every way a module can reach another: import statements (relative ones too), the
+    `importlib.import_module` and `__import__` calls with a literal name, and attribute
+    chains from a bare `import orchestrator` (`orchestrator.runtimes.local.X`)."""
     if isinstance(node, ast.Import):
         return [alias.name for alias in node.names]
-    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+    if isinstance(node, ast.ImportFrom):
+        module = _absolute(node, source, is_package)
+        if module is None:
+            return []
         # `from package import module` imports the module; `from module import name` the module.
         return [
-            f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in known else node.module
-            for a in node.names
+            f"{module}.{a.name}" if f"{module}.{a.name}" in known else module for a in node.names
         ]
+    if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+        name, called = node.args[0].value, _dotted(node.func)
+        if isinstance(name, str) and called in (
+            "importlib.import_module",
+            "import_module",
+            "__import__",
+        ):
+            return [name]
+    if isinstance(node, ast.Attribute) and not isinstance(
+        getattr(node, "parent", None), ast.Attribute
+    ):
+        dotted = _dotted(node)
+        if dotted and dotted.split(".")[0] in OURS:
+            target = _longest_known(dotted, known)
+            return [target] if target and target != dotted.split(".")[0] else []
     return []
 
 
 def read_imports(src: Path) -> tuple[set[str], list[Import]]:
-    files = {module_name(src, p): p for p in sorted(src.rglob("*.py"))}
+    paths = sorted(src.rglob("*.py"))
+    files = {module_name(src, p): p for p in paths}
+    packages = {module_name(src, p) for p in paths if p.name == "__init__.py"}
     known = set(files)
-    imports = [
-        Import(name, target, node.lineno)
-        for name, path in files.items()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path)))
-        for target in _targets(node, known)
-    ]
+    imports = []
+    for name, path in files.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for parent in ast.walk(tree):
+            for child in ast.iter_child_nodes(parent):
+                child.parent = parent  # type: ignore[attr-defined]
+        imports += [
+            Import(name, target, getattr(node, "lineno", 0))
+            for node in ast.walk(tree)
+            for target in _targets(node, name, name in packages, known)
+        ]
     return known, imports
 
 

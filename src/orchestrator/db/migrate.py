@@ -1,4 +1,4 @@
-"""Apply `supabase/migrations/*.sql` the way the Supabase CLI does.
+"""Apply the migrations (`supabase/migrations/*.sql`) the way the Supabase CLI does.
 
 Each file is one transaction and is recorded in `supabase_migrations.schema_migrations`
 (version, statements, name), so a database migrated here is seen as up to date by
@@ -8,7 +8,6 @@ take turns; the second finds nothing left to do.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -54,17 +53,18 @@ def _has_code(statement: str) -> bool:
     return bool(stripped)
 
 
-def project_root() -> Path:
-    override = os.environ.get("ENRICH_PROJECT_ROOT")
-    return Path(override) if override else Path(__file__).resolve().parents[3]
+# The migrations ship inside the package (installed wheels and Modal containers have no
+# checkout); `supabase/migrations` and `workspace/supabase/migrations` in the repository are
+# links to these folders, where the Supabase CLI looks for them.
+MIGRATIONS = Path(__file__).resolve().with_name("migrations")
 
 
 def hq_migrations_dir() -> Path:
-    return project_root() / "supabase" / "migrations"
+    return MIGRATIONS / "hq"
 
 
 def workspace_migrations_dir() -> Path:
-    return project_root() / "workspace" / "supabase" / "migrations"
+    return MIGRATIONS / "workspace"
 
 
 def discover(folders: Iterable[Path]) -> list[Migration]:

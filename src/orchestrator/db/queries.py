@@ -1,4 +1,4 @@
-"""Named SQL queries kept in `database/sql/*.sql`.
+"""Named SQL queries kept in `orchestrator/db/sql/*.sql`.
 
 A file holds blocks that start with `-- name: <query_name>`; the comment lines right after it
 document the query. Keeping SQL in files keeps it readable, greppable and reviewable as SQL.

@@ -84,6 +84,9 @@ COPYABLE = {
     "crlf_header_lf_data": (HEADER + "\r\n" + ROW + "\n" + ROW + "\n").encode(),
     "end_marker_inside_quotes": _file(HEADER, '"A\n\\.\nB",B,C,D,e@x.io,x.io,,'),
     "only_cr_inside_quotes": _file(HEADER, '"A\rB",B,C,D,e@x.io,x.io,,', end="\n"),
+    "concatenated_exports": _file(
+        HEADER, ROW, "\ufeff" + HEADER, " First Name ," + HEADER[11:], ROW.replace("Ana", "Bo")
+    ),
 }
 
 # Files the Python reader accepts but COPY could misread or refuses: the Python reader loads them.
@@ -98,6 +101,9 @@ PYTHON_ONLY = {
     "cr_before_crlf": (HEADER + "\r\n" + ROW + "\r\r\n").encode(),
     "short_blank_record": _file(HEADER, ROW, ",,", ROW),
     "blank_last_line_without_newline": (HEADER + "\n" + ROW + "\n   ").encode(),
+    # COPY reads a file of lone CRs only if every line ends so, and counts records on LF.
+    "cr_only_line_ends": _file(HEADER, ROW, ROW, end="\r"),
+    "cr_only_data_lines": (HEADER + "\n" + ROW + "\r" + ROW + "\r").encode(),
     "record_over_the_field_limit": _file(
         HEADER, "A,B,C,D,e@x.io,x.io" + ("," + "x" * CHUNK_BYTES) * 2
     ),
@@ -108,8 +114,6 @@ REFUSED = {
     "end_marker_line": _file(HEADER, ROW, "\\.", ROW),
     "end_marker_first": _file(HEADER, "\\.", ROW),
     "text_after_closing_quote": _file(HEADER, ROW, '"A"x,B,C,D,e@x.io,x.io,,'),
-    "cr_only_line_ends": _file(HEADER, ROW, ROW, end="\r"),
-    "cr_only_data_lines": (HEADER + "\n" + ROW + "\r" + ROW + "\r").encode(),
     "unterminated_quote_at_end": _file(HEADER, ROW, 'A,B,"never closed,D,e,f,,'),
     "too_many_fields": _file(HEADER, ROW, ROW + ",extra"),
     "too_few_fields": _file(HEADER, ROW, "A,B,C"),
@@ -183,7 +187,8 @@ def _stored(dbs: Databases, batch_id: UUID) -> dict[str, Any]:
 
 
 def _outcome(result: UploadResult, dbs: Databases) -> tuple[object, ...]:
-    return (result.rows, result.blank_rows, result.file_sha256, _stored(dbs, result.batch_id))
+    counts = (result.rows, result.blank_rows, result.repeated_headers)
+    return (*counts, result.file_sha256, _stored(dbs, result.batch_id))
 
 
 @pytest.mark.parametrize("name", list(COPYABLE))

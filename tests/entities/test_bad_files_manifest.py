@@ -131,3 +131,16 @@ def test_binary_files_are_what_they_claim() -> None:
     utf16 = data("utf16_encoding")
     assert utf16.startswith(b"\xff\xfe")
     assert utf16[2:].decode("utf-16-le").startswith("First Name,")
+
+
+@pytest.mark.parametrize(
+    ("kind", "delimiter"), [("semicolon_delimited", ";"), ("tab_delimited", "\t")]
+)
+def test_other_delimiters(kind: str, delimiter: str) -> None:
+    text = data(kind).decode()
+    widths = [len(r) for r in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)]
+    assert widths == [len(APOLLO_HEADERS)] * 3
+    header = records(text)[0]
+    assert len(header) == 1  # read with commas, the whole header is one cell...
+    with pytest.raises(HeaderError, match="missing required column"):
+        map_headers(header)  # ...which is why it used to be reported as missing columns

@@ -20,7 +20,7 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-from entities.apollo import HeaderMapping
+from entities.apollo import HeaderMapping, clean_header
 from orchestrator.db.pool import Conn
 from orchestrator.db.queries import query
 from orchestrator.state.registry import PlayStep
@@ -57,6 +57,7 @@ class NotCopyableError(Exception):
 class Loaded:
     rows: int
     blank_rows: int
+    repeated_headers: int
 
 
 class RecordScanner:
@@ -65,8 +66,10 @@ class RecordScanner:
 
     A piece ends at a line end after an even number of quotes (outside quoted values). Once its
     quoted values are cut out, what is left must hold no quote (one inside an unquoted value, or
-    a value left open), no CR but in CRLF (the csv module refuses a lone CR mid-line), and no line
-    starting with `\\.` (COPY's end-of-data marker); the rest COPY reads as the csv module does.
+    a value left open), no CR but in CRLF (the csv module takes a lone CR as a line end, COPY only
+    if every line ends so, and records are counted on LF: such rare files are read in Python), and
+    no line starting with `\\.` (COPY's end-of-data marker); the rest COPY reads as the csv module
+    does.
     A piece longer than the reader's field limit is refused too, so that no value or line can
     be over the reader's limits; with reads of `CHUNK_BYTES`, only a record over half the field
     limit makes one.
@@ -184,6 +187,7 @@ def _project(
             item_columns=item_columns(),
             item_values=item_values(mapping, lambda position: columns[position]),
             non_blank=_non_blank(columns),
+            repeated_header=_repeated_header(columns, mapping),
         ),
         {
             "batch_id": batch_id,
@@ -193,10 +197,10 @@ def _project(
         },
     ).fetchone()
     assert row is not None
-    rows = int(row["rows"])
+    rows, repeated = int(row["rows"]), int(row["repeated_headers"])
     if not rows:
         raise NotCopyableError("no data rows")
-    return Loaded(rows=rows, blank_rows=staged - rows)
+    return Loaded(rows=rows, blank_rows=staged - rows - repeated, repeated_headers=repeated)
 
 
 def _copy(conn: Conn, chunks: Iterator[bytes], columns: list[sql.Identifier]) -> int:
@@ -225,6 +229,29 @@ def _data_chunks(source: ByteSource, header_bytes: int) -> Iterator[bytes]:
         if skip < len(chunk):
             yield chunk[skip:]
         skip = max(0, skip - len(chunk))
+
+
+def _repeated_header(columns: list[sql.Identifier], mapping: HeaderMapping) -> sql.Composable:
+    """True for a record equal to the header once trimmed as `clean_header` trims (BOM removed,
+    then what str.strip() removes), as `csv_reader` skips it."""
+    return sql.SQL("({})").format(
+        sql.SQL(" AND ").join(
+            _is_header_cell(column, clean_header(header))
+            for column, header in zip(columns, mapping.headers, strict=True)
+        )
+    )
+
+
+def _is_header_cell(column: sql.Identifier, name: str) -> sql.Composable:
+    # Trimming only shortens a value, so one shorter than the name cannot be it: that cheap test
+    # spares most leads the btrim (several times dearer), and AND stops at the first cell.
+    return sql.SQL("(octet_length({0}) >= {1} AND btrim(replace({0}, {2}, ''), {3}) = {4})").format(
+        column,
+        sql.Literal(len(name.encode())),
+        sql.Literal("\ufeff"),
+        sql.Placeholder("whitespace"),
+        sql.Literal(name),
+    )
 
 
 def _non_blank(columns: list[sql.Identifier]) -> sql.Composable:

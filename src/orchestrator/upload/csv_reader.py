@@ -1,9 +1,10 @@
 """Stream an uploaded CSV into validated records, failing with the row and column at fault.
 
 Memory stays flat whatever the file size: bytes are decoded chunk by chunk and the csv module
-pulls lines lazily. Only UTF-8 (with or without BOM) is accepted; a Latin-1 / Windows-1252
-export is refused with a message that says how to re-save it, because guessing an encoding
-silently corrupts names.
+pulls lines lazily. Lines end in CRLF, LF or a lone CR (old Mac exports), as with
+`open(..., newline="")`. Only UTF-8 (with or without BOM) is accepted; a Latin-1 /
+Windows-1252 export is refused with a message that says how to re-save it, because guessing an
+encoding silently corrupts names.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ from entities.apollo import (
 CHUNK_BYTES = 1 << 20
 # Apollo "Keywords" and description columns can be long; a field beyond this is a broken quote.
 FIELD_LIMIT = 1 << 20
+# Bounds what is held of one line: a longer line is not a lead record (a binary or a broken file).
+LINE_LIMIT = 4 * FIELD_LIMIT
+_FIELD_TOO_LONG = "field is over 1 MiB"
+_LINE_TOO_LONG = "the line is over 4 MiB: this does not look like a CSV file"
+# Exports from a European-locale Excel use semicolons, TSV files tabs; either is refused by name.
+_OTHER_DELIMITERS = {";": "semicolon", "\t": "tab"}
 
 _BINARY_MAGIC = {
     b"\x1f\x8b": "a gzip archive",
@@ -68,8 +75,9 @@ class CsvRecord:
 class _Decoder:
     """UTF-8 lines from a byte stream, decoded one line at a time.
 
-    Splitting bytes on newline is safe in UTF-8 (the byte never occurs inside a multi-byte
-    sequence), and decoding per line lets an encoding error name the record it is in.
+    Splitting bytes on CR and LF is safe in UTF-8 (neither byte occurs inside a multi-byte
+    sequence), and decoding per line lets an encoding error name the record it is in. Every line
+    end is kept, so the csv module sees the text as it would through `open(..., newline="")`.
     """
 
     def __init__(self, stream: ByteSource) -> None:
@@ -90,17 +98,22 @@ class _Decoder:
         while chunk := self._stream.read(CHUNK_BYTES):
             if not self.first_chunk:
                 chunk, offset = self._start(chunk)
-            parts = (tail + chunk).split(b"\n")
-            tail = parts.pop()
-            if len(tail) > FIELD_LIMIT * 4:
-                raise UploadError("a line is longer than 4 MiB: this does not look like a CSV file")
-            for part in parts:
-                self.end_offset = offset + len(part) + 1
-                yield self._decode(part + b"\n", offset)
+            lines = (tail + chunk).splitlines(keepends=True)
+            # The last line may go on in the next read, and so may a CR ending it (a CRLF cut
+            # in two would otherwise read as a line end and a blank line).
+            tail = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
+            for line in lines:
+                yield self._line(line, offset)
                 offset = self.end_offset
+            # Checked after the complete lines are handed out, so the error has the right row.
+            _check_length(tail)
         if tail:
-            self.end_offset = offset + len(tail)
-            yield self._decode(tail, offset)
+            yield self._line(tail, offset)
+
+    def _line(self, line: bytes, offset: int) -> str:
+        _check_length(line)
+        self.end_offset = offset + len(line)
+        return self._decode(line, offset)
 
     def _start(self, chunk: bytes) -> tuple[bytes, int]:
         self.first_chunk = chunk
@@ -125,6 +138,19 @@ class _NotUtf8Error(Exception):
         self.chunk, self.index, self.offset = chunk, index, offset
 
 
+class _LineTooLongError(Exception):
+    """Raised by the decoder, which does not know the row: the reader names row and column."""
+
+    def __init__(self, line: bytes) -> None:
+        super().__init__()
+        self.line = line
+
+
+def _check_length(line: bytes) -> None:
+    if len(line) > LINE_LIMIT:
+        raise _LineTooLongError(line)
+
+
 def _whole_file_problem(head: bytes) -> UploadError | None:
     for magic, kind in _BINARY_MAGIC.items():
         if head.startswith(magic):
@@ -134,11 +160,14 @@ def _whole_file_problem(head: bytes) -> UploadError | None:
     return None
 
 
+def _column(headers: tuple[str, ...], index: int) -> str | None:
+    return clean_header(headers[index]) if 0 <= index < len(headers) else None
+
+
 def _field_at(line_prefix: bytes, headers: tuple[str, ...]) -> str | None:
     """Header of the field that the bytes before an offending byte end in."""
-    text = line_prefix.decode("utf-8", errors="replace")
-    index = len(next(csv.reader([text]), [""])) - 1
-    return clean_header(headers[index]) if 0 <= index < len(headers) else None
+    fields, _ = _record_fields(line_prefix.decode("utf-8", errors="replace"))
+    return _column(headers, len(fields) - 1)
 
 
 def _encoding_error(
@@ -162,20 +191,57 @@ def _encoding_error(
     )
 
 
-def _open_quote_field(text: str) -> int | None:
-    """Index of the field whose opening quote is never closed, if any."""
-    in_quotes, field, opened_at, at_field_start = False, 0, None, True
+def _record_fields(text: str, delimiter: str = ",") -> tuple[list[int], bool]:
+    """The length of each field in the text of one record (or of its start), counted as the csv
+    module counts it against its field limit, and whether the text ends inside a quoted value.
+
+    The csv module names neither the field over its limit nor the one left open, so error
+    messages walk the record again; only on errors, so a plain loop is fast enough.
+    """
+    lengths, in_quotes, after_quote, at_start = [0], False, False, True
     for ch in text:
         if in_quotes:
-            in_quotes = ch != '"'
-        elif ch == '"' and at_field_start:
-            in_quotes, opened_at = True, field
-        elif ch == ",":
-            field += 1
-        elif ch == "\n":
-            field = 0
-        at_field_start = ch in ",\n" and not in_quotes
-    return opened_at if in_quotes else None
+            if ch == '"':
+                in_quotes, after_quote = False, True
+            else:
+                lengths[-1] += 1
+            continue
+        if ch == delimiter:
+            lengths.append(0)
+        elif ch == '"' and (at_start or after_quote):
+            # A quote opens a value at its start; right after a closing one it is a "" escape.
+            in_quotes = True
+            lengths[-1] += 1 if after_quote else 0
+        elif ch not in "\r\n":
+            lengths[-1] += 1
+        after_quote, at_start = False, ch == delimiter
+    return lengths, in_quotes
+
+
+def _first_over_limit(lengths: list[int]) -> int | None:
+    return next((i for i, n in enumerate(lengths) if n > FIELD_LIMIT), None)
+
+
+def _other_delimiter(header_text: str) -> str | None:
+    """The delimiter, other than the comma, that splits the header into the most cells."""
+    cells = {d: len(_record_fields(header_text, d)[0]) for d in (",", *_OTHER_DELIMITERS)}
+    best = max(cells, key=cells.__getitem__)  # a tie goes to the comma, listed first
+    return _OTHER_DELIMITERS.get(best)
+
+
+def _delimiter_error(header_text: str) -> UploadError | None:
+    name = _other_delimiter(header_text)
+    if name is None:
+        return None
+    return UploadError(f"the file is {name}-delimited; export it comma-delimited", row=1)
+
+
+def _is_repeated_header(values: list[str], header_cells: tuple[str, ...]) -> bool:
+    """Whether a record is the header again (two exports in one file), once trimmed as header
+    names are; `header_cells` are the header's names already trimmed."""
+    return len(values) == len(header_cells) and all(
+        clean_header(v) == h for v, h in zip(values, header_cells, strict=True)
+    )
 
 
 def _check_record(values: list[str], row: int, headers: tuple[str, ...]) -> None:
@@ -216,6 +282,8 @@ class ApolloCsv:
         self._reader = csv.reader(self._decoder.lines(), strict=True)
         self.records_read = 0
         self.blank_rows = 0
+        # Records equal to the header (concatenated exports): skipped like blank ones.
+        self.repeated_headers = 0
         self._headers: tuple[str, ...] = ()
         header = self._next()
         if header is None or not any(v.strip() for v in header):
@@ -223,8 +291,10 @@ class ApolloCsv:
         try:
             self.mapping: HeaderMapping = map_headers(header)
         except HeaderError as exc:
-            raise _header_error(exc) from None
+            header_text = "".join(self._decoder.current_record_text)
+            raise _delimiter_error(header_text) or _header_error(exc) from None
         self._headers = self.mapping.headers
+        self._header_cells = tuple(clean_header(h) for h in header)
         if any("\x00" in h for h in header):
             raise UploadError("the header contains a NUL byte (binary data?)", row=1)
         # The csv module pulls lines only as a record needs them, so this is where data starts.
@@ -244,21 +314,44 @@ class ApolloCsv:
         except _NotUtf8Error as failure:
             before = "".join(self._decoder.current_record_text)
             raise _encoding_error(failure, row, before, self._headers) from None
+        except _LineTooLongError as failure:
+            raise self._too_long(failure.line, row) from None
         except csv.Error as exc:
             raise self._malformed(exc, row) from None
         self.records_read += 1
         return values
 
     def _malformed(self, exc: csv.Error, row: int) -> UploadError:
-        field = _open_quote_field("".join(self._decoder.current_record_text))
-        if field is not None:
-            column = clean_header(self._headers[field]) if field < len(self._headers) else None
+        text = "".join(self._decoder.current_record_text)
+        # A quoted header of another delimiter breaks the comma reading before names are known.
+        wrong_delimiter = _delimiter_error(text) if row == 1 else None
+        if wrong_delimiter:
+            return wrong_delimiter
+        lengths, open_quote = _record_fields(text)
+        over = _first_over_limit(lengths)
+        if over is not None:
+            # Over the limit and still open: the missing closing quote is the likely cause.
+            hint = " (is its closing quote missing?)" if open_quote else ""
+            return UploadError(_FIELD_TOO_LONG + hint, row=row, column=self._column(over))
+        if open_quote:
             return UploadError(
                 "a quoted value is never closed (missing closing quote; was the file cut off?)",
                 row=row,
-                column=column,
+                column=self._column(len(lengths) - 1),
             )
         return UploadError(f"malformed CSV: {exc}", row=row)
+
+    def _too_long(self, line: bytes, row: int) -> UploadError:
+        """Names the field over 1 MiB if the line has one, else the field where it passes 4 MiB."""
+        start = line[: LINE_LIMIT + 1].decode("utf-8", errors="replace")
+        lengths, _ = _record_fields("".join(self._decoder.current_record_text) + start)
+        over = _first_over_limit(lengths)
+        if over is not None:
+            return UploadError(_FIELD_TOO_LONG, row=row, column=self._column(over))
+        return UploadError(_LINE_TOO_LONG, row=row, column=self._column(len(lengths) - 1))
+
+    def _column(self, index: int) -> str | None:
+        return _column(self._headers, index)
 
     def __iter__(self) -> Iterator[CsvRecord]:
         data_rows = 0
@@ -266,6 +359,9 @@ class ApolloCsv:
             row = self.records_read
             if not any(v.strip() for v in values):
                 self.blank_rows += 1
+                continue
+            if _is_repeated_header(values, self._header_cells):
+                self.repeated_headers += 1
                 continue
             _check_record(values, row, self.headers)
             data_rows += 1

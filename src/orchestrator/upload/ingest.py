@@ -35,6 +35,9 @@ class UploadResult:
     file_sha256: str
     # Set when the same file was already uploaded for this client and no new batch was made.
     existing: bool = False
+    # Records equal to the header row (exports concatenated into one file), skipped like blank
+    # rows; counted so the upload summary can say why the file holds fewer leads than records.
+    repeated_headers: int = 0
 
 
 class _HashingReader:
@@ -190,7 +193,9 @@ def _load_batch(
             query("finish_upload_batch"),
             {"batch_id": batch_id, "rows": loaded.rows, "sha256": sha256},
         )
-    return UploadResult(batch_id, loaded.rows, loaded.blank_rows, sha256)
+    return UploadResult(
+        batch_id, loaded.rows, loaded.blank_rows, sha256, repeated_headers=loaded.repeated_headers
+    )
 
 
 def _insert_batch(
@@ -238,4 +243,6 @@ def _read_in_python(
         query("start_first_step"),
         {"batch_id": batch_id, "step": play.first.slug, "number": play.first.step_number},
     )
-    return Loaded(rows=rows, blank_rows=csv_file.blank_rows)
+    return Loaded(
+        rows=rows, blank_rows=csv_file.blank_rows, repeated_headers=csv_file.repeated_headers
+    )

@@ -37,18 +37,24 @@ CREATE TEMP TABLE {staging} (
 COPY {staging} ({columns}) FROM STDIN (FORMAT csv, FORCE_NOT_NULL ({columns}));
 
 -- name: project_staged_upload
--- Template over {staging}, {columns}, {item_columns}, {item_values} and {non_blank}. Raw rows,
--- batch items and their first step straight from the staged records, in one pass each, skipping
--- blank records. Counts the items, so the caller knows how many records were blank.
+-- Template over {staging}, {columns}, {item_columns}, {item_values}, {non_blank} and
+-- repeated_header (unbraced here: formatting fills comments too, and a header name in it may
+-- hold a line end). Raw rows, batch items and their first step straight from the staged records,
+-- in one pass each, skipping blank records and repeats of the header (two exports in one file).
+-- Counts the items and the repeated headers, so the caller knows how many records were blank.
 WITH raw_rows AS (
     INSERT INTO raw_apollo_uploads (batch_id, row_number, raw_values)
-    SELECT %(batch_id)s, ordinal + 1, ARRAY[{columns}] FROM {staging} WHERE {non_blank}
+    SELECT %(batch_id)s, ordinal + 1, ARRAY[{columns}] FROM {staging}
+    WHERE {non_blank} AND NOT {repeated_header}
 ), items AS (
     INSERT INTO batch_items (batch_id, row_number, {item_columns})
-    SELECT %(batch_id)s, ordinal + 1, {item_values} FROM {staging} WHERE {non_blank}
+    SELECT %(batch_id)s, ordinal + 1, {item_values} FROM {staging}
+    WHERE {non_blank} AND NOT {repeated_header}
     RETURNING id
 ), first_states AS (
     INSERT INTO workflow_states (batch_id, item_id, step_name, step_number)
     SELECT %(batch_id)s, id, %(step)s, %(number)s FROM items
 )
-SELECT count(*) AS rows FROM items;
+SELECT
+    (SELECT count(*) FROM items) AS rows,
+    (SELECT count(*) FROM {staging} WHERE {repeated_header}) AS repeated_headers;

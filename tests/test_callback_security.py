@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from orchestrator.runtimes.service import LocalService
 from orchestrator.settings import Settings
 from orchestrator.state.registry import RegistryError, parse_workflow
 from support.faults import rows, scalar, set_leases, wait_until
-from support.pipeline import apollo_csv, table_counts, upload
+from support.pipeline import add_play, apollo_csv, table_counts, upload
 from test_clay_enrichment import SEED_SCENARIO
 
 COMPANY_STEP = "enrich_company_via_waterfall_in_clay"
@@ -91,6 +92,7 @@ def test_forged_replayed_and_unauthenticated_callbacks_get_401_and_change_nothin
             "wrong secret header": _post(
                 url, {**good, config.secret_header: "guess"}, {**body, "callback_token": new_token}
             ),
+            "malformed token": _post(url, good, {**body, "callback_token": f"{second['id']}.2"}),
         }
         after = table_counts(dbs)
         accepted = _post(url, good, {**body, "callback_token": new_token})
@@ -106,10 +108,11 @@ def test_forged_replayed_and_unauthenticated_callbacks_get_401_and_change_nothin
     assert changed == {
         "receiver_dead_letters": (
             before["receiver_dead_letters"],
-            before["receiver_dead_letters"] + 5,
+            before["receiver_dead_letters"] + 6,
         )
     }
     assert accepted.status_code == 200 and accepted.json()["status"] == "stored"
+    assert "malformed" in answers["malformed token"].json()["error"]
     letters = json.dumps(rows(dbs, "SELECT * FROM receiver_dead_letters"), default=str)
     responses = " ".join(r.text for r in answers.values())
     for secret in secrets_in_play:
@@ -160,3 +163,90 @@ def test_hostile_registry_configuration_is_refused_with_a_clear_error(
     with pytest.raises(RegistryError, match=f"invalid configuration: {field}"):
         parse_workflow(row)
     assert scalar(dbs, "SELECT to_regclass('batch_items') IS NOT NULL")
+
+
+# What a replay must leave exactly as it was: the entity, its result, the log, the play step
+# completions, the items and the dispatches.
+REPLAY_TABLES = (
+    "company_workflow_states",
+    "company_enrichment_results",
+    "enrichment_results_log",
+    "company_play_step_completions",
+    "workflow_states",
+    "entity_dispatches",
+)
+
+
+def _contents(dbs: Databases) -> dict[str, Any]:
+    tables = {t: rows(dbs, f"SELECT * FROM {t} ORDER BY id") for t in REPLAY_TABLES}
+    return {"counts": table_counts(dbs), **tables}
+
+
+def _settled(dbs: Databases) -> dict[str, Any]:
+    """The tables once background passes stopped changing them (a replay's pass included)."""
+    last = _contents(dbs)
+    for _ in range(50):
+        time.sleep(0.2)
+        now = _contents(dbs)
+        if now == last:
+            return now
+        last = now
+    raise TimeoutError("the tables kept changing")
+
+
+def test_a_replayed_callback_of_a_finished_dispatch_is_a_duplicate_and_changes_nothing(
+    dbs: Databases, local_settings: Settings
+) -> None:
+    add_play(dbs, "companies", ["normalize_all_core_values", "split", COMPANY_STEP])
+    # Clay never answers: the test answers each dispatch itself.
+    with LocalService(local_settings, dbs, simulator=SimulatorConfig(drop_rate=1.0)) as service:
+        batch = upload(dbs, SEED_SCENARIO, "companies").batch_id
+        service.runtime.trigger.request(batch)
+        wait_until(lambda: scalar(dbs, "SELECT count(*) FROM entity_dispatches") == 3)
+        dispatches = rows(dbs, "SELECT id, entity_id, attempt FROM entity_dispatches ORDER BY id")
+        key, config = service.runtime.signing_key, service.runtime.receiver_config
+        assert config.callback_secret is not None
+        url = f"{service.server.url}/receivers/{COMPANY_STEP}"
+        headers = {config.secret_header: config.callback_secret}
+
+        def answer(dispatch: dict[str, Any], outcome: dict[str, Any]) -> requests.Response:
+            token = sign(key, dispatch["id"], dispatch["entity_id"], COMPANY_STEP, 1)
+            body = {"entity_id": str(dispatch["entity_id"]), "callback_token": token}
+            return _post(url, headers, {**body, **outcome})
+
+        success, error = {"data": {"name": "Acme"}}, {"error": "Clay: no match"}
+        completed, failed = dispatches[0], dispatches[1]
+        assert answer(completed, success).json() == {"status": "stored"}
+        assert answer(failed, error).json()["status"] == "failed"
+        wait_until(
+            lambda: (
+                scalar(
+                    dbs,
+                    "SELECT status FROM company_workflow_states WHERE company_id = %s",
+                    completed["entity_id"],
+                )
+                == "COMPLETED"
+            )
+        )
+        replays = {
+            "success of COMPLETED": (completed, success),
+            "error of COMPLETED": (completed, error),
+            "success of FAILED": (failed, success),
+            "error of FAILED": (failed, error),
+        }
+        answers, changed = {}, {}
+        for name, (dispatch, outcome) in replays.items():
+            before = _settled(dbs)
+            reply = answer(dispatch, outcome)
+            after = _settled(dbs)
+            answers[name] = (reply.status_code, reply.json())
+            changed[name] = sorted(t for t in before if before[t] != after[t])
+
+    assert answers == dict.fromkeys(replays, (200, {"status": "duplicate"}))
+    assert changed == {name: [] for name in replays}
+    states = rows(dbs, "SELECT company_id, status FROM company_workflow_states")
+    assert {s["company_id"]: s["status"] for s in states} == {
+        completed["entity_id"]: "COMPLETED",
+        failed["entity_id"]: "FAILED",
+        dispatches[2]["entity_id"]: "IN_PROGRESS",
+    }

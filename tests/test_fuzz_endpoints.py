@@ -1,11 +1,13 @@
 """Fuzzing the receiver and upload endpoints over real HTTP: no 500, and invalid input changes
-no row (a refused callback is only recorded as a dead letter)."""
+no row (a refused callback is only recorded as a dead letter). Callback bodies come whole or
+chunked (no Content-Length), and include bodies nested far deeper than the parser allows and
+bodies longer than the receiver reads."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -47,7 +49,39 @@ CALLBACKS = st.fixed_dictionaries(
         "error": st.text(max_size=50),
     },
 )
-BODIES = CALLBACKS.map(lambda d: json.dumps(d).encode()) | st.binary(max_size=2000)
+# Openers of arrays and objects, repeated past the depth limit (64), closed or never closed,
+# alone or as the value of a callback's field.
+CONTAINERS = st.sampled_from([("[", "]"), ('{"a": ', "}"), ("[0, ", "]"), ('{"b": [], "c": ', "}")])
+PATTERNS = st.lists(CONTAINERS, min_size=1, max_size=4)
+PREFIXES = st.sampled_from(
+    ["", '{"data": ', f'{{"entity_id": "{uuid.uuid4()}", "callback_token": "t", "data": {{"x": ']
+)
+
+
+def _deep(prefix: str, pattern: list[tuple[str, str]], levels: int, closed: bool) -> bytes:
+    containers = (pattern * levels)[:levels]
+    opened = "".join(opener for opener, _ in containers)
+    closers = "".join(closer for _, closer in reversed(containers))
+    return (prefix + opened + ("1" + closers if closed else "")).encode()
+
+
+DEEP_BODIES = st.builds(
+    _deep, PREFIXES, PATTERNS, st.integers(min_value=65, max_value=5000), st.booleans()
+)
+BODIES = CALLBACKS.map(lambda d: json.dumps(d).encode()) | st.binary(max_size=2000) | DEEP_BODIES
+MAX_CALLBACK_BYTES = 5 * 1024 * 1024
+
+
+def _chunks(body: bytes, size: int) -> Iterator[bytes]:
+    """The body as a generator: requests sends it chunked, without a Content-Length."""
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+def _lazy(size: int, chunk: int = 256 * 1024) -> Iterator[bytes]:
+    """`size` bytes made as they are sent, so a refusal that reads them all would show."""
+    for start in range(0, size, chunk):
+        yield b"[" * min(chunk, size - start)
 
 
 @pytest.fixture
@@ -63,9 +97,47 @@ def _without_dead_letters(counts: dict[str, int]) -> dict[str, int]:
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(slug=SLUGS, body=BODIES, with_secret=st.booleans())
+@given(
+    slug=SLUGS,
+    body=BODIES,
+    with_secret=st.booleans(),
+    chunk=st.none() | st.integers(min_value=1, max_value=4096),
+)
 def test_receiver_never_fails_and_invalid_callbacks_change_nothing(
-    service: LocalService, dbs: Databases, slug: str, body: bytes, with_secret: bool
+    service: LocalService,
+    dbs: Databases,
+    slug: str,
+    body: bytes,
+    with_secret: bool,
+    chunk: int | None,
+) -> None:
+    data = body if chunk is None else _chunks(body, chunk)
+    _refused_with_a_dead_letter(service, dbs, slug, data, with_secret, (401, 404, 405, 422))
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    slug=SLUGS,
+    size=st.integers(min_value=MAX_CALLBACK_BYTES + 1, max_value=4 * MAX_CALLBACK_BYTES),
+    with_secret=st.booleans(),
+    chunked=st.booleans(),
+)
+def test_receiver_refuses_bodies_over_the_limit_with_a_413(
+    service: LocalService, dbs: Databases, slug: str, size: int, with_secret: bool, chunked: bool
+) -> None:
+    data = _lazy(size) if chunked else b"[" * size
+    _refused_with_a_dead_letter(service, dbs, slug, data, with_secret, (405, 413))
+
+
+def _refused_with_a_dead_letter(
+    service: LocalService,
+    dbs: Databases,
+    slug: str,
+    data: bytes | Iterable[bytes],
+    with_secret: bool,
+    statuses: tuple[int, ...],
 ) -> None:
     config = service.runtime.receiver_config
     headers = {"content-type": "application/json"}
@@ -73,10 +145,10 @@ def test_receiver_never_fails_and_invalid_callbacks_change_nothing(
         headers[config.secret_header] = config.callback_secret
     before = table_counts(dbs)
     answer = requests.post(
-        f"{service.server.url}/receivers/{slug}", data=body, headers=headers, timeout=10
+        f"{service.server.url}/receivers/{slug}", data=data, headers=headers, timeout=30
     )
     after = table_counts(dbs)
-    assert answer.status_code in (401, 404, 405, 422), answer.text
+    assert answer.status_code in statuses, answer.text
     assert _without_dead_letters(after) == _without_dead_letters(before)
     if answer.status_code != 405:
         assert after["receiver_dead_letters"] == before["receiver_dead_letters"] + 1

@@ -54,7 +54,7 @@ def _company_of(conn: Conn, answer: Answer) -> UUID | None:
 
 def _fail(dbs: Databases, answer: Answer, error: str) -> dict[str, Any]:
     with dbs.hq.connection() as conn:
-        conn.execute(
+        failed = conn.execute(
             entity_query("fail_entities", answer.kind),
             {
                 "failures": Jsonb(
@@ -69,7 +69,11 @@ def _fail(dbs: Databases, answer: Answer, error: str) -> dict[str, Any]:
                 "workflow_slug": answer.workflow.workflow_slug,
                 "entity_type": answer.kind.name,
             },
-        )
+        ).fetchone()
+        if not (failed and failed["entities"]):
+            # The entity finished meanwhile (a replayed error that raced its twin, or the
+            # sweeper): this answer changed nothing, so it logs nothing either.
+            return {"status": "duplicate"}
         _log_failure(conn, answer, error)
     return {"status": "failed", "error": error[:200]}
 
@@ -103,8 +107,9 @@ def _record(conn: Conn, answer: Answer) -> UUID | None:
 def store_results(conn: Conn, kind: EntityKind, answers: Sequence[Answer]) -> dict[UUID, DictRow]:
     """Keep the results of current dispatches and mark them STORED, in one statement.
 
-    Keyed by dispatch id: `batch_id` and `result_id` (None for a duplicate of a stored result).
-    A dispatch that is not its entity's current one has no entry. Each dispatch at most once.
+    Keyed by dispatch id: `batch_id`, `result_id` (None for a duplicate of a stored result or a
+    callback of a finished entity) and `finished` (its entity is COMPLETED or FAILED). A dispatch
+    that is not its entity's current one has no entry. Each dispatch at most once.
     """
     callbacks = [
         {
@@ -162,7 +167,8 @@ def stored_answer(conn: Conn, answer: Answer, row: DictRow | None) -> Stored | N
     if row is None:
         return None
     if row["result_id"] is None:
-        return Stored({"status": "duplicate"}, row["batch_id"])
+        # A result stored but not yet completed still asks for its pass; a finished one needs none.
+        return Stored({"status": "duplicate"}, None if row["finished"] else row["batch_id"])
     if row["batch_id"] is None:
         return Stored(_complete_now(conn, answer), None)
     return Stored({"status": "stored"}, row["batch_id"])

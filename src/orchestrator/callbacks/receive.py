@@ -6,8 +6,17 @@ commit without touching the database on the event loop, or takes the checked pat
 thread, which finds the refusal (or the race) that explains why the fast path stored nothing.
 
 Every refusal is answered with a clear 4xx and the request is kept in `receiver_dead_letters`
-(secrets removed), so nothing Clay sent is silently lost. A duplicate of a stored callback is
-answered 200 and changes nothing. The web app and the Modal endpoints only adapt HTTP to this.
+(secrets removed), so nothing Clay sent is silently lost. A duplicate is answered 200 and
+changes nothing: a callback, of data or of an error, for a dispatch whose answer was already
+taken (stored, or its entity COMPLETED or FAILED). The web app and the Modal endpoints only
+adapt HTTP to this.
+
+Two limits bound what a callback may cost before it is refused:
+
+- `MAX_CALLBACK_BYTES` (5 MiB): a longer body is refused 413; the web route stops reading
+  at the limit and hands over what it read (`refuse_too_large`).
+- `MAX_JSON_DEPTH` (64): arrays and objects nested deeper, counting the body itself as level
+  1, are refused 422 before the parser, which recurses once per level, sees them.
 """
 
 from __future__ import annotations
@@ -47,6 +56,17 @@ from orchestrator.state.registry import (
 )
 
 _T = TypeVar("_T")
+
+MAX_CALLBACK_BYTES = 5 * 1024 * 1024
+MAX_JSON_DEPTH = 64
+
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_OPENING = frozenset(b"[{")
+
+# An entity in one of these took its current dispatch's answer, a result or an error.
+_FINISHED = frozenset({"COMPLETED", "FAILED"})
+# A dispatch in one of these has its result stored (STORED: a pass has yet to complete it).
+_STORED = frozenset({"STORED", "CALLED_BACK"})
 
 
 @dataclass(frozen=True)
@@ -105,10 +125,44 @@ def _check_secret(config: ReceiverConfig, headers: Mapping[str, str]) -> None:
         raise Refused(401, f"missing or wrong {config.secret_header} header")
 
 
+def _brackets_outside_strings(text: str) -> bytes:
+    """The brackets of a JSON text that are not inside a string, in order."""
+    # Escaped backslashes go first, so that in \\" the quote still ends its string; then
+    # escaped quotes, which do not. Every quote left opens or closes a string, so the text
+    # outside strings is every other piece between quotes (an unclosed string is dropped: the
+    # parser stops there). Anything not a bracket, non-ASCII included, cannot nest.
+    unescaped = text.replace("\\\\", "").replace('\\"', "")
+    outside = "".join(unescaped.split('"')[::2])
+    return outside.encode("ascii", "ignore").translate(None, _NOT_BRACKETS)
+
+
+def _nests_deeper_than(text: str, limit: int) -> bool:
+    """Whether arrays and objects nest deeper than `limit` levels, counted without recursion.
+
+    Before the parser sees the text: it recurses once per level, so a body nested a thousand
+    deep (or a thousand brackets never closed) would raise RecursionError, not a refusal."""
+    brackets = _brackets_outside_strings(text)
+    if brackets.count(b"[") + brackets.count(b"{") <= limit:
+        return False
+    depth = 0
+    for bracket in brackets:
+        depth += 1 if bracket in _OPENING else -1
+        if depth > limit:
+            return True
+    return False
+
+
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # As json.loads does with bytes: UTF-8, -16 or -32, told apart by the first bytes.
+        text = body.decode(json.detect_encoding(body), "surrogatepass")
+    except UnicodeDecodeError as exc:
+        raise Refused(422, f"body is not valid JSON: {exc}") from None
+    if _nests_deeper_than(text, MAX_JSON_DEPTH):
+        raise Refused(422, f"body is nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise Refused(422, f"body is not valid JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise Refused(422, "body must be a JSON object")
@@ -186,6 +240,16 @@ async def receive(
     return _answered(runtime, stored)
 
 
+async def refuse_too_large(
+    runtime: ReceiverRuntime, workflow_slug: str, headers: Mapping[str, str], head: bytes
+) -> CallbackResult:
+    """Refuse a body longer than `MAX_CALLBACK_BYTES`; `head` is what was read of it (nothing
+    when its declared length said so), kept in the dead letter like any refused body."""
+    refused = Refused(413, f"callback body is larger than {MAX_CALLBACK_BYTES} bytes")
+    refuse = partial(_refuse, runtime, workflow_slug, refused, headers, head)
+    return await to_thread.run_sync(refuse)
+
+
 def _answered(runtime: ReceiverRuntime, stored: Stored) -> CallbackResult:
     if stored.batch_id is not None:
         runtime.trigger.request(stored.batch_id)
@@ -255,6 +319,10 @@ def _current_dispatch(conn: Conn, kind: EntityKind, callback: Callback) -> dict[
     ).fetchone()
     if row is None:
         raise Refused(404, f"unknown {kind.name} {callback.entity_id}")
+    if claims is None:
+        raise Refused(
+            401, "callback token is malformed: expected <dispatch id>.<attempt>.<signature>"
+        )
     if (
         row["id"] is None
         or row["dispatch_entity_id"] != callback.entity_id
@@ -268,11 +336,27 @@ def _current_dispatch(conn: Conn, kind: EntityKind, callback: Callback) -> dict[
     return dict(row)
 
 
+def _duplicate(dispatch: Mapping[str, Any]) -> Stored | None:
+    """The answer to a callback of a dispatch that was answered already; None if it was not.
+
+    Whatever the outcome: an error after a result, or a result after an error, is a replay as
+    much as a repeat is, and changes nothing (the entity, its result, the log, the items)."""
+    if dispatch["entity_status"] in _FINISHED:
+        return Stored({"status": "duplicate"}, None)  # no pass: nothing is left to complete
+    if dispatch["dispatch_status"] in _STORED:
+        # Stored, not yet completed: ask again for the pass that completes it.
+        return Stored({"status": "duplicate"}, dispatch["batch_id"])
+    return None
+
+
 def _checked_store(
     dbs: Databases, workflow: WorkflowConfig, kind: EntityKind, callback: Callback
 ) -> Stored:
     with dbs.hq.connection() as conn:
         dispatch = _current_dispatch(conn, kind, callback)
+    duplicate = _duplicate(dispatch)
+    if duplicate is not None:
+        return duplicate
     answer = Answer(
         kind,
         workflow,
@@ -284,4 +368,3 @@ def _checked_store(
         PlayPosition(dispatch["play_name"], dispatch["step_number"]),
     )
     return Stored(_refusing_bad_data(lambda: accept_answer(dbs, answer)), dispatch["batch_id"])
-

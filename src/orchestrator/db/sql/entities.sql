@@ -190,14 +190,17 @@ WITH entities AS (
     JOIN failed ON failed.entity_id = bi.{id_column}
     WHERE ws.step_name = %(workflow_slug)s AND ws.status = 'IN_PROGRESS'
     ORDER BY ws.id FOR UPDATE OF ws
+), items AS (
+    UPDATE workflow_states ws
+    SET status = 'FAILED', finished_at = NOW(), updated_at = NOW(), lease_expires_at = NULL,
+        meta = ws.meta || jsonb_build_object(
+            'reason', %(entity_type)s::text || '_enrichment_failed', 'error', locked.error)
+    FROM locked
+    -- Locked above while IN_PROGRESS; no status test here (see claim_pending_steps).
+    WHERE ws.id = locked.id
 )
-UPDATE workflow_states ws
-SET status = 'FAILED', finished_at = NOW(), updated_at = NOW(), lease_expires_at = NULL,
-    meta = ws.meta || jsonb_build_object('reason', %(entity_type)s::text || '_enrichment_failed',
-                                         'error', locked.error)
-FROM locked
--- Locked above while IN_PROGRESS; no status test here (see claim_pending_steps).
-WHERE ws.id = locked.id;
+-- None when every entity had finished already: a replayed error callback changes nothing.
+SELECT count(*) AS entities FROM failed;
 
 -- name: count_submissions
 INSERT INTO webhook_submission_counts (webhook_key, webhook_host, submissions)
@@ -219,10 +222,12 @@ FROM normalized_people p JOIN normalized_companies c ON c.id = p.company_id
 WHERE p.id = ANY(%(entity_ids)s::uuid[]);
 
 -- name: callback_context
--- The entity a callback names, the dispatch its token names, and whether that dispatch is
--- still the entity's current one; no row means the entity is unknown.
+-- The entity a callback names, the dispatch its token names, whether that dispatch is still
+-- the entity's current one, and the statuses that say whether it was answered already; no
+-- row means the entity is unknown.
 SELECT e.id AS entity_id, d.id, d.batch_id, d.entity_id AS dispatch_entity_id, d.workflow_slug,
-       d.attempt, d.play_name, d.step_number, s.dispatch_id = d.id AS is_current
+       d.attempt, d.play_name, d.step_number, s.dispatch_id = d.id AS is_current,
+       d.status AS dispatch_status, s.status AS entity_status
 FROM {entity_table} e
 LEFT JOIN entity_dispatches d ON d.id = %(dispatch_id)s
 LEFT JOIN {state_table} s ON s.{id_column} = d.entity_id AND s.workflow_slug = d.workflow_slug
@@ -233,13 +238,15 @@ WHERE e.id = %(entity_id)s;
 -- dispatch a token names is still its entity's current one, keep the result (once per
 -- dispatch) and mark the dispatch STORED for the next pass to complete. A callback without a
 -- row is not a current dispatch of its entity (the caller finds out why); a row without
--- result_id is a duplicate of a stored callback. Callers send each dispatch at most once per
--- statement. Dispatch rows are locked in id order, as everywhere.
+-- result_id is a duplicate of a stored callback, or a callback of an entity that finished
+-- (COMPLETED or FAILED: `finished`), whose data is not kept. Callers send each dispatch at most
+-- once per statement. Dispatch rows are locked in id order, as everywhere.
 WITH callbacks AS (
     SELECT * FROM jsonb_to_recordset(%(callbacks)s::jsonb)
         AS c(entity_id uuid, dispatch_id uuid, attempt int, workflow_slug text, data jsonb)
 ), current_dispatch AS (
-    SELECT d.id, d.batch_id, c.entity_id, c.workflow_slug, c.data
+    SELECT d.id, d.batch_id, c.entity_id, c.workflow_slug, c.data,
+           s.status IN ('COMPLETED', 'FAILED') AS finished
     FROM callbacks c
     JOIN entity_dispatches d
       ON d.id = c.dispatch_id AND d.entity_id = c.entity_id
@@ -249,7 +256,7 @@ WITH callbacks AS (
      AND s.dispatch_id = d.id
 ), stored AS (
     INSERT INTO {result_table} ({id_column}, workflow_slug, data, dispatch_id)
-    SELECT entity_id, workflow_slug, data, id FROM current_dispatch ORDER BY id
+    SELECT entity_id, workflow_slug, data, id FROM current_dispatch WHERE NOT finished ORDER BY id
     ON CONFLICT (dispatch_id) DO NOTHING
     RETURNING id, dispatch_id
 ), locked AS (
@@ -261,7 +268,7 @@ WITH callbacks AS (
     FROM locked WHERE d.id = locked.id
     RETURNING d.id
 )
-SELECT c.id AS dispatch_id, c.batch_id, stored.id AS result_id,
+SELECT c.id AS dispatch_id, c.batch_id, stored.id AS result_id, c.finished,
        (SELECT count(*) FROM marked) AS marked
 FROM current_dispatch c LEFT JOIN stored ON stored.dispatch_id = c.id;
 

@@ -61,5 +61,5 @@ def list_batches(conn: Conn, limit: int = 50) -> list[BatchLine]:
             Decimal(r["credits"]),
             r["created_at"],
         )
-        for r in conn.execute(query("list_batches"), {"limit": limit})
+        for r in conn.execute(query("batch_overview"), {"batch_id": None, "limit": limit})
     ]

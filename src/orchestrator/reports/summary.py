@@ -41,7 +41,7 @@ class BatchSummary:
 
 
 def summarize(conn: Conn, batch_id: UUID, seconds: float = 0.0) -> BatchSummary:
-    row = conn.execute(query("batch_summary"), {"batch_id": batch_id}).fetchone()
+    row = conn.execute(query("batch_overview"), {"batch_id": batch_id, "limit": 1}).fetchone()
     if row is None:
         raise LookupError(f"no upload batch {batch_id}")
     reasons = [
@@ -54,7 +54,7 @@ def summarize(conn: Conn, batch_id: UUID, seconds: float = 0.0) -> BatchSummary:
         items=int(row["items"]),
         companies=int(row["companies"]),
         people=int(row["people"]),
-        completed=int(row["completed"]),
+        completed=int(row["done"]),
         failed=int(row["failed"]),
         seconds=seconds,
         top_failure_reasons=reasons,

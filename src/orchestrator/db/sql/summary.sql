@@ -1,18 +1,3 @@
--- name: batch_summary
--- "completed" counts items that finished the play's last step.
-SELECT b.status,
-       (SELECT count(*) FROM batch_items WHERE batch_id = b.id) AS items,
-       (SELECT count(*) FROM normalized_companies WHERE batch_id = b.id) AS companies,
-       (SELECT count(*) FROM normalized_people WHERE batch_id = b.id) AS people,
-       (SELECT count(*) FROM workflow_states ws
-         WHERE ws.batch_id = b.id AND ws.status = 'COMPLETED'
-           AND ws.step_number = (SELECT max(step_number) FROM play_steps
-                                 WHERE play_name = b.play_name)) AS completed,
-       (SELECT count(DISTINCT item_id) FROM workflow_states
-         WHERE batch_id = b.id AND status = 'FAILED') AS failed
-FROM upload_batches b
-WHERE b.id = %(batch_id)s;
-
 -- name: batch_failure_reasons
 SELECT step_name,
        COALESCE(meta->>'reason', meta->>'error', 'unknown') AS reason,
@@ -47,10 +32,13 @@ WHERE id::text LIKE %(prefix)s || '%%'
 ORDER BY created_at DESC
 LIMIT 3;
 
--- name: list_batches
--- The newest batches with their progress and spend, for `enrich batches`.
+-- name: batch_overview
+-- One batch (`batch_id`), or the newest ones (`batch_id` NULL): counts, progress and spend.
+-- "done" counts items that finished the play's last step.
 SELECT b.id, b.client_name, b.file_name, b.status, b.created_at,
        (SELECT count(*) FROM batch_items WHERE batch_id = b.id) AS items,
+       (SELECT count(*) FROM normalized_companies WHERE batch_id = b.id) AS companies,
+       (SELECT count(*) FROM normalized_people WHERE batch_id = b.id) AS people,
        (SELECT count(*) FROM workflow_states ws
          WHERE ws.batch_id = b.id AND ws.status = 'COMPLETED'
            AND ws.step_number = (SELECT max(step_number) FROM play_steps
@@ -60,6 +48,7 @@ SELECT b.id, b.client_name, b.file_name, b.status, b.created_at,
        (SELECT COALESCE(sum(credits), 0) FROM entity_dispatches
          WHERE batch_id = b.id) AS credits
 FROM upload_batches b
+WHERE %(batch_id)s::uuid IS NULL OR b.id = %(batch_id)s
 ORDER BY b.created_at DESC
 LIMIT %(limit)s;
 

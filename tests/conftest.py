@@ -73,3 +73,14 @@ def dbs(db_urls: DatabasePair) -> Iterator[Databases]:
 def local_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Settings for an in-process service: keys kept in a temporary home."""
     return Settings(enrich_home=tmp_path_factory.mktemp("enrich-home"), pool_max_size=12)
+
+
+@pytest.fixture
+def empty_database(pg_server: PostgresServer) -> Iterator[str]:
+    """A database with nothing in it, not even migrations."""
+    name = unique_name("t_empty")
+    url = create_database(pg_server, name)
+    try:
+        yield url
+    finally:
+        drop_database(pg_server, name)

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -21,8 +18,8 @@ from orchestrator.db.pool import Databases
 from orchestrator.reports.export import copy_out
 from orchestrator.runtimes.service import LocalService
 from orchestrator.settings import Settings
+from support.cli import cli_env, enrich_argv
 from support.pipeline import apollo_rows, upload
-from support.postgres import PostgresServer, create_database, drop_database, unique_name
 
 UNKNOWN = "0badc0de"
 BATCH_COMMANDS = [
@@ -38,18 +35,12 @@ BATCH_COMMANDS = [
 
 
 def _env(db_urls: DatabasePair, tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLAY_", "TEST_"))}
-    env |= {
-        "DATABASE_URL": db_urls.urls.hq,
-        "WORKSPACE_DATABASE_URL": db_urls.urls.workspace,
-        "ENRICH_HOME": str(tmp_path / "home"),
-    }
-    return env | extra
+    return cli_env(tmp_path / "home", db_urls, **extra)
 
 
 def _enrich(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli.main", *args],
+        enrich_argv(*args),
         env=env,
         capture_output=True,
         text=True,
@@ -82,16 +73,6 @@ def test_export_to_a_missing_folder_is_one_line_and_exit_2(
         _enrich(_env(db_urls, tmp_path), "export", str(batch), "-o", "/missing/dir/x.csv")
     )
     assert "/missing/dir" in line
-
-
-@pytest.fixture
-def empty_database(pg_server: PostgresServer) -> Iterator[str]:
-    name = unique_name("t_empty")
-    url = create_database(pg_server, name)
-    try:
-        yield url
-    finally:
-        drop_database(pg_server, name)
 
 
 def test_a_configured_database_behind_the_code_is_refused_not_migrated(
@@ -162,3 +143,17 @@ def test_export_neutralizes_formula_cells_and_raw_keeps_them(
     assert len(present) == len(FORMULAS)
     assert {f"'{f}" for f in FORMULAS} <= safe_titles
     assert not [t for t in safe_titles if t[:1] and t[:1] in "=+-@"]
+
+
+def test_an_uploaded_batch_nobody_runs_shows_as_uploaded_with_the_command_that_runs_it(
+    db_urls: DatabasePair, tmp_path: Path
+) -> None:
+    sample = tmp_path / "leads.csv"
+    sample.write_bytes(_csv(5))
+    env = _env(db_urls, tmp_path)
+    uploaded = _enrich(env, "upload", str(sample))
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert "run it with: enrich resume " in uploaded.stdout
+    status = _enrich(env, "status", uploaded.stdout.split()[1].rstrip(":"))
+    assert "UPLOADED" in status.stdout and "enrich resume" in status.stdout, status.stdout
+    assert "UPLOADED" in _enrich(env, "batches").stdout

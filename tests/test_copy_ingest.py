@@ -29,7 +29,7 @@ from orchestrator.upload.copy_ingest import (
 )
 from orchestrator.upload.csv_reader import FIELD_LIMIT, ApolloCsv, UploadError
 from orchestrator.upload.ingest import UploadResult, ingest_upload
-from support.pipeline import apollo_csv, table_counts
+from support.pipeline import OneWayStream, apollo_csv, table_counts
 
 HEADER = "First Name,Last Name,Title,Company,Email,Website,Mobile Phone,Corporate Phone"
 ROW = "Ana,Silva,CEO,Acme,ana@acme.com,acme.com,+1 555,+2 555"
@@ -242,7 +242,7 @@ def test_uploads_after_one_another_all_use_copy(dbs: Databases, spy: PathSpy) ->
 def test_a_stream_that_cannot_seek_is_read_in_python(dbs: Databases, spy: PathSpy) -> None:
     data = COPYABLE["blank_records"]
     reference = _upload(dbs, data, python_reader=True)
-    stream = io.BufferedReader(_OneWay(data))
+    stream = io.BufferedReader(OneWayStream(data))
     result = ingest_upload(dbs, stream, file_name="f.csv", allow_duplicate=True)
     assert spy.outcomes == []
     assert _outcome(result, dbs) == _outcome(reference, dbs)
@@ -257,19 +257,6 @@ def test_a_file_larger_than_a_chunk_keeps_row_numbers_and_hash(
     fast = _upload(dbs, data, python_reader=False)
     assert spy.outcomes[0] is not None
     assert _outcome(fast, dbs) == _outcome(reference, dbs)
-
-
-class _OneWay(io.RawIOBase):
-    def __init__(self, data: bytes) -> None:
-        self._data = io.BytesIO(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        chunk = self._data.read(len(buffer))
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
 
 
 # --------------------------------------------------------------------------- the scanner

@@ -220,6 +220,7 @@ def test_claim_finds_picked_rows_by_primary_key_even_with_stale_statistics(
         "slugs": ["normalize_all_core_values", "split"],
         "timeouts": [600, 600],
         "limit": 100_000,
+        "runner_id": None,
     }
     with dbs.hq.connection() as conn:
         conn.execute(

@@ -70,6 +70,7 @@ HQ_TABLES = {
     "dossiers",
     "contacts",
     "dossier_batches",
+    "runners",
 }
 WORKSPACE_TABLES = {"company_homepage_scrapes", "company_case_studies_page"}
 PIPELINE = [

@@ -5,11 +5,9 @@ files and a connection attempt, not a process listing."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import pytest
 import requests
 
 from orchestrator.db.embedded import HANDLE_FILE
+from support.cli import cli_env, enrich_argv
 
 pytestmark = pytest.mark.slow
 
@@ -26,17 +25,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "CLAY_"))}
-    env.pop("WORKSPACE_DATABASE_URL", None)
-    env["ENRICH_HOME"] = str(home)
-    return env
-
-
-def _enrich(*args: str) -> list[str]:
-    return [sys.executable, "-m", "orchestrator.cli.main", *args]
 
 
 def _server_conninfo(pgdata: Path) -> str:
@@ -61,8 +49,8 @@ def _listed_pids(pgdata: Path) -> list[int]:
 def _serve_until_healthy(home: Path) -> tuple[subprocess.Popen[str], str]:
     port = _free_port()
     proc = subprocess.Popen(
-        _enrich("serve", "--port", str(port)),
-        env=_env(home),
+        enrich_argv("serve", "--port", str(port)),
+        env=cli_env(home),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -101,7 +89,7 @@ def test_a_handle_left_by_a_killed_process_is_cleaned_at_the_next_start(tmp_path
     proc.communicate(timeout=30)
     assert _listed_pids(home / "pgdata") == [proc.pid]
     assert not _refuses_connections(conninfo)
-    subprocess.run(_enrich("batches"), env=_env(home), timeout=120, check=True)
+    subprocess.run(enrich_argv("batches"), env=cli_env(home), timeout=120, check=True)
     assert _listed_pids(home / "pgdata") == []
     assert not (home / "pgdata" / "postmaster.pid").exists()
     assert _refuses_connections(conninfo)

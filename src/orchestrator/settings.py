@@ -57,6 +57,12 @@ class Settings(BaseSettings):
         default=1.0, description="Deployed mode: pass requests within this window share one pass."
     )
     dispatch_workers: int = 4
+    interrupt_grace_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="After Ctrl-C or SIGTERM: how long a run keeps receiving callbacks before"
+        " it exits (a second Ctrl-C exits at once).",
+    )
 
     def hq_url(self) -> str | None:
         return self.database_url.get_secret_value() if self.database_url else None

@@ -7,6 +7,7 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
 from entities.apollo_sample import SampleRow, generate_rows, write_csv
@@ -82,3 +83,18 @@ class RecordingDispatcher:
 
     def received(self, step: str) -> Counter[UUID]:
         return Counter(i for c in self.calls if c.step_name == step for i in c.item_ids)
+
+
+class OneWayStream(io.RawIOBase):
+    """A stream that cannot seek (a pipe, a socket): its hash is known only at its end."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self._data.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)

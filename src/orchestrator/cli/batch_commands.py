@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated
-from uuid import UUID
 
 import typer
 from rich.console import Console
 
 from entities.apollo_sample import write_csv
-from orchestrator.cli.display import StepProgressBars, print_batches, print_summary
+from orchestrator.cli.display import print_batches, print_summary
+from orchestrator.cli.driving import drive_and_report
 from orchestrator.db.pool import Databases, open_databases
 from orchestrator.engine.recovery import prepare_resume
-from orchestrator.reports.batches import list_batches, resolve_batch
-from orchestrator.reports.summary import BatchSummary, summarize
+from orchestrator.reports.batches import NOT_STARTED, STOPPED, list_batches, resolve_batch
+from orchestrator.reports.summary import summarize
 from orchestrator.runtimes.service import LocalService
 from orchestrator.state.progress import read_progress
 from orchestrator.state.registry import DEFAULT_PLAY
 from orchestrator.upload.csv_reader import UploadError
 from orchestrator.upload.ingest import UploadResult, ingest_upload
 
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 FileArg = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]
 ClientOpt = Annotated[str, typer.Option("--client", help="Client the batch belongs to.")]
@@ -53,9 +52,10 @@ def sample(
 
 
 def _upload(dbs: Databases, path: Path, client: str, play: str, allow_dup: bool) -> UploadResult:
+    """Uploads the file, or returns the client's batch of it; says what was skipped (stderr)."""
     try:
         with path.open("rb") as fh:
-            return ingest_upload(
+            result = ingest_upload(
                 dbs,
                 fh,
                 file_name=path.name,
@@ -67,6 +67,13 @@ def _upload(dbs: Databases, path: Path, client: str, play: str, allow_dup: bool)
         err.print(f"[red]error:[/red] {path.name}: {exc}")
         err.print("nothing was stored; fix the file and upload it again")
         raise typer.Exit(1) from None
+    if result.repeated_headers:
+        err.print(
+            f"{path.name}: skipped {result.repeated_headers} repeated header row(s)"
+            " (exports pasted together)",
+            highlight=False,
+        )
+    return result
 
 
 def upload(
@@ -79,9 +86,13 @@ def upload(
     with open_databases() as dbs:
         result = _upload(dbs, file, client, play, allow_duplicate)
     if result.existing:
-        console.print(f"{file.name} was already uploaded as batch {result.batch_id}")
+        console.print(
+            f"{file.name} was already uploaded as batch {result.batch_id}"
+            f" ({result.rows} rows); no new batch was made",
+            highlight=False,
+        )
     else:
-        console.print(f"batch {result.batch_id}: {result.rows} rows")
+        console.print(f"batch {result.batch_id}: {result.rows} rows", highlight=False)
     console.print(f"run it with: enrich resume {result.batch_id}")
 
 
@@ -97,47 +108,15 @@ def run(
     with LocalService() as service:
         result = _upload(service.dbs, file, client, play, allow_duplicate)
         if result.existing:
-            # The same file again continues its batch instead of starting a second one.
+            # The same file again continues its batch instead of starting a second one; said
+            # on stderr with --json too, where the summary alone would not tell.
             prepare_resume(service.dbs, result.batch_id)
-            if not as_json:
-                err.print(f"{file.name} is batch {result.batch_id}; resuming it")
+            err.print(
+                f"{file.name} was already uploaded as batch {result.batch_id}"
+                f" ({result.rows} rows); continuing it",
+                highlight=False,
+            )
         drive_and_report(service, result.batch_id, started, as_json)
-
-
-def drive_and_report(service: LocalService, batch_id: UUID, started: float, as_json: bool) -> None:
-    _report(_drive(service, batch_id, started, show_progress=not as_json), as_json)
-
-
-def _drive(
-    service: LocalService, batch_id: UUID, started: float, show_progress: bool
-) -> BatchSummary:
-    runtime = service.runtime
-    with runtime.dbs.hq.connection() as conn:
-        items = summarize(conn, batch_id).items
-    if show_progress:
-        with StepProgressBars(err, items) as bars:
-            runtime.run_batch(batch_id, on_progress=bars.update)
-    else:
-        runtime.run_batch(batch_id)
-    with runtime.dbs.hq.connection() as conn:
-        return summarize(conn, batch_id, seconds=time.monotonic() - started)
-
-
-# `run`, `resume` and `retry` exit with: 0 the batch completed and enriched something; 1 it
-# ended in another state; 3 every item failed, so nothing was enriched (Clay unreachable, ...).
-NOTHING_ENRICHED = 3
-
-
-def _report(summary: BatchSummary, as_json: bool) -> None:
-    if as_json:
-        typer.echo(json.dumps(summary.as_json(), default=str))
-    else:
-        print_summary(console, summary)
-    if summary.items and not summary.completed:
-        err.print("[red]nothing was enriched:[/red] every item failed (reasons above)")
-        raise typer.Exit(NOTHING_ENRICHED)
-    if summary.status != "COMPLETED":
-        raise typer.Exit(1)
 
 
 def status(batch: BatchRef) -> None:
@@ -150,6 +129,8 @@ def status(batch: BatchRef) -> None:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(step.counts.items()))
         console.print(f"{step.step_number}. {step.step_name:<40} {counts}")
     print_summary(console, summary)
+    if summary.status in (NOT_STARTED, STOPPED):
+        console.print(f"no process is running it; run it with: enrich resume {batch_id}")
 
 
 def batches(

@@ -10,7 +10,7 @@ from orchestrator.db.urls import ConfigurationError, resolve_database_urls
 from orchestrator.settings import get_settings
 
 app = typer.Typer(help="Database set-up.", no_args_is_help=True)
-console = Console()
+console = Console(soft_wrap=True)
 
 
 @app.command("migrate")

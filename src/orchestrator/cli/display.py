@@ -24,6 +24,9 @@ class StepProgressBars:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("[red]{task.fields[failed]} failed"),
+            # Work handed out and not back yet (for the Clay steps: callbacks awaited), so a
+            # bar that does not move says what it waits for.
+            TextColumn("[dim]{task.fields[in_flight]}"),
             console=console,
             transient=False,
         )
@@ -41,10 +44,19 @@ class StepProgressBars:
         for step in batch.steps:
             task = self._tasks.get(step.step_name)
             if task is None:
-                task = self.progress.add_task(step.step_name, total=expected, failed=0)
+                task = self.progress.add_task(
+                    step.step_name, total=expected, failed=0, in_flight=""
+                )
                 self._tasks[step.step_name] = task
             done = step.counts["FAILED"]
-            self.progress.update(task, total=expected, completed=step.finished, failed=done)
+            running = step.counts["IN_PROGRESS"]
+            self.progress.update(
+                task,
+                total=expected,
+                completed=step.finished,
+                failed=done,
+                in_flight=f"{running} in flight" if running else "",
+            )
             # Items that failed a step never reach the next one.
             if step.counts["PENDING"] + step.counts["IN_PROGRESS"] == 0:
                 expected = step.counts["COMPLETED"]
@@ -88,7 +100,13 @@ def _age(created_at: datetime) -> str:
     return f"{int(seconds)}s"
 
 
-_STATUS_STYLE = {"COMPLETED": "green", "FAILED": "red", "RUNNING": "yellow"}
+_STATUS_STYLE = {
+    "COMPLETED": "green",
+    "FAILED": "red",
+    "RUNNING": "yellow",
+    "UPLOADED": "cyan",
+    "PAUSED": "magenta",
+}
 
 
 def print_batches(console: Console, lines: list[BatchLine]) -> None:

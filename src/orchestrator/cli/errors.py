@@ -17,7 +17,8 @@ from orchestrator.db.urls import ConfigurationError
 from orchestrator.reports.batches import BatchRefError
 
 USAGE_ERROR = 2
-err = Console(stderr=True)
+INTERRUPTED = 130
+err = Console(stderr=True, soft_wrap=True)
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -48,6 +49,10 @@ def explained_errors(command: Callable[_P, _R]) -> Callable[_P, _R]:
             fail(_describe(exc))
         except psycopg.OperationalError as exc:
             fail(f"cannot reach the database: {str(exc).strip().splitlines()[0]}")
+        except KeyboardInterrupt:
+            # Outside a batch's run (which says how to resume): nothing was left half-done.
+            err.print("interrupted")
+            raise typer.Exit(INTERRUPTED) from None
 
     return run
 

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 from uuid import UUID
 
 import typer
 from rich.console import Console
 
-from orchestrator.cli.batch_commands import drive_and_report
-from orchestrator.db.pool import Databases, open_databases
+from orchestrator.cli.driving import drive_and_report
+from orchestrator.db.pool import open_databases
 from orchestrator.engine.recovery import RecoveryReport, prepare_resume, prepare_retry
 from orchestrator.engine.sweeper import sweep as sweep_expired
 from orchestrator.reports.batches import resolve_batch
 from orchestrator.runtimes.service import LocalService
 
-console = Console()
+console = Console(soft_wrap=True)
 BatchArg = Annotated[
     str, typer.Argument(help="Batch id, or a unique prefix of it (see `enrich batches`).")
 ]
@@ -36,35 +37,64 @@ def sweep() -> None:
             console.print(f"{what}: {n} -> {status}")
 
 
-def resume(batch: BatchArg, as_json: JsonOpt = False) -> None:
+ResendOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resend-now",
+        help="Send again now the calls a real provider accepted from a process that is gone,"
+        " instead of waiting for their leases (they may still be answered; this costs credits).",
+    ),
+]
+
+
+def resume(batch: BatchArg, as_json: JsonOpt = False, resend_now: ResendOpt = False) -> None:
     """Drive an interrupted batch to the end (Ctrl-C, kill -9, power loss)."""
-    _recover(
-        batch, as_json, prepare_resume, "resuming: {0.item_steps} interrupted item-step(s) released"
-    )
+    with _service_for(batch) as (service, batch_id, started):
+        report = prepare_resume(service.dbs, batch_id, resend_now=resend_now)
+        if not as_json:
+            for line in resume_lines(report, batch_id):
+                console.print(line)
+        drive_and_report(service, batch_id, started, as_json, {"recovery": report.as_json()})
+
+
+def resume_lines(report: RecoveryReport, batch_id: UUID) -> list[str]:
+    """What resuming took over, and what it has to wait for."""
+    lines = [
+        f"resuming: {report.item_steps} interrupted item-step(s) released,"
+        f" {report.resent} call(s) nobody can answer any more sent again"
+    ]
+    wait = report.waiting
+    if wait.calls and wait.earliest and wait.latest:
+        window = f"{wait.earliest:%H:%M:%S}" + (
+            f" to {wait.latest:%H:%M:%S}" if wait.latest != wait.earliest else ""
+        )
+        lines.append(
+            f"waiting for {wait.calls} callback(s) from Clay that a stopped process asked for:"
+            f" their leases expire {window}, then they are sent again."
+        )
+        lines.append(
+            f"to send them again now instead: enrich resume {batch_id} --resend-now"
+            f" (about {wait.credits:,.1f} credits)"
+        )
+    return lines
 
 
 def retry(batch: BatchArg, as_json: JsonOpt = False) -> None:
     """Run a batch's FAILED items again; entities that succeeded are not sent to Clay again."""
-    _recover(
-        batch,
-        as_json,
-        prepare_retry,
-        "retrying {0.item_steps} failed item-step(s), {0.entities} entities",
-    )
+    with _service_for(batch) as (service, batch_id, started):
+        report = prepare_retry(service.dbs, batch_id)
+        if not as_json:
+            console.print(
+                f"retrying {report.item_steps} failed item-step(s), {report.entities} entities"
+            )
+        drive_and_report(service, batch_id, started, as_json)
 
 
-def _recover(
-    batch: str,
-    as_json: bool,
-    prepare: Callable[[Databases, UUID], RecoveryReport],
-    message: str,
-) -> None:
-    """Prepare the batch (in the service's databases), say what was done, drive it."""
+@contextmanager
+def _service_for(batch: str) -> Iterator[tuple[LocalService, UUID, float]]:
+    """The running service, the batch the argument names, and when the command started."""
     started = time.monotonic()
     with LocalService() as service:
         with service.dbs.hq.connection() as conn:
             batch_id = resolve_batch(conn, batch)
-        report = prepare(service.dbs, batch_id)
-        if not as_json:
-            console.print(message.format(report))
-        drive_and_report(service, batch_id, started, as_json)
+        yield service, batch_id, started

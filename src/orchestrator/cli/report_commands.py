@@ -15,8 +15,8 @@ from orchestrator.reports.export import export_csv
 from orchestrator.reports.verify import verify_batch
 from orchestrator.steps.consolidate import consolidate_batch
 
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 BatchArg = Annotated[
     str, typer.Argument(help="Batch id, or a unique prefix of it (see `enrich batches`).")
 ]

@@ -13,7 +13,7 @@ from rich.console import Console
 from orchestrator.runtimes.local import LocalRuntime
 from orchestrator.runtimes.service import runtime_app, start_providers
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def serve(

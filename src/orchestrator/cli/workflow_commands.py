@@ -19,8 +19,8 @@ from orchestrator.runtimes.service import LocalService
 from orchestrator.state.destinations import destination_problems
 from orchestrator.state.registry import RegistryError, parse_workflow
 
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 step_app = typer.Typer(help="Run one step of a play by hand.", no_args_is_help=True)
 
 

@@ -7,7 +7,7 @@ The engine does not know the step functions: a runtime hands it a `StepTable` (b
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -52,6 +52,17 @@ def complete_items(ctx: StepContext, step: str, item_ids: list[UUID], meta: str 
             query("complete_item_steps"), {"item_ids": item_ids, "step": step, "meta": meta}
         )
         return cur.rowcount
+
+
+def release_unstarted(ctx: StepContext, calls: Sequence[StepCall]) -> int:
+    """Item-steps of calls that never ran go back to PENDING, their claim not counted as an
+    attempt."""
+    released = 0
+    with ctx.dbs.hq.connection() as conn:
+        for call in calls:
+            params = {"item_ids": list(call.item_ids), "step": call.step_name}
+            released += conn.execute(query("release_unstarted_item_steps"), params).rowcount
+    return released
 
 
 def execute_call(ctx: StepContext, steps: StepTable, call: StepCall) -> None:

@@ -30,3 +30,5 @@ class StepContext:
     providers: dict[str, Any] = field(default_factory=dict)
     # Key for per-dispatch callback tokens (HMAC); shared by senders and receivers.
     signing_key: bytes = b""
+    # The local runner sending (see engine.runners); None in the cloud.
+    runner_id: UUID | None = None

@@ -80,22 +80,37 @@ class ThreadPoolDispatcher:
         self._run = run
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="step")
         self._in_flight = 0
+        self._queued: dict[Future[None], StepCall] = {}
         self._idle = threading.Condition()
 
     def dispatch(self, calls: Sequence[StepCall]) -> None:
         for call in calls:
             with self._idle:
                 self._in_flight += 1
-            future = self._pool.submit(self._run, call)
+                future = self._pool.submit(self._run, call)
+                self._queued[future] = call
             future.add_done_callback(self._finished)
 
+    def cancel_pending(self) -> list[StepCall]:
+        """Cancel the calls no worker has started; returns them (their item-steps are still
+        claimed: the caller releases them)."""
+        with self._idle:
+            queued = list(self._queued.items())
+        return [call for future, call in queued if future.cancel()]
+
     def _finished(self, future: Future[None]) -> None:
-        exc = future.exception()
+        exc = None if future.cancelled() else future.exception()
         if exc is not None:
             log.error("step call crashed outside its own error handling", exc_info=exc)
         with self._idle:
+            self._queued.pop(future, None)
             self._in_flight -= 1
             self._idle.notify_all()
+
+    @property
+    def idle(self) -> bool:
+        with self._idle:
+            return self._in_flight == 0
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         with self._idle:

@@ -68,11 +68,16 @@ def _advance(conn: Conn, batch_id: UUID, play: Play) -> int:
     return cur.rowcount
 
 
-def _claim(conn: Conn, batch_id: UUID, play: Play, limit: int) -> list[tuple[UUID, str]]:
+def _claim(
+    conn: Conn, batch_id: UUID, play: Play, limit: int, runner_id: UUID | None
+) -> list[tuple[UUID, str]]:
+    if limit <= 0:
+        return []
     rows = conn.execute(
         query("claim_pending_steps"),
         {
             "batch_id": batch_id,
+            "runner_id": runner_id,
             "slugs": [s.slug for s in play.steps],
             "timeouts": [s.workflow.timeout_seconds for s in play.steps],
             "limit": limit,
@@ -92,12 +97,14 @@ def run_pass(
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     claim_limit: int = DEFAULT_CLAIM_LIMIT,
+    runner_id: UUID | None = None,
 ) -> PassResult:
+    """Complete, advance, claim (as `runner_id`, up to `claim_limit`), dispatch; see above."""
     with dbs.hq.connection() as conn:
         play = _batch_play(dbs, conn, batch_id)
         applied = _apply(conn, batch_id)
         advanced = _advance(conn, batch_id, play)
-        claimed = _claim(conn, batch_id, play, claim_limit)
+        claimed = _claim(conn, batch_id, play, claim_limit, runner_id)
         # Claims must be visible to the step functions before they run.
         conn.commit()
         done = not (applied or advanced or claimed) and _finished(conn, batch_id)

@@ -2,19 +2,59 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
-from orchestrator.db.pool import Databases
+from orchestrator.db.pool import Conn, Databases
 from orchestrator.db.queries import query
-from orchestrator.state.entity_kinds import KINDS
+from orchestrator.engine import runners
+from orchestrator.engine.sweeper import resend_unanswerable
+from orchestrator.state.entity_kinds import KINDS, EntityKind
 from orchestrator.state.entity_store import entity_query
+
+
+@dataclass(frozen=True)
+class ProviderWait:
+    """Calls a real provider accepted whose caller is gone: their callbacks may still come."""
+
+    calls: int = 0
+    earliest: datetime | None = None
+    latest: datetime | None = None
+    credits: Decimal = Decimal(0)
+
+    def __add__(self, other: ProviderWait) -> ProviderWait:
+        def pick(a: datetime | None, b: datetime | None, f: Any) -> datetime | None:
+            return f(x for x in (a, b) if x is not None) if (a or b) else None
+
+        return ProviderWait(
+            self.calls + other.calls,
+            pick(self.earliest, other.earliest, min),
+            pick(self.latest, other.latest, max),
+            self.credits + other.credits,
+        )
 
 
 @dataclass(frozen=True)
 class RecoveryReport:
     item_steps: int
     entities: int = 0
+    resent: int = 0
+    waiting: ProviderWait = field(default_factory=ProviderWait)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "item_steps_released": self.item_steps,
+            "entities_resent": self.resent,
+            "waiting": {
+                "calls": self.waiting.calls,
+                "earliest_lease_expiry": self.waiting.earliest,
+                "latest_lease_expiry": self.waiting.latest,
+                "resend_now_credits": float(self.waiting.credits),
+            },
+        }
 
 
 def _reopen(databases: Databases, batch_id: UUID) -> None:
@@ -22,13 +62,36 @@ def _reopen(databases: Databases, batch_id: UUID) -> None:
         conn.execute(query("reopen_batch"), {"batch_id": batch_id})
 
 
-def prepare_resume(dbs: Databases, batch_id: UUID) -> RecoveryReport:
-    """Hand back the item-steps a dead process had claimed; entity work waits for its lease."""
+def _waits(conn: Conn, kind: EntityKind, batch_id: UUID, live: list[UUID]) -> ProviderWait:
+    row = conn.execute(
+        entity_query("provider_waits", kind),
+        {"batch_id": batch_id, "entity_type": kind.name, "live": live},
+    ).fetchone()
+    if row is None or not row["calls"]:
+        return ProviderWait()
+    return ProviderWait(row["calls"], row["earliest"], row["latest"], Decimal(row["credits"]))
+
+
+def prepare_resume(dbs: Databases, batch_id: UUID, *, resend_now: bool = False) -> RecoveryReport:
+    """Take over what runners that are gone left of the batch: their claims are released, the
+    calls nobody can answer any more are sent again (with `resend_now`, real providers' too),
+    and what a real provider may still answer is reported as a wait."""
     with dbs.hq.connection() as conn:
-        released = conn.execute(query("release_orphaned_item_steps"), {"batch_id": batch_id})
-        count = released.rowcount
+        live = runners.live_runners(conn)
+        params = {"batch_id": batch_id, "live": live}
+        released = conn.execute(query("release_orphaned_item_steps"), params).rowcount
+        resent, waiting = 0, ProviderWait()
+        for kind in KINDS.values():
+            resent += resend_unanswerable(
+                conn, kind, live, batch_id=batch_id, resend_now=resend_now
+            )
+            items = conn.execute(
+                entity_query("sweep_entity_items", kind), {**params, "entity_type": kind.name}
+            )
+            released += items.rowcount
+            waiting += _waits(conn, kind, batch_id, live)
     _reopen(dbs, batch_id)
-    return RecoveryReport(count)
+    return RecoveryReport(released, resent=resent, waiting=waiting)
 
 
 def prepare_retry(dbs: Databases, batch_id: UUID) -> RecoveryReport:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from orchestrator.db.pool import Conn
 from orchestrator.db.queries import query
+from orchestrator.engine.runners import live_runners
 
 _PREFIX = re.compile(r"^[0-9a-f-]{4,36}$")
 
@@ -48,6 +51,22 @@ class BatchLine:
     created_at: datetime
 
 
+# A RUNNING batch that no live process is working on is waiting for someone to run it.
+NOT_STARTED, STOPPED = "UPLOADED", "PAUSED"
+
+
+def shown_status(row: Mapping[str, Any]) -> str:
+    """The batch's status as a person needs it: RUNNING only while someone runs it."""
+    if row["status"] != "RUNNING" or row["active"]:
+        return str(row["status"])
+    return STOPPED if row["started"] else NOT_STARTED
+
+
+def overview(conn: Conn, batch_id: UUID | None, limit: int) -> list[dict[str, Any]]:
+    params = {"batch_id": batch_id, "limit": limit, "live": live_runners(conn)}
+    return [dict(r) for r in conn.execute(query("batch_overview"), params)]
+
+
 def list_batches(conn: Conn, limit: int = 50) -> list[BatchLine]:
     return [
         BatchLine(
@@ -55,11 +74,25 @@ def list_batches(conn: Conn, limit: int = 50) -> list[BatchLine]:
             str(r["client_name"]),
             str(r["file_name"] or ""),
             int(r["items"]),
-            str(r["status"]),
+            shown_status(r),
             int(r["done"]),
             int(r["failed"]),
             Decimal(r["credits"]),
             r["created_at"],
         )
-        for r in conn.execute(query("batch_overview"), {"batch_id": None, "limit": limit})
+        for r in overview(conn, None, limit)
     ]
+
+
+def database_now(conn: Conn) -> datetime:
+    row = conn.execute(query("database_now")).fetchone()
+    assert row is not None
+    now: datetime = row["now"]
+    return now
+
+
+def callbacks_stored_since(conn: Conn, batch_id: UUID, since: datetime) -> int:
+    row = conn.execute(
+        query("callbacks_stored_since"), {"batch_id": batch_id, "since": since}
+    ).fetchone()
+    return int(row["stored"]) if row else 0

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from orchestrator.db.pool import Conn
 from orchestrator.db.queries import query
+from orchestrator.reports.batches import overview, shown_status
 
 
 @dataclass
@@ -41,7 +42,8 @@ class BatchSummary:
 
 
 def summarize(conn: Conn, batch_id: UUID, seconds: float = 0.0) -> BatchSummary:
-    row = conn.execute(query("batch_overview"), {"batch_id": batch_id, "limit": 1}).fetchone()
+    rows = overview(conn, batch_id, 1)
+    row = rows[0] if rows else None
     if row is None:
         raise LookupError(f"no upload batch {batch_id}")
     reasons = [
@@ -50,7 +52,7 @@ def summarize(conn: Conn, batch_id: UUID, seconds: float = 0.0) -> BatchSummary:
     ]
     summary = BatchSummary(
         batch_id=batch_id,
-        status=str(row["status"]),
+        status=shown_status(row),
         items=int(row["items"]),
         companies=int(row["companies"]),
         people=int(row["people"]),

@@ -5,6 +5,7 @@ Databases, a thread-pool dispatcher, and the coalescing trigger that runs orches
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -17,10 +18,16 @@ from orchestrator.callbacks.group_commit import GroupCommitWriter
 from orchestrator.callbacks.receive import ReceiverConfig
 from orchestrator.callbacks.tokens import load_or_create_key
 from orchestrator.db.pool import Databases, open_databases
-from orchestrator.engine.calls import StepTable, execute_call
+from orchestrator.engine import runners
+from orchestrator.engine.calls import StepTable, execute_call, release_unstarted
 from orchestrator.engine.context import StepContext
 from orchestrator.engine.dispatch import StepCall, ThreadPoolDispatcher
-from orchestrator.engine.passes import DEFAULT_CHUNK_SIZE, PassResult, run_pass
+from orchestrator.engine.passes import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_CLAIM_LIMIT,
+    PassResult,
+    run_pass,
+)
 from orchestrator.engine.sweeper import sweep
 from orchestrator.engine.trigger import CoalescingTrigger
 from orchestrator.settings import Settings, get_settings
@@ -75,7 +82,10 @@ class LocalRuntime:
         )
         self.api_key = api_key_for(self.settings)
         self.callback_writer = GroupCommitWriter(self.dbs)
-        self.ctx = StepContext(self.dbs, self.settings, signing_key=self.signing_key)
+        self.runner_id = runners.register(self.dbs, "local")
+        self.ctx = StepContext(
+            self.dbs, self.settings, signing_key=self.signing_key, runner_id=self.runner_id
+        )
         self.steps = steps or step_table()
         self.dispatcher = ThreadPoolDispatcher(
             self._execute, workers=workers or self.settings.dispatch_workers
@@ -83,13 +93,20 @@ class LocalRuntime:
         self.chunk_size = chunk_size
         self.trigger = CoalescingTrigger(self._pass, min_interval=min_pass_interval)
         self.ctx.trigger = self.trigger
+        self._claiming = True
         self._stop_sweeping = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep_forever, name="sweeper", daemon=True)
 
     def _sweep_forever(self) -> None:
-        while not self._stop_sweeping.wait(self.settings.sweep_interval_seconds):
+        """Beat this runner's heart, and sweep every `sweep_interval_seconds`."""
+        last_sweep = time.monotonic()
+        beat = min(runners.HEARTBEAT_SECONDS, self.settings.sweep_interval_seconds)
+        while not self._stop_sweeping.wait(beat):
             try:
-                sweep(self.dbs, self.trigger)
+                runners.heartbeat(self.dbs, self.runner_id)
+                if time.monotonic() - last_sweep >= self.settings.sweep_interval_seconds:
+                    last_sweep = time.monotonic()
+                    sweep(self.dbs, self.trigger)
             except Exception:
                 log.exception("sweep failed; will try again")
 
@@ -97,7 +114,25 @@ class LocalRuntime:
         execute_call(self.ctx, self.steps, call)
 
     def _pass(self, batch_id: UUID) -> PassResult:
-        return run_pass(self.dbs, batch_id, self.dispatcher, chunk_size=self.chunk_size)
+        return run_pass(
+            self.dbs,
+            batch_id,
+            self.dispatcher,
+            chunk_size=self.chunk_size,
+            claim_limit=DEFAULT_CLAIM_LIMIT if self._claiming else 0,
+            runner_id=self.runner_id,
+        )
+
+    def stop_claiming(self) -> int:
+        """Claim and send nothing more: passes only complete what callbacks stored, calls no
+        worker started are cancelled and their item-steps released (returned), and gateways
+        send no row they have not started. Receiving goes on."""
+        self._claiming = False
+        for gateway in self.ctx.providers.values():
+            stop = getattr(gateway, "stop_sending", None)
+            if stop is not None:
+                stop()
+        return release_unstarted(self.ctx, self.dispatcher.cancel_pending())
 
     def __enter__(self) -> LocalRuntime:
         self.trigger.start()
@@ -114,6 +149,8 @@ class LocalRuntime:
         self.callback_writer.close()
         self.trigger.stop()
         self.dispatcher.close()
+        with contextlib.suppress(psycopg.Error):
+            runners.stopped(self.dbs, self.runner_id)
         if self._owns_dbs:
             self.dbs.close()
 

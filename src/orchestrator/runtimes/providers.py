@@ -52,6 +52,8 @@ def webhook_gateway(
         rate_per_second=settings.clay_rate_per_second if overrides is None else float("inf"),
         max_attempts=settings.clay_max_attempts,
         overrides=overrides,
+        # Overrides point at simulators this process runs (runtimes.simulated).
+        simulated=overrides is not None,
     )
 
 

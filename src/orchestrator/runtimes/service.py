@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from typing import Any
 
 import uvicorn
@@ -51,6 +52,9 @@ class ReceiverServer:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", 0))
+        # Listening now: a request sent before uvicorn's loop runs waits in the backlog
+        # instead of being refused.
+        self._socket.listen(2048)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -114,7 +118,26 @@ class LocalService:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def wind_down(self, grace: float) -> None:
+        """Stop claiming and sending, and keep receiving callbacks for up to `grace` seconds,
+        or until nothing can still arrive (only simulators, none with a callback pending, and
+        no step call running)."""
+        self.runtime.stop_claiming()
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and not self._quiet():
+            time.sleep(0.1)
+
+    def _quiet(self) -> bool:
+        simulated_only = set(self.providers.simulators) >= set(self.providers.gateways)
+        pending = sum(
+            sim.pending_callbacks
+            for sim in self.providers.simulators.values()
+            if hasattr(sim, "pending_callbacks")
+        )
+        return simulated_only and pending == 0 and self.runtime.dispatcher.idle
+
     def close(self) -> None:
+        # Requests first: a callback must not reach a runtime whose writer is closed.
+        self.server.stop()
         self.runtime.close()
         self.providers.close()
-        self.server.stop()

@@ -52,6 +52,11 @@ class SendOutcome:
     ok: bool
     http_status: int | None
     error: str | None
+    # Not attempted: the runner was stopping. Its dispatch stays SENDING, for recovery to send.
+    skipped: bool = False
+
+
+NOT_SENT = SendOutcome(False, None, None, skipped=True)
 
 
 class ClayGateway:
@@ -64,7 +69,10 @@ class ClayGateway:
         max_attempts: int,
         overrides: Mapping[str, str] | None = None,
         environ: Mapping[str, str] | None = None,
+        simulated: bool = False,
     ) -> None:
+        # True when every webhook is this process's own simulator: its calls die with it.
+        self.simulated = simulated
         self.callback_base_url = callback_base_url.rstrip("/")
         self._auth_token = auth_token
         self._rate = rate_per_second
@@ -76,6 +84,7 @@ class ClayGateway:
         # One long-lived pool: each sending thread keeps its keep-alive connection (the client's
         # sessions are per thread), where a pool per chunk would open and strand new ones.
         self._senders = ThreadPoolExecutor(SEND_CONCURRENCY, thread_name_prefix="clay-send")
+        self._stopping = threading.Event()
 
     def endpoint(self, workflow: WorkflowConfig) -> ClayEndpoint:
         url = self._overrides.get(workflow.workflow_slug)
@@ -112,7 +121,15 @@ class ClayGateway:
         if not rows:
             return []
         client = self._client(endpoint)
-        return list(self._senders.map(lambda row: _send_one(client, row), rows))
+
+        def send(row: Mapping[str, Any]) -> SendOutcome:
+            return NOT_SENT if self._stopping.is_set() else _send_one(client, row)
+
+        return list(self._senders.map(send, rows))
+
+    def stop_sending(self) -> None:
+        """Rows not sent yet are not sent (a chunk in progress finishes what it started)."""
+        self._stopping.set()
 
     def close(self) -> None:
         self._senders.shutdown(wait=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
@@ -48,8 +48,17 @@ def _entity_ids(conn: Conn, kind: EntityKind, call: StepCall) -> list[UUID]:
     return list(set(entity_ids_for_items(conn, kind, list(call.item_ids)).values()))
 
 
+class Origin(NamedTuple):
+    """Where a dispatch goes and who makes it: recovery tells answerable calls apart by it."""
+
+    webhook_key: str | None
+    runner_id: UUID | None
+    # The provider is this runner's own built-in simulator, which dies with it.
+    simulated: bool
+
+
 def _claim(
-    conn: Conn, kind: EntityKind, workflow: WorkflowConfig, call: StepCall, webhook_key: str | None
+    conn: Conn, kind: EntityKind, workflow: WorkflowConfig, call: StepCall, origin: Origin
 ) -> list[dict[str, Any]]:
     """Claim the chunk's unclaimed entities and mark every item; one transaction."""
     item_ids = list(call.item_ids)
@@ -79,7 +88,9 @@ def _claim(
                 "entity_type": kind.name,
                 "workflow_slug": slug,
                 "provider": workflow.provider,
-                "webhook_key": webhook_key,
+                "webhook_key": origin.webhook_key,
+                "runner_id": origin.runner_id,
+                "simulated": origin.simulated,
                 "item_ids": item_ids,
                 "play_name": call.play_name,
                 "step_number": call.step_number,
@@ -117,7 +128,8 @@ def _record(
     endpoint: ClayEndpoint | None,
 ) -> None:
     """Write the chunk's call outcomes at once: dispatch status, cost, lease, failures."""
-    sent = list(zip(claims, outcomes, strict=True))
+    # A row not sent (the runner was stopping) keeps its dispatch SENDING for recovery.
+    sent = [(c, o) for c, o in zip(claims, outcomes, strict=True) if not o.skipped]
     sends = [
         {
             "id": str(c["dispatch_id"]),
@@ -200,7 +212,8 @@ def send_to_webhook(ctx: StepContext, workflow: WorkflowConfig, call: StepCall) 
     endpoint = gateway.endpoint(workflow)
     started = time.perf_counter()
     with ctx.dbs.hq.connection() as conn:
-        claims = _claim(conn, kind, workflow, call, endpoint.key)
+        origin = Origin(endpoint.key, ctx.runner_id, gateway.simulated)
+        claims = _claim(conn, kind, workflow, call, origin)
         payloads = _payloads(conn, kind, claims)
     # Claims are committed before any call: a crash from here on leaves a lease that the
     # sweeper expires, never an entity sent twice by two live senders.
@@ -222,7 +235,7 @@ def fetch_and_store(ctx: StepContext, workflow: WorkflowConfig, call: StepCall) 
     kind = kind_of(workflow.entity_type)
     fetcher: Fetcher = ctx.providers[workflow.provider]
     with ctx.dbs.hq.connection() as conn:
-        claims = _claim(conn, kind, workflow, call, None)
+        claims = _claim(conn, kind, workflow, call, Origin(None, ctx.runner_id, False))
         payloads = _payloads(conn, kind, claims)
     outcomes = []
     for claim in claims:

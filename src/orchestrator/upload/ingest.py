@@ -5,6 +5,11 @@ server unparsed and COPY parses them (`copy_ingest`); a file COPY might read dif
 the Python reader, or that fails anywhere, is then read again by the Python reader
 (`csv_reader`), whose records stream into `raw_apollo_uploads` with COPY. Either way batch items
 are projected in SQL, and a file that fails validation leaves no row behind.
+
+A client has one batch per file, kept by a unique index (`idx_upload_batches_one_per_file`):
+the batch row goes in with the file's hash when the file could be hashed first, or takes the
+hash once the file was read; either way an upload of a file the client already has, or is
+uploading at this moment, ends in that batch and stores nothing of its own.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 from uuid import UUID
 
+import psycopg
 from psycopg import sql
 
 from entities.apollo import HeaderMapping
@@ -26,6 +32,9 @@ from orchestrator.upload.item_fields import item_columns, item_values
 
 __all__ = ["UploadError", "UploadResult", "ingest_upload"]
 
+# The unique index that keeps a client's file to one batch, deliberate repeats aside.
+ONE_BATCH_PER_FILE = "idx_upload_batches_one_per_file"
+
 
 @dataclass(frozen=True)
 class UploadResult:
@@ -33,7 +42,8 @@ class UploadResult:
     rows: int
     blank_rows: int
     file_sha256: str
-    # Set when the same file was already uploaded for this client and no new batch was made.
+    # Set when the same file was already uploaded for this client and no new batch was made;
+    # `rows` is then the existing batch's, and `blank_rows` and `repeated_headers` are 0.
     existing: bool = False
     # Records equal to the header row (exports concatenated into one file), skipped like blank
     # rows; counted so the upload summary can say why the file holds fewer leads than records.
@@ -91,17 +101,21 @@ def _copy_raw_rows(conn: Conn, batch_id: UUID, csv_file: ApolloCsv) -> int:
 
 
 class _DuplicateUploadError(Exception):
-    def __init__(self, batch_id: UUID, sha256: str) -> None:
-        super().__init__(str(batch_id))
-        self.batch_id = batch_id
+    """The client already has a batch of this file: the upload's transaction is to roll back."""
+
+    def __init__(self, sha256: str) -> None:
+        super().__init__(sha256)
         self.sha256 = sha256
 
 
-def _existing_batch(conn: Conn, client_name: str, sha256: str) -> UUID | None:
+def _existing_batch(conn: Conn, client_name: str, sha256: str) -> UploadResult:
     row = conn.execute(
         query("find_batch_by_file"), {"client_name": client_name, "sha256": sha256}
     ).fetchone()
-    return UUID(str(row["id"])) if row else None
+    if row is None:
+        # Only a batch deleted between the conflict and this read gets here.
+        raise UploadError("the earlier batch of this file was just deleted; upload it again")
+    return UploadResult(UUID(str(row["id"])), int(row["row_count"]), 0, sha256, existing=True)
 
 
 def _label(value: str, what: str, limit: int = 200) -> str:
@@ -127,49 +141,53 @@ def ingest_upload(
 ) -> UploadResult:
     """Load one CSV as a new batch, or raise UploadError and leave the database untouched.
 
-    The same file uploaded again for the same client returns the existing batch instead of a
-    second copy, unless `allow_duplicate` is set. The server parses the records with COPY when
-    the stream is seekable and the file reads the same that way (`copy_ingest`); otherwise, or
-    with `python_reader`, they are parsed in Python, the reference the fast path must match.
+    The same file uploaded again for the same client returns the existing batch (`existing`,
+    with its row count) and stores nothing, even when both uploads run at once: the database
+    holds one batch per client and file. `allow_duplicate` makes a second batch of a file the
+    client has (a deliberate repeat, `duplicate_allowed`). The server parses the records with
+    COPY when the stream is seekable and the file reads the same that way (`copy_ingest`);
+    otherwise, or with `python_reader`, they are parsed in Python, the reference the fast path
+    must match.
     """
     client_name = _label(client_name, "client name")
     play_name = _label(play_name, "play name")
     file_name = _file_label(file_name)
-    known_sha = None if allow_duplicate else _file_sha256(stream)
+    # Hashed first when it can be, so that the batch row goes in with its file's hash and a
+    # second upload of the file stops there, before loading anything.
+    known_sha = _file_sha256(stream)
     with dbs.hq.connection() as conn:
         try:
             play = load_play(conn, play_name)
         except RegistryError as exc:
             raise UploadError(str(exc)) from None
-        if known_sha and not allow_duplicate:
-            existing = _existing_batch(conn, client_name, known_sha)
-            if existing:
-                return UploadResult(existing, 0, 0, known_sha, existing=True)
-        # A seekable stream was hashed above unless duplicates are allowed, so only the Python
-        # reader ever has to look for a duplicate as it goes.
-        check = not allow_duplicate and known_sha is None
         use_copy = not python_reader and stream.seekable() and copyable(conn)
+        file = _File(stream, file_name, client_name, known_sha, allow_duplicate)
         try:
-            return _load_batch(conn, stream, file_name, client_name, play, check, use_copy)
+            return _load_batch(conn, file, play, use_copy)
         except _DuplicateUploadError as dup:
-            return UploadResult(dup.batch_id, 0, 0, dup.sha256, existing=True)
+            # Everything of this upload was rolled back; the other upload has committed.
+            return _existing_batch(conn, client_name, dup.sha256)
 
 
-def _load_batch(
-    conn: Conn,
-    stream: BinaryIO,
-    file_name: str,
-    client_name: str,
-    play: Play,
-    check_duplicate: bool,
-    use_copy: bool,
-) -> UploadResult:
-    """Runs in one transaction; any exception, validation errors included, rolls it all back."""
+@dataclass(frozen=True)
+class _File:
+    stream: BinaryIO
+    name: str
+    client_name: str
+    # The file's hash when it was read before loading (a seekable stream), else None.
+    known_sha: str | None
+    allow_duplicate: bool
+
+
+def _load_batch(conn: Conn, file: _File, play: Play, use_copy: bool) -> UploadResult:
+    """Runs in one transaction; any exception, validation errors and _DuplicateUploadError
+    included, rolls it all back."""
+    stream = file.stream
     start = stream.tell() if use_copy else 0
     with conn.transaction():
         reader = _HashingReader(stream)
         csv_file = ApolloCsv(reader)
-        batch_id = _insert_batch(conn, csv_file.headers, file_name, client_name, play)
+        batch_id = _insert_batch(conn, csv_file.headers, file, play)
         loaded = None
         if use_copy:
             reader = _rewound(stream, start)
@@ -186,32 +204,54 @@ def _load_batch(
                 # COPY stepped aside, its work rolled back: the Python reader starts over.
                 reader = _rewound(stream, start)
                 csv_file = ApolloCsv(reader)
-            duplicate_of = client_name if check_duplicate else None
-            loaded = _read_in_python(conn, csv_file, reader, batch_id, play, duplicate_of)
+            loaded = _read_in_python(conn, csv_file, reader, batch_id, play, file)
         sha256 = reader.sha256.hexdigest()
-        conn.execute(
-            query("finish_upload_batch"),
-            {"batch_id": batch_id, "rows": loaded.rows, "sha256": sha256},
-        )
+        if file.known_sha is not None and sha256 != file.known_sha:
+            raise UploadError("the file changed while it was read; upload it again")
+        conn.execute(query("finish_upload_batch"), {"batch_id": batch_id, "rows": loaded.rows})
     return UploadResult(
         batch_id, loaded.rows, loaded.blank_rows, sha256, repeated_headers=loaded.repeated_headers
     )
 
 
-def _insert_batch(
-    conn: Conn, headers: tuple[str, ...], file_name: str, client_name: str, play: Play
-) -> UUID:
-    batch = conn.execute(
-        query("insert_upload_batch"),
-        {
-            "client_name": client_name,
-            "play_name": play.name,
-            "file_name": file_name,
-            "headers": list(headers),
-        },
-    ).fetchone()
+def _insert_batch(conn: Conn, headers: tuple[str, ...], file: _File, play: Play) -> UUID:
+    """The batch row, with the file's hash when known. A file the client already has a batch
+    of raises _DuplicateUploadError, or with `allow_duplicate` becomes a deliberate repeat; an
+    upload of the file still in progress is waited for first (the unique index's row lock)."""
+    params = {
+        "client_name": file.client_name,
+        "play_name": play.name,
+        "file_name": file.name,
+        "headers": list(headers),
+        "sha256": file.known_sha,
+        "duplicate_allowed": False,
+    }
+    batch = conn.execute(query("insert_upload_batch"), params).fetchone()
+    if batch is None:
+        assert file.known_sha is not None, "only a known hash can conflict"
+        if not file.allow_duplicate:
+            raise _DuplicateUploadError(file.known_sha)
+        params["duplicate_allowed"] = True
+        batch = conn.execute(query("insert_upload_batch"), params).fetchone()
     assert batch is not None
     return UUID(str(batch["id"]))
+
+
+def _claim_file(conn: Conn, batch_id: UUID, file: _File, sha256: str) -> None:
+    """Gives the batch its file's hash once the file was read (it could not be hashed first).
+    A file the client already has a batch of, or one another upload has just given its hash
+    (waited for until that upload ends), raises _DuplicateUploadError, or with
+    `allow_duplicate` makes this batch a deliberate repeat."""
+    params = {"batch_id": batch_id, "sha256": sha256, "duplicate_allowed": False}
+    try:
+        with conn.transaction():
+            conn.execute(query("claim_upload_file"), params)
+    except psycopg.errors.UniqueViolation as exc:
+        if exc.diag.constraint_name != ONE_BATCH_PER_FILE:
+            raise
+        if not file.allow_duplicate:
+            raise _DuplicateUploadError(sha256) from None
+        conn.execute(query("claim_upload_file"), params | {"duplicate_allowed": True})
 
 
 def _rewound(stream: BinaryIO, start: int) -> _HashingReader:
@@ -225,19 +265,16 @@ def _read_in_python(
     reader: _HashingReader,
     batch_id: UUID,
     play: Play,
-    duplicate_of: str | None,
+    file: _File,
 ) -> Loaded:
     """The reference path: every record parsed and checked in Python, then projected in SQL.
 
-    With `duplicate_of` (a client name), a file that client already uploaded is found as soon
-    as its hash is known, before anything is projected.
+    A file whose hash was not known before (a stream that cannot seek) takes it as soon as it
+    was read, so that a file the client already has stops before anything is projected.
     """
     rows = _copy_raw_rows(conn, batch_id, csv_file)
-    if duplicate_of is not None:
-        sha256 = reader.sha256.hexdigest()
-        existing = _existing_batch(conn, duplicate_of, sha256)
-        if existing:
-            raise _DuplicateUploadError(existing, sha256)
+    if file.known_sha is None:
+        _claim_file(conn, batch_id, file, reader.sha256.hexdigest())
     _project_items(conn, csv_file.mapping, batch_id)
     conn.execute(
         query("start_first_step"),

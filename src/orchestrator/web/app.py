@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, UploadFile, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from orchestrator.reports.summary import summarize
@@ -24,8 +24,12 @@ from orchestrator.web.receiver_routes import add_receiver_routes
 
 class UploadResponse(BaseModel):
     batch_id: UUID
+    # The batch's leads: for an existing batch, the rows it was loaded with.
     rows: int
+    # The client already had a batch of this file: no batch was made, and this is that one's.
     existing: bool
+    # Header rows repeated inside the file (exports pasted together), skipped like blank rows.
+    repeated_headers: int = 0
 
 
 class UploadErrorResponse(BaseModel):
@@ -83,12 +87,19 @@ def _add_batch_routes(app: FastAPI) -> None:
         "/batches",
         status_code=status.HTTP_201_CREATED,
         response_model=UploadResponse,
-        responses={422: {"model": UploadErrorResponse}},
+        responses={
+            200: {
+                "model": UploadResponse,
+                "description": "The client already has a batch of this file: that batch.",
+            },
+            422: {"model": UploadErrorResponse},
+        },
         dependencies=secured,
         tags=["batches"],
     )
     def upload_batch(
         runtime: RuntimeDep,
+        response: Response,
         file: Annotated[UploadFile, File(description="Apollo CSV export, UTF-8")],
         client: Annotated[str, Form(max_length=200)] = "default",
         play: Annotated[str, Form(max_length=200)] = DEFAULT_PLAY,
@@ -107,7 +118,16 @@ def _add_batch_routes(app: FastAPI) -> None:
             body = UploadErrorResponse(error=str(exc), row=exc.row, column=exc.column)
             return JSONResponse(body.model_dump(), status_code=422)
         runtime.trigger.request(result.batch_id)
-        return UploadResponse(batch_id=result.batch_id, rows=result.rows, existing=result.existing)
+        if result.existing:
+            # One batch per file per client: the same file again is that batch, which this
+            # request continues (the pass above), and no new one.
+            response.status_code = status.HTTP_200_OK
+        return UploadResponse(
+            batch_id=result.batch_id,
+            rows=result.rows,
+            existing=result.existing,
+            repeated_headers=result.repeated_headers,
+        )
 
     @app.get(
         "/batches/{batch_id}",

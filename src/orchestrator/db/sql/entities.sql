@@ -66,9 +66,11 @@ WITH senders AS (
     ORDER BY bi.{id_column}, bi.id
 )
 INSERT INTO entity_dispatches (id, batch_id, entity_type, entity_id, workflow_slug, attempt,
-                               provider, webhook_key, play_name, step_number, sender_item_id)
+                               provider, webhook_key, play_name, step_number, sender_item_id,
+                               runner_id, simulated)
 SELECT d.id, e.batch_id, %(entity_type)s, d.entity_id, %(workflow_slug)s, d.attempt,
-       %(provider)s, %(webhook_key)s, %(play_name)s, %(step_number)s, senders.item_id
+       %(provider)s, %(webhook_key)s, %(play_name)s, %(step_number)s, senders.item_id,
+       %(runner_id)s, %(simulated)s
 FROM jsonb_to_recordset(%(dispatches)s::jsonb) AS d(id uuid, entity_id uuid, attempt int)
 JOIN {entity_table} e ON e.id = d.entity_id AND e.id = ANY(%(entity_ids)s::uuid[])
 LEFT JOIN senders ON senders.entity_id = d.entity_id;
@@ -264,7 +266,10 @@ WITH callbacks AS (
     WHERE d.status NOT IN ('STORED', 'CALLED_BACK')
     ORDER BY d.id FOR UPDATE OF d
 ), marked AS (
-    UPDATE entity_dispatches d SET status = 'STORED', callback_at = NOW()
+    -- An answer proves the provider accepted the call, even one whose sender died before
+    -- it could record that (sent_at is what calls are counted by).
+    UPDATE entity_dispatches d
+    SET status = 'STORED', callback_at = NOW(), sent_at = COALESCE(d.sent_at, NOW())
     FROM locked WHERE d.id = locked.id
     RETURNING d.id
 )
@@ -274,7 +279,8 @@ FROM current_dispatch c LEFT JOIN stored ON stored.dispatch_id = c.id;
 
 -- name: mark_dispatch_stored
 -- A result whose fields went to a destination table is complete once they were verified there.
-UPDATE entity_dispatches SET status = 'STORED', callback_at = NOW()
+UPDATE entity_dispatches
+SET status = 'STORED', callback_at = NOW(), sent_at = COALESCE(sent_at, NOW())
 WHERE id = %(dispatch_id)s AND status NOT IN ('STORED', 'CALLED_BACK');
 
 -- name: apply_stored_results

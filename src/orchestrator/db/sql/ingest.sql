@@ -1,25 +1,40 @@
 -- name: insert_upload_batch
-INSERT INTO upload_batches (client_name, play_name, file_name, source_headers)
-VALUES (%(client_name)s, %(play_name)s, %(file_name)s, %(headers)s)
+-- The batch row of an upload, with its file's hash when the file was hashed before loading.
+-- A file the client already has a batch of (idx_upload_batches_one_per_file) returns no row,
+-- and nothing is inserted; an upload of it that is not committed yet makes this statement wait
+-- for that upload's end. A deliberate repeat (`duplicate_allowed`) never conflicts.
+INSERT INTO upload_batches
+    (client_name, play_name, file_name, source_headers, file_sha256, duplicate_allowed)
+VALUES
+    (%(client_name)s, %(play_name)s, %(file_name)s, %(headers)s, %(sha256)s,
+     %(duplicate_allowed)s)
+ON CONFLICT (client_name, file_sha256) WHERE NOT duplicate_allowed DO NOTHING
 RETURNING id;
 
 -- name: copy_raw_rows
 COPY raw_apollo_uploads (batch_id, row_number, raw_values) FROM STDIN;
 
 -- name: find_batch_by_file
-SELECT id FROM upload_batches
-WHERE client_name = %(client_name)s AND file_sha256 = %(sha256)s
-ORDER BY created_at
-LIMIT 1;
+-- The one batch of a client's file (deliberate repeats aside), with its stored row count.
+SELECT id, row_count FROM upload_batches
+WHERE client_name = %(client_name)s AND file_sha256 = %(sha256)s AND NOT duplicate_allowed;
 
 -- name: start_first_step
 -- Every item of a new batch waits at the play's first step.
 INSERT INTO workflow_states (batch_id, item_id, step_name, step_number)
 SELECT batch_id, id, %(step)s, %(number)s FROM batch_items WHERE batch_id = %(batch_id)s;
 
+-- name: claim_upload_file
+-- The hash of a file known only once it was read (a stream that cannot seek): setting it on a
+-- batch that is not a deliberate repeat raises a unique violation when the client already has
+-- a batch of the file.
+UPDATE upload_batches
+SET file_sha256 = %(sha256)s, duplicate_allowed = %(duplicate_allowed)s
+WHERE id = %(batch_id)s;
+
 -- name: finish_upload_batch
 UPDATE upload_batches
-SET row_count = %(rows)s, file_sha256 = %(sha256)s, updated_at = NOW()
+SET row_count = %(rows)s, updated_at = NOW()
 WHERE id = %(batch_id)s;
 
 -- name: create_upload_staging

@@ -45,6 +45,7 @@ WITH steps AS (
 UPDATE workflow_states ws
 SET status = 'IN_PROGRESS',
     attempts = ws.attempts + 1,
+    claimed_by = %(runner_id)s,
     started_at = NOW(),
     updated_at = NOW(),
     lease_expires_at = NOW() + make_interval(secs => steps.timeout_seconds)

@@ -105,3 +105,11 @@ SET status = 'COMPLETED', finished_at = NOW(), updated_at = NOW(), lease_expires
                                          'person_id', linked.person_id)
 FROM linked
 WHERE ws.item_id = linked.id AND ws.step_name = %(step)s AND ws.status = 'IN_PROGRESS';
+
+-- name: release_unstarted_item_steps
+-- A claimed chunk that no worker started (the runner is stopping): back to PENDING, and the
+-- claim does not count as an attempt.
+UPDATE workflow_states
+SET status = 'PENDING', attempts = GREATEST(attempts - 1, 0), lease_expires_at = NULL,
+    claimed_by = NULL, started_at = NULL, updated_at = NOW()
+WHERE item_id = ANY(%(item_ids)s::uuid[]) AND step_name = %(step)s AND status = 'IN_PROGRESS';

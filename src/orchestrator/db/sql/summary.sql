@@ -18,12 +18,28 @@ WHERE batch_id = %(batch_id)s
 GROUP BY provider, entity_type;
 
 -- name: batch_credits_saved
--- Every item that completed with another item's enrichment saved one call's credits; one
--- that failed with the entity it waited on saved nothing.
-SELECT COALESCE(sum(w.credits_per_call), 0) AS saved, count(*) AS reused
-FROM workflow_states ws
-JOIN db_driven_enrichment_workflows w ON w.workflow_slug = ws.step_name
-WHERE ws.batch_id = %(batch_id)s AND ws.status = 'COMPLETED' AND ws.meta ? 'skipped';
+-- Dedupe saved what the items of an entity workflow did not each pay: items that completed the
+-- step, less the entities a provider accepted a call for. Counted from outcomes, not from
+-- which item sent, so a batch recovered after a crash (re-sent by another item) counts right.
+WITH completed AS (
+    SELECT ws.step_name, count(*) AS items
+    FROM workflow_states ws
+    JOIN db_driven_enrichment_workflows w
+      ON w.workflow_slug = ws.step_name AND w.entity_type IN ('company', 'person')
+    WHERE ws.batch_id = %(batch_id)s AND ws.status = 'COMPLETED'
+    GROUP BY ws.step_name
+), called AS (
+    SELECT workflow_slug, count(DISTINCT entity_id) AS entities
+    FROM entity_dispatches
+    WHERE batch_id = %(batch_id)s AND sent_at IS NOT NULL
+    GROUP BY workflow_slug
+), reused AS (
+    SELECT c.step_name, GREATEST(c.items - COALESCE(d.entities, 0), 0) AS items
+    FROM completed c LEFT JOIN called d ON d.workflow_slug = c.step_name
+)
+SELECT COALESCE(sum(r.items * w.credits_per_call), 0) AS saved,
+       COALESCE(sum(r.items), 0) AS reused
+FROM reused r JOIN db_driven_enrichment_workflows w ON w.workflow_slug = r.step_name;
 
 -- name: batches_by_prefix
 -- Batches whose id starts with the given text; two rows are enough to call it ambiguous.
@@ -46,7 +62,15 @@ SELECT b.id, b.client_name, b.file_name, b.status, b.created_at,
        (SELECT count(DISTINCT item_id) FROM workflow_states
          WHERE batch_id = b.id AND status = 'FAILED') AS failed,
        (SELECT COALESCE(sum(credits), 0) FROM entity_dispatches
-         WHERE batch_id = b.id) AS credits
+         WHERE batch_id = b.id) AS credits,
+       -- Is anyone working on it: item-steps held by a live runner (or by the cloud, which
+       -- does not register), and did anything ever start.
+       EXISTS (SELECT 1 FROM workflow_states ws
+               WHERE ws.batch_id = b.id AND ws.status = 'IN_PROGRESS'
+                 AND (ws.claimed_by IS NULL OR ws.claimed_by = ANY(%(live)s::uuid[])))
+           AS active,
+       EXISTS (SELECT 1 FROM workflow_states ws
+               WHERE ws.batch_id = b.id AND ws.started_at IS NOT NULL) AS started
 FROM upload_batches b
 WHERE %(batch_id)s::uuid IS NULL OR b.id = %(batch_id)s
 ORDER BY b.created_at DESC
@@ -59,3 +83,11 @@ FROM entity_dispatches
 WHERE batch_id = %(batch_id)s AND status = 'FAILED' AND error IS NOT NULL
 ORDER BY created_at, id
 LIMIT 1;
+
+-- name: callbacks_stored_since
+-- Results of the batch's calls stored at or after a moment (read from the server's clock).
+SELECT count(*) AS stored FROM entity_dispatches
+WHERE batch_id = %(batch_id)s AND callback_at >= %(since)s;
+
+-- name: database_now
+SELECT NOW() AS now;

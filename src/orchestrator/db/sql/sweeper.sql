@@ -32,8 +32,11 @@ WITH stale AS (
     LEFT JOIN {state_table} s
       ON s.{id_column} = bi.{id_column} AND s.workflow_slug = ws.step_name
     WHERE ws.status = 'IN_PROGRESS'
+      AND (%(batch_id)s::uuid IS NULL OR ws.batch_id = %(batch_id)s::uuid)
       AND (s.status IS NULL OR s.status <> 'IN_PROGRESS')
-      AND (ws.lease_expires_at < NOW() OR s.status IN ('PENDING', 'COMPLETED', 'FAILED'))
+      AND (ws.lease_expires_at < NOW() OR s.status IN ('PENDING', 'COMPLETED', 'FAILED')
+           -- Claimed by a runner that is gone: nothing is in flight for it.
+           OR (ws.claimed_by IS NOT NULL AND NOT ws.claimed_by = ANY(%(live)s::uuid[])))
       AND (s.status IS DISTINCT FROM 'COMPLETED' OR EXISTS (
           SELECT 1 FROM {result_table} r
           WHERE r.{id_column} = bi.{id_column} AND r.workflow_slug = ws.step_name))
@@ -67,7 +70,9 @@ WITH stale AS (
     FROM workflow_states ws
     JOIN db_driven_enrichment_workflows w
       ON w.workflow_slug = ws.step_name AND w.entity_type = 'item'
-    WHERE ws.status = 'IN_PROGRESS' AND ws.lease_expires_at < NOW()
+    WHERE ws.status = 'IN_PROGRESS'
+      AND (ws.lease_expires_at < NOW()
+           OR (ws.claimed_by IS NOT NULL AND NOT ws.claimed_by = ANY(%(live)s::uuid[])))
     ORDER BY ws.id
     FOR UPDATE OF ws SKIP LOCKED
 )
@@ -95,20 +100,54 @@ RETURNING next_pass_at;
 SELECT next_pass_at FROM upload_batches WHERE id = %(batch_id)s;
 
 -- name: release_orphaned_item_steps
--- Resume after a crash: item workflows (normalize, split, consolidate...) that the dead process
--- had claimed are idempotent, so they go back to PENDING at once. Entity work is not touched:
--- its provider call may be in flight, and only lease expiry may send it again.
+-- Resume after a crash: item workflows (normalize, split, consolidate...) that no live runner
+-- holds are idempotent, so they go back to PENDING at once.
 WITH orphans AS (
     SELECT ws.id FROM workflow_states ws
     JOIN db_driven_enrichment_workflows w
       ON w.workflow_slug = ws.step_name AND w.entity_type = 'item'
     WHERE ws.batch_id = %(batch_id)s AND ws.status = 'IN_PROGRESS'
+      AND (ws.claimed_by IS NULL OR NOT ws.claimed_by = ANY(%(live)s::uuid[]))
     ORDER BY ws.id
     FOR UPDATE OF ws SKIP LOCKED
 )
 UPDATE workflow_states ws
-SET status = 'PENDING', lease_expires_at = NULL, updated_at = NOW()
+SET status = 'PENDING', lease_expires_at = NULL, claimed_by = NULL, updated_at = NOW()
 FROM orphans WHERE ws.id = orphans.id;
+
+-- name: resend_unanswerable
+-- Calls that can never be answered are superseded and their entities sent again at once:
+-- those a dead runner never saw accepted (SENDING), those its own simulator accepted (it died
+-- with them), and, when asked (`resend_now`), those a real provider accepted. Dispatch rows
+-- before entity rows, the order in which passes lock them.
+WITH gone AS (
+    UPDATE entity_dispatches d SET status = 'SUPERSEDED'
+    WHERE d.entity_type = %(entity_type)s
+      AND (%(batch_id)s::uuid IS NULL OR d.batch_id = %(batch_id)s::uuid)
+      AND d.runner_id IS NOT NULL AND NOT d.runner_id = ANY(%(live)s::uuid[])
+      AND (d.status = 'SENDING' OR (d.status = 'SENT' AND (d.simulated OR %(resend_now)s)))
+    RETURNING d.id, d.entity_id, d.workflow_slug
+)
+UPDATE {state_table} s
+SET status = 'PENDING', lease_expires_at = NULL, updated_at = NOW(),
+    meta = COALESCE(s.meta, '{{}}'::jsonb) || jsonb_build_object('superseded_dispatch_id', gone.id)
+FROM gone
+WHERE s.{id_column} = gone.entity_id AND s.workflow_slug = gone.workflow_slug
+  AND s.dispatch_id = gone.id AND s.status = 'IN_PROGRESS'
+RETURNING s.{id_column} AS entity_id;
+
+-- name: provider_waits
+-- What the batch still waits for from a real provider whose caller is gone: each call's
+-- entity lease, and what sending them again now would cost.
+SELECT count(*) AS calls, min(s.lease_expires_at) AS earliest, max(s.lease_expires_at) AS latest,
+       COALESCE(sum(w.credits_per_call), 0) AS credits
+FROM entity_dispatches d
+JOIN {state_table} s ON s.{id_column} = d.entity_id AND s.workflow_slug = d.workflow_slug
+                    AND s.dispatch_id = d.id AND s.status = 'IN_PROGRESS'
+JOIN db_driven_enrichment_workflows w ON w.workflow_slug = d.workflow_slug
+WHERE d.batch_id = %(batch_id)s AND d.entity_type = %(entity_type)s AND d.status = 'SENT'
+  AND NOT d.simulated
+  AND (d.runner_id IS NULL OR NOT d.runner_id = ANY(%(live)s::uuid[]));
 
 -- name: retry_failed_entities
 -- Entities of the batch that FAILED get a fresh set of attempts; COMPLETED ones are kept, so

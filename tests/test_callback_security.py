@@ -135,6 +135,10 @@ def test_upload_and_status_need_the_api_key(dbs: Databases, local_settings: Sett
         status_ok = requests.get(f"{base}/batches/{batch}", headers={"x-api-key": key}, timeout=10)
     assert (refused.status_code, wrong.status_code, created.status_code) == (401, 401, 201)
     assert (status_refused.status_code, status_ok.status_code) == (401, 200)
+    body = status_ok.json()
+    assert list(body)[:7] == ["batch_id", "status", "items", "companies", "people", "completed",
+                              "failed"]  # fmt: skip
+    assert {"steps", "top_failure_reasons"} <= set(body) and body["batch_id"] == batch
     assert key not in refused.text + wrong.text
     assert scalar(dbs, "SELECT count(*) FROM upload_batches") == 1
 

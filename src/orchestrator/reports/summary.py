@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -20,7 +20,9 @@ class FailureReason:
 
 
 @dataclass
-class BatchSummary:
+class BatchCounts:
+    """A batch's headline figures, as the summary and the API's batch status give them."""
+
     batch_id: UUID
     status: str
     items: int
@@ -28,6 +30,13 @@ class BatchSummary:
     people: int
     completed: int
     failed: int
+
+    def counts(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(BatchCounts)}
+
+
+@dataclass
+class BatchSummary(BatchCounts):
     seconds: float = 0.0
     top_failure_reasons: list[FailureReason] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)

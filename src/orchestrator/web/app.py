@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -11,7 +12,7 @@ from fastapi import Depends, FastAPI, File, Form, HTTPException, UploadFile, sta
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from orchestrator.reports.summary import summarize
+from orchestrator.reports.summary import BatchCounts, FailureReason, summarize
 from orchestrator.state.progress import read_progress
 from orchestrator.state.registry import DEFAULT_PLAY
 from orchestrator.upload.csv_reader import UploadError
@@ -44,16 +45,10 @@ class StepStatus(BaseModel):
     counts: dict[str, int]
 
 
-class BatchStatus(BaseModel):
-    batch_id: UUID
-    status: str
-    items: int
-    companies: int
-    people: int
-    completed: int
-    failed: int
+@dataclass
+class BatchStatus(BatchCounts):
     steps: list[StepStatus]
-    top_failure_reasons: list[dict[str, Any]]
+    top_failure_reasons: list[FailureReason]
 
 
 def create_app(runtime_factory: Callable[[], AppRuntime]) -> FastAPI:
@@ -143,7 +138,8 @@ def _add_batch_routes(app: FastAPI) -> None:
                 raise HTTPException(404, f"no upload batch {batch_id}") from None
             progress = read_progress(conn, batch_id)
         return BatchStatus(
-            **{k: v for k, v in summary.as_json().items() if k in BatchStatus.model_fields},
+            **summary.counts(),
+            top_failure_reasons=summary.top_failure_reasons,
             steps=[
                 StepStatus(step_number=s.step_number, step_name=s.step_name, counts=dict(s.counts))
                 for s in progress.steps

@@ -32,6 +32,7 @@ class CoalescingTrigger:
         self._heartbeat = heartbeat
         self._dirty: set[UUID] = set()
         self._unfinished: set[UUID] = set()
+        self._driven: set[UUID] = set()
         self._passing = False
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -46,8 +47,14 @@ class CoalescingTrigger:
         self._thread.start()
         return self
 
+    def drives(self, batch_id: UUID) -> bool:
+        """Whether this trigger was ever asked to run the batch."""
+        with self._lock:
+            return batch_id in self._driven
+
     def request(self, batch_id: UUID) -> None:
         with self._lock:
+            self._driven.add(batch_id)
             self.requests += 1
             self._dirty.add(batch_id)
             self._unfinished.add(batch_id)

@@ -106,7 +106,7 @@ class LocalRuntime:
                 runners.heartbeat(self.dbs, self.runner_id)
                 if time.monotonic() - last_sweep >= self.settings.sweep_interval_seconds:
                     last_sweep = time.monotonic()
-                    sweep(self.dbs, self.trigger)
+                    sweep(self.dbs, _OwnBatches(self.trigger))
             except Exception:
                 log.exception("sweep failed; will try again")
 
@@ -193,3 +193,15 @@ class LocalRuntime:
             except psycopg.OperationalError:
                 log.warning("database unreachable; retrying")
                 time.sleep(1.0)
+
+
+class _OwnBatches:
+    """The sweeper's pass requests, for the batches this runtime was asked to run only: a batch
+    someone paused stays paused until it is resumed, whatever else runs meanwhile."""
+
+    def __init__(self, trigger: CoalescingTrigger) -> None:
+        self._trigger = trigger
+
+    def request(self, batch_id: UUID) -> None:
+        if self._trigger.drives(batch_id):
+            self._trigger.request(batch_id)

@@ -56,8 +56,10 @@ DELETE FROM company_play_step_completions WHERE id = ANY(%(ids)s::uuid[]);
 
 -- name: reset_entities_for_rerun
 -- A forced manual re-run: finished entities of the workflow go back to PENDING to be claimed.
+-- Attempts keep counting (attempt numbers name dispatches); the run's budget starts here.
 UPDATE company_workflow_states
-SET status = 'PENDING', attempts = 0, lease_expires_at = NULL, updated_at = NOW()
+SET status = 'PENDING', lease_expires_at = NULL, updated_at = NOW(),
+    meta = COALESCE(meta, '{}'::jsonb) || jsonb_build_object('retry_base', attempts)
 WHERE company_id = ANY(%(company_ids)s::uuid[]) AND workflow_slug = %(workflow_slug)s
   AND status IN ('COMPLETED', 'FAILED');
 

@@ -8,7 +8,8 @@ WITH expired AS (
     ORDER BY id FOR UPDATE SKIP LOCKED
 )
 UPDATE {state_table} s
-SET status = CASE WHEN s.attempts < w.max_attempts THEN 'PENDING' ELSE 'FAILED' END,
+SET status = CASE WHEN s.attempts - COALESCE((s.meta->>'retry_base')::int, 0) < w.max_attempts
+                  THEN 'PENDING' ELSE 'FAILED' END,
     lease_expires_at = NULL,
     updated_at = NOW(),
     meta = COALESCE(s.meta, '{{}}'::jsonb) || jsonb_build_object(
@@ -152,9 +153,12 @@ WHERE d.batch_id = %(batch_id)s AND d.entity_type = %(entity_type)s AND d.status
 -- name: retry_failed_entities
 -- Entities of the batch that FAILED get a fresh set of attempts; COMPLETED ones are kept, so
 -- their items complete again without another provider call.
+-- Attempts keep counting (each names its dispatch: attempt numbers never repeat); the retry
+-- starts a fresh budget from `retry_base`, which the sweeper's attempt limit counts from.
 UPDATE {state_table} s
-SET status = 'PENDING', attempts = 0, lease_expires_at = NULL, updated_at = NOW(),
-    meta = COALESCE(s.meta, '{{}}'::jsonb) || jsonb_build_object('previous_error', s.meta->>'error')
+SET status = 'PENDING', lease_expires_at = NULL, updated_at = NOW(),
+    meta = COALESCE(s.meta, '{{}}'::jsonb)
+           || jsonb_build_object('previous_error', s.meta->>'error', 'retry_base', s.attempts)
 FROM {entity_table} e
 WHERE e.id = s.{id_column} AND e.batch_id = %(batch_id)s AND s.status = 'FAILED';
 

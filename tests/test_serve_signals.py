@@ -15,8 +15,10 @@ import psycopg
 import pytest
 import requests
 
+from conftest import DatabasePair
 from orchestrator.db.embedded import HANDLE_FILE
 from support.cli import cli_env, enrich_argv
+from support.pipeline import apollo_csv
 
 pytestmark = pytest.mark.slow
 
@@ -93,3 +95,58 @@ def test_a_handle_left_by_a_killed_process_is_cleaned_at_the_next_start(tmp_path
     assert _listed_pids(home / "pgdata") == []
     assert not (home / "pgdata" / "postmaster.pid").exists()
     assert _refuses_connections(conninfo)
+
+
+def test_serve_stopped_mid_batch_fails_nothing_and_the_batch_resumes(
+    tmp_path: Path, db_urls: DatabasePair
+) -> None:
+    home = tmp_path / "home"
+    # Clay takes rows at 100/s: sends are still going on at the signal.
+    env = cli_env(
+        home, db_urls, CLAY_SIMULATOR_DELAY_SECONDS="1", CLAY_SIMULATOR_RATE_PER_SECOND="100"
+    )
+    port = _free_port()
+    proc = subprocess.Popen(
+        enrich_argv("serve", "--port", str(port)),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if requests.get(f"{base}/health", timeout=1).ok:
+                break
+        except requests.ConnectionError:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.3)
+    key = (home / "api.key").read_text().strip()
+    created = requests.post(
+        f"{base}/batches",
+        files={"file": ("leads.csv", apollo_csv(600, 120, seed=9), "text/csv")},
+        headers={"x-api-key": key},
+        timeout=60,
+    )
+    assert created.status_code == 201, created.text
+    with psycopg.connect(db_urls.urls.hq) as conn:
+        while conn.execute("SELECT count(*) FROM entity_dispatches").fetchone() == (0,):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=60)
+    assert time.monotonic() - started < 15, output
+    assert "Traceback" not in output, output
+    with psycopg.connect(db_urls.urls.hq) as conn:
+        failed = conn.execute(
+            "SELECT (SELECT count(*) FROM company_workflow_states WHERE status = 'FAILED')"
+            " + (SELECT count(*) FROM person_workflow_states WHERE status = 'FAILED')"
+        ).fetchone()
+    assert failed == (0,), output
+    resumed = subprocess.run(
+        enrich_argv("resume", created.json()["batch_id"]), env=env, capture_output=True,
+        text=True, timeout=300,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]

@@ -35,8 +35,18 @@ def serve(
         try:
             uvicorn.run(runtime_app(runtime), host=host, port=port)
         finally:
+            _stop_sending(runtime)
             providers.close()
     console.print("stopped")
+
+
+def _stop_sending(runtime: LocalRuntime) -> None:
+    """Send nothing more and let the calls being made finish, before the providers (the
+    simulators) go: a call cut off by a stopped provider would fail its entity. What was not
+    sent is sent by `enrich resume` or the next `enrich serve`."""
+    console.print("stopping: nothing new is sent")
+    runtime.stop_claiming()
+    runtime.dispatcher.wait_idle(timeout=runtime.settings.interrupt_grace_seconds)
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:

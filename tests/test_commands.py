@@ -157,3 +157,28 @@ def test_an_uploaded_batch_nobody_runs_shows_as_uploaded_with_the_command_that_r
     status = _enrich(env, "status", uploaded.stdout.split()[1].rstrip(":"))
     assert "UPLOADED" in status.stdout and "enrich resume" in status.stdout, status.stdout
     assert "UPLOADED" in _enrich(env, "batches").stdout
+
+
+@pytest.mark.parametrize("kind", ["read-only", "folder", "device", "empty"])
+def test_export_refuses_to_replace_what_is_not_a_writable_file(
+    dbs: Databases, db_urls: DatabasePair, tmp_path: Path, kind: str
+) -> None:
+    batch = upload(dbs, _csv(3), "apollo-lead-enrichment").batch_id
+    target = {"read-only": tmp_path / "ro.csv", "folder": tmp_path, "device": Path("/dev/null"),
+              "empty": Path("")}[kind]  # fmt: skip
+    if kind == "read-only":
+        target.write_text("keep me")
+        target.chmod(0o444)
+    line = _one_line_error(
+        _enrich(
+            _env(db_urls, tmp_path),
+            "export",
+            str(batch),
+            "-o",
+            str(target) if kind != "empty" else "",
+        )
+    )
+    assert ".part" not in line
+    if kind == "read-only":
+        assert target.read_text() == "keep me" and "read-only" in line
+    assert Path("/dev/null").is_char_device()

@@ -40,7 +40,7 @@ def test_bad_file_is_refused_by_the_cli_and_leaves_nothing(
 ) -> None:
     before = table_counts(dbs)
     result = enrich_cli("upload", str(BAD_FILES / str(case["file"])))
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # refused: one line, nothing stored
     output = " ".join(result.output.split()).lower()
     for fragment in case["message_contains"]:  # type: ignore[attr-defined]
         assert str(fragment).lower() in output

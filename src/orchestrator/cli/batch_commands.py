@@ -12,6 +12,7 @@ from rich.console import Console
 from entities.apollo_sample import write_csv
 from orchestrator.cli.display import print_batches, print_summary
 from orchestrator.cli.driving import drive_and_report
+from orchestrator.cli.errors import fail
 from orchestrator.db.pool import Databases, open_databases
 from orchestrator.engine.recovery import prepare_resume
 from orchestrator.reports.batches import NOT_STARTED, STOPPED, list_batches, resolve_batch
@@ -64,9 +65,7 @@ def _upload(dbs: Databases, path: Path, client: str, play: str, allow_dup: bool)
                 allow_duplicate=allow_dup,
             )
     except UploadError as exc:
-        err.print(f"[red]error:[/red] {path.name}: {exc}")
-        err.print("nothing was stored; fix the file and upload it again")
-        raise typer.Exit(1) from None
+        fail(f"{path.name}: {exc}; nothing was stored, fix the file and upload it again")
     if result.repeated_headers:
         err.print(
             f"{path.name}: skipped {result.repeated_headers} repeated header row(s)"

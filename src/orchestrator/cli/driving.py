@@ -85,7 +85,7 @@ def _interrupted(service: LocalService, batch_id: UUID, as_json: bool) -> NoRetu
             json.dumps(
                 {
                     "batch_id": str(batch_id),
-                    "status": "INTERRUPTED",
+                    "status": "PAUSED",
                     "callbacks_stored_while_stopping": stored,
                     "resume": resume,
                 }

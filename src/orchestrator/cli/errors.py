@@ -49,6 +49,8 @@ def explained_errors(command: Callable[_P, _R]) -> Callable[_P, _R]:
             fail(_describe(exc))
         except psycopg.OperationalError as exc:
             fail(f"cannot reach the database: {str(exc).strip().splitlines()[0]}")
+        except psycopg.ProgrammingError as exc:
+            fail(f"cannot use the database URL (DATABASE_URL?): {str(exc).strip().splitlines()[0]}")
         except KeyboardInterrupt:
             # Outside a batch's run (which says how to resume): nothing was left half-done.
             err.print("interrupted")

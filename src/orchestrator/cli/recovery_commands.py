@@ -60,8 +60,9 @@ def resume(batch: BatchArg, as_json: JsonOpt = False, resend_now: ResendOpt = Fa
 def resume_lines(report: RecoveryReport, batch_id: UUID) -> list[str]:
     """What resuming took over, and what it has to wait for."""
     lines = [
-        f"resuming: {report.item_steps} interrupted item-step(s) released,"
-        f" {report.resent} call(s) nobody can answer any more sent again"
+        f"resuming: {report.item_steps} interrupted item-step(s) released;"
+        f" {report.resent} entity call(s) that can never be answered (not accepted, or"
+        " accepted by the simulator of a process that is gone) go out again"
     ]
     wait = report.waiting
     if wait.calls and wait.earliest and wait.latest:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -64,12 +66,33 @@ def export(
     ] = False,
 ) -> None:
     """Write the batch's final_leads (or, with --failed, its failed items) as CSV."""
-    path = None if output == "-" else Path(output)
-    if path is not None and not path.parent.is_dir():
-        fail(f"{path}: folder {path.parent} does not exist")
+    path = None if output == "-" else _writable(output)
     with open_databases() as dbs:
         with dbs.hq.connection() as conn:
             batch_id = resolve_batch(conn, batch)
-        rows = export_csv(dbs, batch_id, path, "failed" if failed else "leads", raw)
-    what = "failed items" if failed else "leads"
+        try:
+            rows = export_csv(dbs, batch_id, path, "failed" if failed else "leads", raw)
+        except BrokenPipeError:
+            # The reader stopped (`| head`): what it wanted was written.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return
+        except OSError as exc:
+            fail(f"{path}: {exc.strerror or exc}")
+    what = "failed item(s)" if failed else "lead(s)"
     err.print(f"wrote {rows} {what} to {path or 'standard output'}")
+
+
+def _writable(output: str) -> Path:
+    """The file to write, refused with the reason when it cannot or should not be replaced."""
+    if not output.strip():
+        fail("-o needs a file name, or - for standard output")
+    path = Path(output).resolve()  # through a link: the file it names is the one replaced
+    if not path.parent.is_dir():
+        fail(f"{output}: folder {path.parent} does not exist")
+    if path.is_dir():
+        fail(f"{output} is a folder; give a file name")
+    if path.exists() and not path.is_file():
+        fail(f"{output} is not a regular file")
+    if path.exists() and not path.stat().st_mode & 0o222:
+        fail(f"{output} is read-only")
+    return path

@@ -221,9 +221,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _sent_by_gone_runners(conninfo: str) -> set[str]:
+def _entities_with_calls_in_flight(conninfo: str) -> set[str]:
     rows = _rows(
         conninfo,
+        # Accepted by the provider, not answered yet.
         "SELECT d.entity_id::text AS e FROM entity_dispatches d WHERE d.status = 'SENT'",
     )
     return {r["e"] for r in rows}
@@ -251,12 +252,12 @@ def test_calls_a_real_provider_accepted_wait_for_their_lease_unless_resent_now(
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + 120
-        while len(_sent_by_gone_runners(hq)) < 20:
+        while len(_entities_with_calls_in_flight(hq)) < 20:
             assert time.monotonic() < deadline and run.poll() is None
             time.sleep(0.05)
         run.send_signal(signal.SIGKILL)
         run.wait(timeout=30)
-        accepted = _sent_by_gone_runners(hq)
+        accepted = _entities_with_calls_in_flight(hq)
         (batch,) = _rows(hq, "SELECT id::text AS id FROM upload_batches")
 
         waiting = subprocess.Popen(
@@ -280,7 +281,7 @@ def test_calls_a_real_provider_accepted_wait_for_their_lease_unless_resent_now(
             "SELECT entity_id, count(*) AS n FROM entity_dispatches GROUP BY 1 HAVING count(*) > 1",
         )
         assert per_entity == [], "re-sent before its lease"
-        waited = _sent_by_gone_runners(hq)
+        waited = _entities_with_calls_in_flight(hq)
     finally:
         silent.send_signal(signal.SIGTERM)
         silent.communicate(timeout=30)

@@ -57,12 +57,12 @@ def complete_items(ctx: StepContext, step: str, item_ids: list[UUID], meta: str 
 def release_unstarted(ctx: StepContext, calls: Sequence[StepCall]) -> int:
     """Item-steps of calls that never ran go back to PENDING, their claim not counted as an
     attempt."""
-    released = 0
+    pairs = [(item_id, call.step_name) for call in calls for item_id in call.item_ids]
+    if not pairs:
+        return 0
+    params = {"item_ids": [p[0] for p in pairs], "steps": [p[1] for p in pairs]}
     with ctx.dbs.hq.connection() as conn:
-        for call in calls:
-            params = {"item_ids": list(call.item_ids), "step": call.step_name}
-            released += conn.execute(query("release_unstarted_item_steps"), params).rowcount
-    return released
+        return conn.execute(query("release_unstarted_item_steps"), params).rowcount
 
 
 def execute_call(ctx: StepContext, steps: StepTable, call: StepCall) -> None:

@@ -112,4 +112,5 @@ WHERE ws.item_id = linked.id AND ws.step_name = %(step)s AND ws.status = 'IN_PRO
 UPDATE workflow_states
 SET status = 'PENDING', attempts = GREATEST(attempts - 1, 0), lease_expires_at = NULL,
     claimed_by = NULL, started_at = NULL, updated_at = NOW()
-WHERE item_id = ANY(%(item_ids)s::uuid[]) AND step_name = %(step)s AND status = 'IN_PROGRESS';
+WHERE (item_id, step_name) IN (SELECT * FROM unnest(%(item_ids)s::uuid[], %(steps)s::text[]))
+  AND status = 'IN_PROGRESS';

@@ -6,15 +6,26 @@ Postgres, no Clay webhook means the built-in Clay simulator.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from dotenv import dotenv_values
+from pydantic import Field, PrivateAttr, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # The `.env` file(s) this instance read (`Settings(_env_file=...)` overrides the default).
+    _env_files: Any = PrivateAttr(default=None)
+    _dotenv_values: dict[str, str | None] | None = PrivateAttr(default=None)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        self._env_files = values.get("_env_file", self.model_config.get("env_file"))
 
     database_url: SecretStr | None = Field(
         default=None, description="HQ database: orchestration, registry, logs, results."
@@ -28,13 +39,49 @@ class Settings(BaseSettings):
     )
     pool_min_size: int = 1
     pool_max_size: int = 10
+    database_pooler: Literal["auto", "transaction", "session", "none"] = Field(
+        default="auto",
+        description="What DATABASE_URL points at. `transaction`: a transaction pooler (Supabase"
+        " port 6543, PgBouncer pool_mode=transaction): no prepared statements, no session"
+        " settings. `auto`: transaction when the port is 6543, else a session connection.",
+    )
+    database_connection_budget: int | None = Field(
+        default=None,
+        ge=2,
+        description="Deployed mode: the most connections all containers together may hold; each"
+        " container's pool gets its share (see docs/deploy.md for the figure per Supabase plan).",
+    )
 
-    # Clay: an empty webhook URL selects the built-in simulator.
+    # Clay: an empty webhook URL selects the built-in simulator. A workflow's URL variable is
+    # named by its registry row and may list several webhook sources (comma or space separated),
+    # used in order; `<NAME without _URL>_AUTH_TOKEN` lists their tokens in the same order.
     clay_company_webhook_url: SecretStr | None = None
+    clay_company_webhook_auth_token: SecretStr | None = None
     clay_person_webhook_url: SecretStr | None = None
-    clay_webhook_auth_token: SecretStr | None = None
-    clay_rate_per_second: float = 10.0
+    clay_person_webhook_auth_token: SecretStr | None = None
+    clay_webhook_auth_token: SecretStr | None = Field(
+        default=None,
+        description="Fallback token for a webhook whose own *_AUTH_TOKEN variable is unset.",
+    )
+    clay_rate_per_second: float = Field(
+        default=10.0, gt=0, description="Rows per second a Clay workspace accepts, all webhooks."
+    )
+    clay_rate_burst: int = Field(default=20, ge=1, description="Rows a workspace accepts at once.")
+    clay_workspace: str = Field(
+        default="default",
+        min_length=1,
+        description="Name of the Clay workspace the webhooks live in: every process sending to"
+        " one workspace shares one rate limit, kept in the database.",
+    )
+    clay_webhook_submission_limit: int = Field(
+        default=50_000, ge=1, description="Submissions a Clay webhook source accepts in its life."
+    )
+    clay_max_payload_bytes: int = Field(
+        default=100_000, ge=1, description="Largest row Clay accepts; larger rows FAIL unsent."
+    )
     clay_max_attempts: int = 5
+    zenrows_api_key: SecretStr | None = None
+    zenrows_api_url: str | None = None
     callback_secret: SecretStr | None = Field(
         default=None, description="Shared secret Clay's HTTP-API column sends back in a header."
     )
@@ -50,6 +97,11 @@ class Settings(BaseSettings):
     )
 
     api_key: SecretStr | None = None
+    modal_proxy_auth: bool = Field(
+        default=False,
+        description="Deployed mode: the `api` endpoint also requires Modal's proxy auth"
+        " (Modal-Key / Modal-Secret headers). The receivers never do: Clay cannot send them.",
+    )
     sweep_interval_seconds: float = Field(
         default=10.0, description="How often the local runtime looks for work past its lease."
     )
@@ -63,6 +115,31 @@ class Settings(BaseSettings):
         description="After Ctrl-C or SIGTERM: how long a run keeps receiving callbacks before"
         " it exits (a second Ctrl-C exits at once).",
     )
+
+    def lookup(self, name: str) -> str | None:
+        """A variable named at run time (a registry row names its webhook's), from the
+        environment or else the `.env` file, as pydantic-settings reads declared fields."""
+        declared = name.lower()
+        if declared in type(self).model_fields:
+            value = getattr(self, declared)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            return str(value) if value not in (None, "") else None
+        found = os.environ.get(name)
+        if found is None:
+            found = self._dotenv().get(name)
+        return found or None
+
+    def _dotenv(self) -> dict[str, str | None]:
+        if self._dotenv_values is None:
+            files = self._env_files
+            paths = [files] if isinstance(files, str | Path) else list(files or ())
+            values: dict[str, str | None] = {}
+            for path in paths:
+                if Path(path).is_file():
+                    values.update(dotenv_values(path))
+            self._dotenv_values = values
+        return self._dotenv_values
 
     def hq_url(self) -> str | None:
         return self.database_url.get_secret_value() if self.database_url else None

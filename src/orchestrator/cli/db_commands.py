@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 
 from orchestrator.db.migrate import MigrationError, migrate_all
-from orchestrator.db.urls import ConfigurationError, resolve_database_urls
+from orchestrator.db.urls import ConfigurationError, require_session, resolve_database_urls
 from orchestrator.settings import get_settings
 
 app = typer.Typer(help="Database set-up.", no_args_is_help=True)
@@ -17,7 +17,7 @@ console = Console(soft_wrap=True)
 def migrate_command() -> None:
     """Apply pending migrations to the HQ and Workspace databases (embedded when unset)."""
     try:
-        urls = resolve_database_urls(get_settings())
+        urls = require_session(resolve_database_urls(get_settings()))
         if urls.embedded is not None:
             console.print(f"[dim]embedded Postgres at {urls.embedded.pgdata}[/dim]")
         reports = migrate_all(urls.hq, urls.workspace)

@@ -2,8 +2,9 @@
 summary when it ends, and what an interrupt leaves behind.
 
 Exit codes: 0 the batch completed and enriched something; 1 it ended in another state; 3 every
-item failed, so nothing was enriched (Clay unreachable, ...); 130 interrupted (Ctrl-C or
-SIGTERM), with the command that resumes it.
+item failed, so nothing was enriched (Clay unreachable, ...); 4 it stopped sending because a
+workflow's webhooks are spent (the message says what to add, then `enrich resume`); 130
+interrupted (Ctrl-C or SIGTERM), with the command that resumes it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from orchestrator.reports.summary import BatchSummary, summarize
 from orchestrator.runtimes.service import LocalService
 
 NOTHING_ENRICHED = 3
+HELD = 4
 INTERRUPTED = 130
 
 console = Console(soft_wrap=True)
@@ -41,12 +43,36 @@ def drive_and_report(
     notes: dict[str, Any] | None = None,
 ) -> None:
     """Drive the batch to its end and print the summary (`notes` join its JSON form)."""
+    err.print(service.targets_line(), highlight=False)
     with _sigterm_as_interrupt():
         try:
             summary = _drive(service, batch_id, started, show_progress=not as_json)
         except KeyboardInterrupt:
             _interrupted(service, batch_id, as_json)
+    held = service.runtime.progress(batch_id).held
+    if held:
+        _report_held(summary, held, as_json, notes or {})
     _report(summary, as_json, notes or {})
+
+
+def _report_held(
+    summary: BatchSummary, held: dict[str, str], as_json: bool, notes: dict[str, Any]
+) -> NoReturn:
+    """The batch stopped sending for want of webhooks: what was done, and what to add."""
+    resume = f"enrich resume {summary.batch_id}"
+    if as_json:
+        typer.echo(
+            json.dumps(
+                summary.as_json() | notes | {"status": "HELD", "held": held, "resume": resume},
+                default=str,
+            )
+        )
+    else:
+        print_summary(console, summary)
+    for reason in held.values():
+        err.print(f"[red]stopped sending:[/red] {reason}", highlight=False)
+    err.print(f"batch {summary.batch_id} waits; once that is done, resume it with: {resume}")
+    raise typer.Exit(HELD)
 
 
 @contextmanager

@@ -11,7 +11,7 @@ import uvicorn
 from rich.console import Console
 
 from orchestrator.runtimes.local import LocalRuntime
-from orchestrator.runtimes.service import runtime_app, start_providers
+from orchestrator.runtimes.service import runtime_app, start_providers, targets_line
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -24,6 +24,7 @@ def serve(
     runtime = LocalRuntime()
     base = runtime.settings.public_base_url or f"http://{host}:{port}"
     providers = start_providers(runtime, base)
+    console.print(targets_line(providers, runtime.dbs), highlight=False)
     console.print(f"API on http://{host}:{port}  (docs: /docs)")
     console.print(f"send the header  x-api-key: {runtime.api_key}")
     for name, simulator in providers.simulators.items():

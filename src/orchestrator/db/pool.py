@@ -18,7 +18,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
 from orchestrator.db.migrate import migrate_all, require_current
-from orchestrator.db.urls import DatabaseUrls, resolve_database_urls
+from orchestrator.db.urls import DatabaseUrls, require_session, resolve_database_urls
 from orchestrator.settings import Settings, get_settings
 
 Conn: TypeAlias = psycopg.Connection[DictRow]
@@ -66,6 +66,12 @@ class CountingCursor(psycopg.Cursor[DictRow]):
 
 
 def _configure(conn: Conn) -> None:
+    conn.row_factory = dict_row
+    conn.cursor_factory = CountingCursor
+
+
+def _configure_session(conn: Conn) -> None:
+    _configure(conn)
     # Our statements are short and many; JIT compiling one whose estimated cost crosses the
     # threshold (a set-based statement over a few rows can) costs ~100 ms for nothing.
     conn.execute("SET jit = off")
@@ -76,20 +82,32 @@ def _configure(conn: Conn) -> None:
     # fills. A custom plan is costed at each execution with the table's current size.
     conn.execute("SET plan_cache_mode = force_custom_plan")
     conn.commit()
-    conn.row_factory = dict_row
-    conn.cursor_factory = CountingCursor
 
 
 def open_pool(
-    conninfo: str, *, name: str, min_size: int = 1, max_size: int = 10
+    conninfo: str,
+    *,
+    name: str,
+    min_size: int = 1,
+    max_size: int = 10,
+    transaction_pooler: bool = False,
 ) -> ConnectionPool[Conn]:
+    """A pool of connections. Behind a transaction pooler (Supabase's port 6543, PgBouncer in
+    transaction mode) consecutive transactions of one connection may reach different server
+    sessions, so nothing is kept in a session: no prepared statements (psycopg prepares a
+    statement after five runs) and no SET; the two settings come from the role instead (see the
+    migration `20261202000100_role_settings.sql`). Unnamed statements are planned for their
+    parameters at each execution, which is what the session's plan_cache_mode asks for."""
+    kwargs: dict[str, Any] = {"autocommit": False}
+    if transaction_pooler:
+        kwargs["prepare_threshold"] = None
     pool: ConnectionPool[Conn] = ConnectionPool(
         conninfo,
         name=name,
         min_size=min_size,
         max_size=max_size,
-        kwargs={"autocommit": False},
-        configure=_configure,
+        kwargs=kwargs,
+        configure=_configure if transaction_pooler else _configure_session,
         open=True,
     )
     pool.wait(timeout=30)
@@ -133,10 +151,14 @@ def open_databases(
     if migrate is None:
         migrate = urls.embedded is not None
     if migrate:
-        migrate_all(urls.hq, urls.workspace)
+        migrate_all(require_session(urls).hq, urls.workspace)
     else:
         require_current(urls.hq, urls.workspace)
-    sizes = {"min_size": settings.pool_min_size, "max_size": settings.pool_max_size}
-    hq = open_pool(urls.hq, name="hq", **sizes)
-    workspace = hq if urls.shared else open_pool(urls.workspace, name="workspace", **sizes)
+    options: dict[str, Any] = {
+        "min_size": settings.pool_min_size,
+        "max_size": settings.pool_max_size,
+        "transaction_pooler": urls.pooler == "transaction",
+    }
+    hq = open_pool(urls.hq, name="hq", **options)
+    workspace = hq if urls.shared else open_pool(urls.workspace, name="workspace", **options)
     return Databases(hq=hq, workspace=workspace, urls=urls)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+from psycopg.conninfo import conninfo_to_dict
 
 from orchestrator.db.embedded import (
     HQ_DATABASE,
@@ -17,16 +20,63 @@ class ConfigurationError(ValueError):
     """The environment names an impossible database setup."""
 
 
+# Supabase's transaction pooler listens on 6543; its session pooler and direct
+# connections on 5432.
+TRANSACTION_POOLER_PORT = 6543
+
+Pooler = Literal["transaction", "session", "none"]
+
+
+def pooler_of(url: str, setting: str = "auto") -> Pooler:
+    """What a URL points at: `setting` when explicit, else a transaction pooler on port 6543."""
+    if setting in ("transaction", "session", "none"):
+        return setting  # type: ignore[return-value]
+    return "transaction" if _port(url) == TRANSACTION_POOLER_PORT else "none"
+
+
+def _port(url: str) -> int | None:
+    try:
+        port = conninfo_to_dict(url).get("port")
+        return int(str(port).split(",")[0]) if port else None
+    except (ValueError, TypeError):
+        return None
+
+
+def describe_url(url: str) -> str:
+    """host:port/dbname of a URL, never its password."""
+    try:
+        params = conninfo_to_dict(url)
+    except Exception:
+        return "(unparsable database URL)"
+    host = str(params.get("host") or "localhost")
+    if host.startswith("/"):
+        host = f"socket {host}"
+    port = params.get("port") or 5432
+    return f"{host}:{port}/{params.get('dbname') or ''}"
+
+
 @dataclass(frozen=True)
 class DatabaseUrls:
     hq: str
     workspace: str
     embedded: EmbeddedPostgres | None = None
+    pooler: Pooler = "none"
 
     @property
     def shared(self) -> bool:
         """HQ and Workspace tables live in one database (a single Supabase project)."""
         return self.hq == self.workspace
+
+    def describe(self) -> str:
+        """Where the databases are, for the one line `enrich run` prints; no secrets."""
+        if self.embedded is not None:
+            return "embedded"
+        where = describe_url(self.hq)
+        if not self.shared:
+            where += f" + workspace {describe_url(self.workspace)}"
+        labels = {"transaction": "transaction pooler", "session": "session pooler"}
+        mode = labels.get(self.pooler, "direct")
+        return f"{where} ({mode})"
 
 
 def resolve_database_urls(settings: Settings) -> DatabaseUrls:
@@ -37,7 +87,8 @@ def resolve_database_urls(settings: Settings) -> DatabaseUrls:
             "set both, or only DATABASE_URL to keep both sets of tables in one database"
         )
     if hq:
-        return DatabaseUrls(hq=hq, workspace=workspace or hq)
+        pooler = pooler_of(hq, settings.database_pooler)
+        return DatabaseUrls(hq=hq, workspace=workspace or hq, pooler=pooler)
     embedded = start_embedded(settings.enrich_home / "pgdata")
     embedded.ensure_database(HQ_DATABASE)
     embedded.ensure_database(WORKSPACE_DATABASE)
@@ -46,3 +97,15 @@ def resolve_database_urls(settings: Settings) -> DatabaseUrls:
         workspace=embedded.conninfo(WORKSPACE_DATABASE),
         embedded=embedded,
     )
+
+
+def require_session(urls: DatabaseUrls) -> DatabaseUrls:
+    """The URLs, if migrations can run through them: they hold a session-level lock, which a
+    transaction pooler cannot keep."""
+    if urls.pooler == "transaction":
+        raise ConfigurationError(
+            f"DATABASE_URL points at a transaction pooler ({describe_url(urls.hq)}), which cannot"
+            " hold the lock migrations take; migrate through the session pooler or the direct"
+            " connection (port 5432), e.g. DATABASE_URL='...:5432/postgres' enrich db migrate"
+        )
+    return urls

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from orchestrator.providers.ratelimit import TokenBucket, bucket_for
+from orchestrator.providers.ratelimit import SendPacer, bucket_for
 
 __all__ = ["AUTH_HEADER", "ClayClient", "ClayDeliveryError", "SendResult"]
 
@@ -166,7 +166,7 @@ class ClayClient:
         timeout: float = 15.0,
         session: requests.Session | None = None,
         sleep: Sleep = time.sleep,
-        bucket: TokenBucket | None = None,
+        bucket: SendPacer | None = None,
         retry_after_max: float = 300.0,
         rng: random.Random | None = None,
     ) -> None:
@@ -196,12 +196,15 @@ class ClayClient:
         return self._host
 
     @property
-    def bucket(self) -> TokenBucket:
+    def bucket(self) -> SendPacer:
         return self._bucket
 
     def send(self, row: Mapping[str, object]) -> SendResult:
         """POST `row`; retry 429/5xx/network errors; raise ClayDeliveryError."""
-        body = self._encode(row)
+        return self.send_body(self._encode(row))
+
+    def send_body(self, body: bytes) -> SendResult:
+        """POST a row already encoded (`encode_row`), as `send` does."""
         waited = 0.0
         for attempt in range(1, self._max_attempts + 1):
             waited += self._bucket.acquire()

@@ -10,8 +10,9 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
-__all__ = ["TokenBucket", "bucket_for", "reset_buckets"]
+__all__ = ["SendPacer", "TokenBucket", "bucket_for", "reset_buckets"]
 
 Clock = Callable[[], float]
 _EPSILON = 1e-9
@@ -20,6 +21,14 @@ Sleep = Callable[[float], None]
 
 def _is_unlimited(rate_per_second: float) -> bool:
     return rate_per_second <= 0 or math.isinf(rate_per_second) or math.isnan(rate_per_second)
+
+
+class SendPacer(Protocol):
+    """What a sender needs of a rate limit: this bucket, or one shared through a database."""
+
+    def acquire(self, n: int = 1) -> float: ...
+
+    def penalize(self, seconds: float) -> None: ...
 
 
 class TokenBucket:

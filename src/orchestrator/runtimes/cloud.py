@@ -6,8 +6,6 @@ opened per container and reused by every input it serves.
 
 from __future__ import annotations
 
-import os
-from typing import Any
 from uuid import UUID
 
 from orchestrator.callbacks.group_commit import GroupCommitWriter
@@ -25,7 +23,16 @@ from orchestrator.engine.spawning import (
     wait_for_scheduled_pass,
 )
 from orchestrator.engine.sweeper import SweepReport, sweep
-from orchestrator.runtimes.providers import webhook_gateway, zenrows_fetcher
+from orchestrator.runtimes.providers import (
+    Providers,
+    clay_gateway,
+    describe_webhooks,
+    lift_holds,
+    n8n_gateway,
+    real_zenrows,
+    workflows_of,
+    zenrows_target,
+)
 from orchestrator.settings import Settings
 from orchestrator.steps.table import step_table
 
@@ -34,17 +41,20 @@ class CloudConfigurationError(RuntimeError):
     pass
 
 
-def cloud_gateways(settings: Settings) -> dict[str, Any]:
-    """Real providers only: a workflow whose secret is missing fails with that reason."""
+def cloud_gateways(settings: Settings, dbs: Databases) -> Providers:
+    """Real providers only: a workflow whose webhook is not configured fails with that reason;
+    webhook variables that do not fit together stop the container at its start."""
     base = _required(settings, "public_base_url")
-    token = settings.clay_webhook_auth_token
-    gateways: dict[str, Any] = {
-        "clay": webhook_gateway(settings, base, token.get_secret_value() if token else None),
-        "n8n": webhook_gateway(settings, base, None),
-    }
-    if os.environ.get("ZENROWS_API_KEY"):
-        gateways["zenrows"] = zenrows_fetcher(settings, os.environ)
-    return gateways
+    providers = Providers()
+    providers.gateways["clay"] = clay_gateway(settings, dbs, base)
+    providers.targets["clay"] = describe_webhooks(workflows_of(dbs, "clay"), settings)
+    providers.gateways["n8n"] = n8n_gateway(settings, base)
+    providers.targets["n8n"] = describe_webhooks(workflows_of(dbs, "n8n"), settings)
+    zenrows = real_zenrows(settings)
+    if zenrows is not None:
+        providers.gateways["zenrows"] = zenrows
+        providers.targets["zenrows"] = zenrows_target(settings)
+    return providers
 
 
 def _required(settings: Settings, name: str) -> str:
@@ -79,9 +89,14 @@ class CloudRuntime:
         )
         self.dispatcher = SpawningDispatcher(spawn_step)
         self.steps = step_table()
+        self.providers = cloud_gateways(settings, self.dbs)
         self.ctx = StepContext(
-            self.dbs, settings, self.trigger, cloud_gateways(settings), signing_key=self.signing_key
+            self.dbs, settings, self.trigger, self.providers.gateways, signing_key=self.signing_key
         )
+        # A new container may come with a webhook that has room: batches held for want of
+        # one send again.
+        for batch_id in lift_holds(self.dbs, self.providers.gateways):
+            self.trigger.request(batch_id)
 
     def orchestrator_pass(self, batch_id: UUID) -> PassResult:
         wait_for_scheduled_pass(self.dbs, batch_id)
@@ -95,4 +110,5 @@ class CloudRuntime:
 
     def close(self) -> None:
         self.callback_writer.close()
+        self.providers.close()
         self.dbs.close()

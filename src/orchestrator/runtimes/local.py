@@ -166,12 +166,17 @@ class LocalRuntime:
         poll_seconds: float = 0.25,
         timeout: float | None = None,
     ) -> BatchProgress:
-        """Drive the batch until no item has work left; reports progress while waiting."""
+        """Drive the batch until no item has work left, or all that is left waits for a
+        workflow on hold (`BatchProgress.stopped_by_hold`); reports progress while waiting."""
         deadline = None if timeout is None else time.monotonic() + timeout
         self.trigger.request(batch_id)
         while not self.trigger.wait_finished(batch_id, timeout=poll_seconds):
-            if on_progress:
-                self._report(batch_id, on_progress)
+            progress = self._read(batch_id)
+            if progress is not None:
+                if on_progress:
+                    on_progress(progress)
+                if progress.stopped_by_hold and self.dispatcher.idle:
+                    return progress
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"batch {batch_id} still running after {timeout} s")
         final = self._wait_for_database(lambda: self.progress(batch_id))
@@ -179,12 +184,13 @@ class LocalRuntime:
             on_progress(final)
         return final
 
-    def _report(self, batch_id: UUID, on_progress: ProgressCallback) -> None:
+    def _read(self, batch_id: UUID) -> BatchProgress | None:
         try:
-            on_progress(self.progress(batch_id))
+            return self.progress(batch_id)
         except psycopg.OperationalError:
             # The database is unreachable; the work resumes when it is back.
             log.warning("database unreachable while reporting progress; still waiting")
+            return None
 
     def _wait_for_database(self, read: Callable[[], BatchProgress]) -> BatchProgress:
         while True:

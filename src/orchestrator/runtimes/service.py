@@ -18,7 +18,7 @@ import uvicorn
 from orchestrator.db.pool import Databases
 from orchestrator.providers.simulators.clay import ClaySimulator, SimulatorConfig
 from orchestrator.runtimes.local import LocalRuntime
-from orchestrator.runtimes.providers import Providers
+from orchestrator.runtimes.providers import Providers, lift_holds
 from orchestrator.runtimes.simulated import setup_providers
 from orchestrator.settings import Settings, get_settings
 from orchestrator.web.app import create_app
@@ -39,7 +39,15 @@ def start_providers(
         clay_simulator=clay,
     )
     runtime.ctx.providers.update(providers.gateways)
+    # Configured with a webhook that has room (an edited .env): held workflows send again.
+    lift_holds(runtime.dbs, providers.gateways)
     return providers
+
+
+def targets_line(providers: Providers, dbs: Databases) -> str:
+    """Where calls and rows go: `clay=simulator, ...; database=embedded`."""
+    names = ", ".join(f"{name}={target}" for name, target in sorted(providers.targets.items()))
+    return f"targets: {names}; database={dbs.urls.describe()}"
 
 
 class ReceiverServer:
@@ -108,6 +116,9 @@ class LocalService:
     @property
     def dbs(self) -> Databases:
         return self.runtime.dbs
+
+    def targets_line(self) -> str:
+        return targets_line(self.providers, self.dbs)
 
     def __enter__(self) -> LocalService:
         self.server.serve(runtime_app(self.runtime))

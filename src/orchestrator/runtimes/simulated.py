@@ -4,19 +4,23 @@ built-in simulators, which speak real HTTP and call our receivers back."""
 from __future__ import annotations
 
 import dataclasses
-import os
-from collections.abc import Mapping
 
 from orchestrator.db.pool import Databases
 from orchestrator.providers.simulators.clay import ClaySimulator, SimulatorConfig
 from orchestrator.providers.simulators.n8n import n8n_simulator
 from orchestrator.providers.simulators.zenrows import ZenrowsSimulator
 from orchestrator.runtimes.providers import (
+    SIMULATOR,
     Providers,
+    clay_gateway,
     configured,
-    webhook_gateway,
+    describe_webhooks,
+    n8n_gateway,
+    real_zenrows,
+    simulated_gateway,
     workflows_of,
     zenrows_fetcher,
+    zenrows_target,
 )
 from orchestrator.settings import Settings
 from orchestrator.steps.clay_gateway import ClayGateway
@@ -33,7 +37,10 @@ def simulated_webhooks(
         w["workflow_slug"]: simulator.webhook_url(w["workflow_slug"])
         for w in workflows_of(dbs, provider)
     }
-    return webhook_gateway(settings, callback_base_url, simulator.config.auth_token, overrides)
+    cap = settings.clay_max_payload_bytes if provider == "clay" else None
+    return simulated_gateway(
+        settings, callback_base_url, overrides, simulator.config.auth_token, cap
+    )
 
 
 def setup_providers(
@@ -42,17 +49,15 @@ def setup_providers(
     callback_base_url: str,
     callback: tuple[str, str],
     clay_simulator: SimulatorConfig | None = None,
-    environ: Mapping[str, str] | None = None,
 ) -> Providers:
-    """Clay, n8n and Zenrows; `callback` is (secret header, secret) for the simulators."""
-    env = os.environ if environ is None else environ
+    """Clay, n8n and Zenrows, each real where its variables are set (in the environment or
+    `.env`), else simulated; `callback` is (secret header, secret) for the simulators."""
     result = Providers()
-    token = settings.clay_webhook_auth_token
-    if clay_simulator is None and configured(workflows_of(dbs, "clay"), env):
-        base = settings.public_base_url or callback_base_url
-        result.gateways["clay"] = webhook_gateway(
-            settings, base, token.get_secret_value() if token else None
-        )
+    base = settings.public_base_url or callback_base_url
+    clay_workflows = workflows_of(dbs, "clay")
+    if clay_simulator is None and configured(clay_workflows, settings):
+        result.targets["clay"] = describe_webhooks(clay_workflows, settings)
+        result.gateways["clay"] = clay_gateway(settings, dbs, base)
     else:
         config = clay_simulator or SimulatorConfig(
             rate_limit_per_second=settings.clay_simulator_rate_per_second,
@@ -61,21 +66,24 @@ def setup_providers(
         sim = _start(ClaySimulator(_with_callback(config, callback)))
         result.simulators["clay"] = sim
         result.gateways["clay"] = simulated_webhooks(dbs, "clay", sim, settings, callback_base_url)
-    if configured(workflows_of(dbs, "n8n"), env):
-        result.gateways["n8n"] = webhook_gateway(
-            settings, settings.public_base_url or callback_base_url, None
-        )
+    n8n_workflows = workflows_of(dbs, "n8n")
+    if configured(n8n_workflows, settings):
+        result.targets["n8n"] = describe_webhooks(n8n_workflows, settings)
+        result.gateways["n8n"] = n8n_gateway(settings, base)
     else:
         n8n = _start(n8n_simulator(_with_callback(SimulatorConfig(), callback)))
         result.simulators["n8n"] = n8n
         result.gateways["n8n"] = simulated_webhooks(dbs, "n8n", n8n, settings, callback_base_url)
-    if env.get("ZENROWS_API_KEY"):
-        result.gateways["zenrows"] = zenrows_fetcher(settings, env)
+    zenrows = real_zenrows(settings)
+    if zenrows is not None:
+        result.targets["zenrows"] = zenrows_target(settings)
+        result.gateways["zenrows"] = zenrows
     else:
-        zenrows = ZenrowsSimulator().start()
-        result.simulators["zenrows"] = zenrows
-        fake_env = {"ZENROWS_API_KEY": zenrows.api_key, "ZENROWS_API_URL": zenrows.url}
-        result.gateways["zenrows"] = zenrows_fetcher(settings, fake_env)
+        simulator = ZenrowsSimulator().start()
+        result.simulators["zenrows"] = simulator
+        result.gateways["zenrows"] = zenrows_fetcher(simulator.api_key, simulator.url)
+    for name in result.simulators:
+        result.targets[name] = SIMULATOR
     return result
 
 

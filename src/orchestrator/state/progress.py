@@ -31,6 +31,15 @@ class BatchProgress:
     batch_id: UUID
     steps: list[StepCounts]
     unadvanced: int
+    # Workflows on hold (their webhooks are spent) that keep item-steps of the batch waiting:
+    # slug -> the reason, which says what to configure.
+    held: dict[str, str] = field(default_factory=dict)
+    held_pending: int = 0
+
+    @property
+    def stopped_by_hold(self) -> bool:
+        """All that is left waits for a held workflow: nothing moves until it is lifted."""
+        return bool(self.held) and self.active == self.held_pending and self.unadvanced == 0
 
     @property
     def active(self) -> int:
@@ -51,4 +60,11 @@ def read_progress(conn: Conn, batch_id: UUID) -> BatchProgress:
         step.counts[str(row["status"])] += int(row["items"])
         unadvanced += int(row["unadvanced"])
     ordered = sorted(steps.values(), key=lambda s: s.step_number)
-    return BatchProgress(batch_id, ordered, unadvanced)
+    holds = conn.execute(query("batch_holds"), {"batch_id": batch_id}).fetchall()
+    return BatchProgress(
+        batch_id,
+        ordered,
+        unadvanced,
+        held={str(h["workflow_slug"]): str(h["reason"]) for h in holds},
+        held_pending=sum(int(h["pending"]) for h in holds),
+    )

@@ -1,50 +1,35 @@
 """Where each Clay workflow sends its rows, and sending a chunk of them.
 
-A workflow's webhook URL is read from the environment variable its registry row names
-(`webhook_url_secret_name`), so adding a Clay table is a registry row plus a secret. In local
-mode the runtime points every Clay workflow at the built-in simulator instead.
+A workflow's webhooks are read from the variable its registry row names
+(`webhook_url_secret_name`, see `webhook_config`), so adding a Clay table is a registry row plus
+a secret. In local mode the runtime points every Clay workflow at the built-in simulator instead.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.providers.clay_client import ClayClient, ClayDeliveryError, webhook_host
+from orchestrator.providers.clay_client import ClayClient, ClayDeliveryError, encode_row
+from orchestrator.providers.ratelimit import SendPacer, TokenBucket
 from orchestrator.state.registry import WorkflowConfig
+from orchestrator.steps.webhook_config import (
+    ClayConfigurationError,
+    ClayEndpoint,
+    Lookup,
+    configured_endpoints,
+)
 
 log = logging.getLogger(__name__)
 
-# Clay webhook sources accept 50,000 submissions in their lifetime; warn well before.
-SUBMISSION_LIMIT = 50_000
-SUBMISSION_WARNING = 45_000
 # Sends in flight at once, across every chunk this process is sending.
 SEND_CONCURRENCY = 32
 
-
-class ClayConfigurationError(RuntimeError):
-    pass
-
-
-@dataclass(frozen=True)
-class ClayEndpoint:
-    url: str
-    auth_token: str | None
-
-    @property
-    def key(self) -> str:
-        """Stable identifier for counting submissions without storing the URL itself."""
-        return hashlib.sha256(self.url.encode()).hexdigest()[:24]
-
-    @property
-    def host(self) -> str:
-        return webhook_host(self.url)
+__all__ = ["ClayConfigurationError", "ClayEndpoint", "ClayGateway", "SendOutcome"]
 
 
 @dataclass(frozen=True)
@@ -60,25 +45,35 @@ NOT_SENT = SendOutcome(False, None, None, skipped=True)
 
 
 class ClayGateway:
+    """Sends rows to the webhooks of one provider (Clay, n8n), at one shared pace."""
+
     def __init__(
         self,
         *,
         callback_base_url: str,
-        auth_token: str | None,
-        rate_per_second: float,
-        max_attempts: int,
+        lookup: Lookup,
+        fallback_token: str | None = None,
+        pacer: SendPacer | None = None,
+        max_attempts: int = 5,
         overrides: Mapping[str, str] | None = None,
-        environ: Mapping[str, str] | None = None,
+        override_token: str | None = None,
+        submission_limit: int | None = None,
+        max_payload_bytes: int | None = None,
         simulated: bool = False,
     ) -> None:
         # True when every webhook is this process's own simulator: its calls die with it.
         self.simulated = simulated
         self.callback_base_url = callback_base_url.rstrip("/")
-        self._auth_token = auth_token
-        self._rate = rate_per_second
+        self._lookup = lookup
+        self._fallback_token = fallback_token
+        # One pace for every webhook of the account (Clay limits a workspace, not a webhook).
+        self.pacer: SendPacer = pacer or TokenBucket(float("inf"))
         self._max_attempts = max_attempts
         self._overrides = dict(overrides or {})
-        self._environ = environ if environ is not None else os.environ
+        self._override_token = override_token
+        # Lifetime submissions of one webhook, when the provider limits them (Clay).
+        self.submission_limit = submission_limit
+        self.max_payload_bytes = max_payload_bytes
         self._clients: dict[str, ClayClient] = {}
         self._lock = threading.Lock()
         # One long-lived pool: each sending thread keeps its keep-alive connection (the client's
@@ -86,20 +81,30 @@ class ClayGateway:
         self._senders = ThreadPoolExecutor(SEND_CONCURRENCY, thread_name_prefix="clay-send")
         self._stopping = threading.Event()
 
-    def endpoint(self, workflow: WorkflowConfig) -> ClayEndpoint:
+    def endpoints(self, workflow: WorkflowConfig) -> list[ClayEndpoint]:
+        """The workflow's webhooks in order of use; raises ClayConfigurationError."""
         url = self._overrides.get(workflow.workflow_slug)
+        if url is not None:
+            return [ClayEndpoint(url, self._override_token)]
         name = workflow.webhook_url_secret_name
-        if url is None and name:
-            url = self._environ.get(name)
-        if not url:
+        found = configured_endpoints(name, self._lookup, self._fallback_token) if name else []
+        if not found:
             raise ClayConfigurationError(
-                f"workflow {workflow.workflow_slug!r} has no Clay webhook: set the environment"
-                f" variable {name or '(webhook_url_secret_name is empty in the registry)'}"
+                f"workflow {workflow.workflow_slug!r} has no webhook: set the variable"
+                f" {name or '(webhook_url_secret_name is empty in the registry)'}"
             )
-        return ClayEndpoint(url, self._auth_token)
+        return found
 
     def callback_url(self, workflow: WorkflowConfig) -> str:
         return f"{self.callback_base_url}/receivers/{workflow.workflow_slug}"
+
+    def encode(self, row: Mapping[str, Any]) -> bytes | str:
+        """The row's body, or why it cannot be sent (too large for the provider)."""
+        body = encode_row(row)
+        if self.max_payload_bytes is not None and len(body) > self.max_payload_bytes:
+            limit = self.max_payload_bytes
+            return f"row is {len(body):,} bytes, over the webhook's {limit:,}-byte limit"
+        return body
 
     def _client(self, endpoint: ClayEndpoint) -> ClayClient:
         with self._lock:
@@ -108,24 +113,23 @@ class ClayGateway:
                 client = ClayClient(
                     endpoint.url,
                     endpoint.auth_token,
-                    rate_per_second=self._rate,
                     max_attempts=self._max_attempts,
+                    bucket=self.pacer,
                 )
                 self._clients[endpoint.url] = client
             return client
 
-    def send_all(
-        self, endpoint: ClayEndpoint, rows: Sequence[Mapping[str, Any]]
-    ) -> list[SendOutcome]:
-        """Send rows concurrently, outcomes in row order; all threads share the rate limit."""
-        if not rows:
+    def send_all(self, sends: Sequence[tuple[ClayEndpoint, bytes]]) -> list[SendOutcome]:
+        """Send bodies concurrently, outcomes in order; every thread keeps the shared pace."""
+        if not sends:
             return []
-        client = self._client(endpoint)
 
-        def send(row: Mapping[str, Any]) -> SendOutcome:
-            return NOT_SENT if self._stopping.is_set() else _send_one(client, row)
+        def send(pair: tuple[ClayEndpoint, bytes]) -> SendOutcome:
+            if self._stopping.is_set():
+                return NOT_SENT
+            return _send_one(self._client(pair[0]), pair[1])
 
-        return list(self._senders.map(send, rows))
+        return list(self._senders.map(send, sends))
 
     def stop_sending(self) -> None:
         """Rows not sent yet are not sent (a chunk in progress finishes what it started)."""
@@ -139,21 +143,9 @@ class ClayGateway:
             client.close()
 
 
-def _send_one(client: ClayClient, row: Mapping[str, Any]) -> SendOutcome:
+def _send_one(client: ClayClient, body: bytes) -> SendOutcome:
     try:
-        result = client.send(row)
+        result = client.send_body(body)
     except ClayDeliveryError as exc:
         return SendOutcome(False, exc.status_code, exc.message)
     return SendOutcome(True, result.status_code, None)
-
-
-def warn_on_submission_count(host: str, submissions: int, added: int) -> None:
-    before = submissions - added
-    if submissions >= SUBMISSION_WARNING and before < SUBMISSION_LIMIT:
-        log.warning(
-            "Clay webhook at %s has received %d of its %d lifetime submissions; create a new"
-            " webhook source and update its secret before it stops accepting rows",
-            host,
-            submissions,
-            SUBMISSION_LIMIT,
-        )

@@ -20,18 +20,16 @@ from orchestrator.callbacks.answers import Answer, accept_answer
 from orchestrator.callbacks.tokens import sign
 from orchestrator.db.pool import Conn
 from orchestrator.db.queries import query
+from orchestrator.engine.calls import release_unstarted
 from orchestrator.engine.context import StepContext
 from orchestrator.engine.dispatch import StepCall
 from orchestrator.state.enrichment_log import PlayPosition
 from orchestrator.state.entity_kinds import EntityKind, kind_of
 from orchestrator.state.entity_store import entity_ids_for_items, entity_query
 from orchestrator.state.registry import WorkflowConfig
-from orchestrator.steps.clay_gateway import (
-    ClayEndpoint,
-    ClayGateway,
-    SendOutcome,
-    warn_on_submission_count,
-)
+from orchestrator.steps.clay_gateway import ClayGateway, SendOutcome
+from orchestrator.steps.submissions import WebhooksSpentError, assign_webhooks, hold
+from orchestrator.steps.webhook_config import ClayEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +123,12 @@ def _record(
     workflow: WorkflowConfig,
     claims: list[dict[str, Any]],
     outcomes: list[SendOutcome],
-    endpoint: ClayEndpoint | None,
+    targets: list[ClayEndpoint | None] | None = None,
 ) -> None:
     """Write the chunk's call outcomes at once: dispatch status, cost, lease, failures."""
     # A row not sent (the runner was stopping) keeps its dispatch SENDING for recovery.
-    sent = [(c, o) for c, o in zip(claims, outcomes, strict=True) if not o.skipped]
+    keys = [t.key if t else None for t in targets] if targets else [None] * len(claims)
+    sent = [(c, o, k) for c, o, k in zip(claims, outcomes, keys, strict=True) if not o.skipped]
     sends = [
         {
             "id": str(c["dispatch_id"]),
@@ -137,8 +136,9 @@ def _record(
             "ok": o.ok,
             "http_status": o.http_status,
             "error": o.error,
+            "webhook_key": k,
         }
-        for c, o in sent
+        for c, o, k in sent
     ]
     failures = [s | {"dispatch_id": s["id"]} for s in sends if not s["ok"]]
     with conn.transaction():
@@ -172,14 +172,6 @@ def _record(
                     "entity_type": kind.name,
                 },
             )
-        accepted = sum(o.ok for o in outcomes)
-        if endpoint is not None and accepted:
-            row = conn.execute(
-                query("count_submissions"),
-                {"webhook_key": endpoint.key, "webhook_host": endpoint.host, "count": accepted},
-            ).fetchone()
-            if row:
-                warn_on_submission_count(endpoint.host, int(row["submissions"]), accepted)
 
 
 def _webhook_rows(
@@ -206,29 +198,83 @@ def _webhook_rows(
     ]
 
 
+class _Chunk(NamedTuple):
+    """A chunk's claimed entities, and for each its body and webhook, or why it is not sent."""
+
+    claims: list[dict[str, Any]]
+    bodies: list[bytes | str]
+    targets: list[ClayEndpoint | None]
+
+
+def _prepare(
+    ctx: StepContext,
+    conn: Conn,
+    kind: EntityKind,
+    workflow: WorkflowConfig,
+    gateway: ClayGateway,
+    call: StepCall,
+) -> _Chunk:
+    """Claim, build the rows, and count them against their webhooks, in one transaction:
+    when the webhooks cannot take them, nothing is claimed (WebhooksSpentError)."""
+    endpoints = gateway.endpoints(workflow)
+    with conn.transaction():
+        origin = Origin(endpoints[0].key, ctx.runner_id, gateway.simulated)
+        claims = _claim(conn, kind, workflow, call, origin)
+        payloads = _payloads(conn, kind, claims)
+        rows = _webhook_rows(ctx, kind, workflow, gateway, claims, payloads)
+        bodies = [gateway.encode(row) for row in rows]
+        sendable = sum(isinstance(b, bytes) for b in bodies)
+        limit = gateway.submission_limit
+        if limit is None:
+            webhooks = iter([endpoints[0]] * sendable)
+        else:
+            webhooks = iter(assign_webhooks(conn, workflow, endpoints, sendable, limit))
+    targets = [next(webhooks) if isinstance(b, bytes) else None for b in bodies]
+    return _Chunk(claims, bodies, targets)
+
+
 def send_to_webhook(ctx: StepContext, workflow: WorkflowConfig, call: StepCall) -> None:
     kind = kind_of(workflow.entity_type)
     gateway: ClayGateway = ctx.providers[workflow.provider]
-    endpoint = gateway.endpoint(workflow)
     started = time.perf_counter()
     with ctx.dbs.hq.connection() as conn:
-        origin = Origin(endpoint.key, ctx.runner_id, gateway.simulated)
-        claims = _claim(conn, kind, workflow, call, origin)
-        payloads = _payloads(conn, kind, claims)
+        try:
+            chunk = _prepare(ctx, conn, kind, workflow, gateway, call)
+        except WebhooksSpentError as spent:
+            _hold(ctx, conn, workflow, call, spent.reason)
+            return
     # Claims are committed before any call: a crash from here on leaves a lease that the
     # sweeper expires, never an entity sent twice by two live senders.
-    outcomes = gateway.send_all(
-        endpoint, _webhook_rows(ctx, kind, workflow, gateway, claims, payloads)
-    )
+    sends = [
+        (t, b)
+        for t, b in zip(chunk.targets, chunk.bodies, strict=True)
+        if t and isinstance(b, bytes)
+    ]
+    sent = iter(gateway.send_all(sends))
+    outcomes = [
+        next(sent) if isinstance(body, bytes) else SendOutcome(False, None, body)
+        for body in chunk.bodies
+    ]
     with ctx.dbs.hq.connection() as conn:
-        _record(conn, kind, workflow, claims, outcomes, endpoint)
+        _record(conn, kind, workflow, chunk.claims, outcomes, chunk.targets)
     log.debug(
         "%s: %d items, %d entities sent in %.3fs",
         workflow.workflow_slug,
         len(call.item_ids),
-        len(claims),
+        len(chunk.claims),
         time.perf_counter() - started,
     )
+
+
+def _hold(
+    ctx: StepContext, conn: Conn, workflow: WorkflowConfig, call: StepCall, reason: str
+) -> None:
+    """Stop sending the workflow: the hold first, so the pass the released items ask for
+    leaves them PENDING."""
+    hold(conn, workflow, reason)
+    conn.commit()
+    release_unstarted(ctx, [call])
+    log.error("%s: sending stopped: %s", workflow.workflow_slug, reason)
 
 
 def fetch_and_store(ctx: StepContext, workflow: WorkflowConfig, call: StepCall) -> None:
@@ -243,7 +289,7 @@ def fetch_and_store(ctx: StepContext, workflow: WorkflowConfig, call: StepCall) 
             _fetch_one(ctx, call, kind, workflow, fetcher, claim, payloads[claim["entity_id"]])
         )
     with ctx.dbs.hq.connection() as conn:
-        _record(conn, kind, workflow, claims, outcomes, None)
+        _record(conn, kind, workflow, claims, outcomes)
 
 
 def _fetch_one(

@@ -153,7 +153,7 @@ WHERE st.{id_column} = ANY(%(entity_ids)s::uuid[]) AND st.workflow_slug = %(work
 -- have called back already: that status stays, the cost is still recorded.
 WITH sends AS (
     SELECT * FROM jsonb_to_recordset(%(sends)s::jsonb)
-        AS s(id uuid, ok boolean, http_status int, error text)
+        AS s(id uuid, ok boolean, http_status int, error text, webhook_key text)
 ), locked AS (
     SELECT d.id FROM entity_dispatches d JOIN sends ON sends.id = d.id
     WHERE d.status IN ('SENDING', 'STORED', 'CALLED_BACK')
@@ -165,7 +165,8 @@ SET status = CASE WHEN d.status IN ('STORED', 'CALLED_BACK') THEN d.status
     sent_at = CASE WHEN s.ok THEN NOW() END,
     credits = CASE WHEN s.ok THEN %(credits)s::numeric ELSE 0 END,
     http_status = s.http_status,
-    error = s.error
+    error = s.error,
+    webhook_key = COALESCE(s.webhook_key, d.webhook_key)
 FROM sends s, locked
 WHERE d.id = s.id AND d.id = locked.id;
 
@@ -203,14 +204,6 @@ WITH entities AS (
 )
 -- None when every entity had finished already: a replayed error callback changes nothing.
 SELECT count(*) AS entities FROM failed;
-
--- name: count_submissions
-INSERT INTO webhook_submission_counts (webhook_key, webhook_host, submissions)
-VALUES (%(webhook_key)s, %(webhook_host)s, %(count)s)
-ON CONFLICT (webhook_key)
-DO UPDATE SET submissions = webhook_submission_counts.submissions + EXCLUDED.submissions,
-              updated_at = NOW()
-RETURNING submissions;
 
 -- name: company_payloads
 -- What Clay receives for a company: normalized values, never the raw row.

@@ -33,6 +33,8 @@ WITH steps AS (
 ), picked AS (
     SELECT id FROM workflow_states
     WHERE batch_id = %(batch_id)s AND status = 'PENDING'
+      -- A workflow on hold (its webhooks are spent) sends nothing: its item-steps wait.
+      AND NOT EXISTS (SELECT 1 FROM provider_holds h WHERE h.workflow_slug = step_name)
     ORDER BY step_number, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED

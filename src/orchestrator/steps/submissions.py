@@ -1,0 +1,134 @@
+"""Lifetime submissions of Clay webhooks: which webhook each row goes to, and holds.
+
+A Clay webhook source accepts a limited number of submissions in its life (50,000); the one
+after is lost. Rows are counted against their webhook in the claim's transaction, before they
+are sent, filling each webhook of the workflow's list before the next. When the list cannot
+take a chunk, nothing of it is claimed: the workflow is put on hold with a message naming the
+variable to extend, and passes leave its item-steps PENDING until a process configured with a
+webhook that has room lifts the hold.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from uuid import UUID
+
+from orchestrator.db.pool import Conn, Databases
+from orchestrator.db.queries import query
+from orchestrator.state.registry import WorkflowConfig
+from orchestrator.steps.webhook_config import ClayEndpoint, token_variable
+
+log = logging.getLogger(__name__)
+
+# Warn once the workflow's webhooks have less than this share of one webhook's life left.
+LOW_SHARE = 0.1
+
+
+class WebhooksSpentError(Exception):
+    """The workflow's webhooks cannot take the rows of a chunk."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def spent_reason(
+    workflow: WorkflowConfig, endpoints: Sequence[ClayEndpoint], rows: int, left: int, limit: int
+) -> str:
+    variable = workflow.webhook_url_secret_name or "the workflow's webhook URL variable"
+    count = len(endpoints)
+    return (
+        f"the {count} Clay webhook{'s' if count != 1 else ''} of {workflow.workflow_slug} can"
+        f" take {left:,} more submission{'s' if left != 1 else ''} of their {limit:,} each, not"
+        f" the {rows:,} rows waiting: add a new webhook source's URL to {variable} (after the"
+        f" others, comma separated) and its token to {token_variable(variable)}, then"
+        " `enrich resume <batch>` (or redeploy)"
+    )
+
+
+def assign_webhooks(
+    conn: Conn,
+    workflow: WorkflowConfig,
+    endpoints: Sequence[ClayEndpoint],
+    rows: int,
+    limit: int,
+) -> list[ClayEndpoint]:
+    """The webhook of each of `rows` rows, counted as submitted; raises WebhooksSpentError."""
+    if rows == 0:
+        return []
+    keys = [e.key for e in endpoints]
+    conn.execute(
+        query("ensure_webhook_counts"), {"keys": keys, "hosts": [e.host for e in endpoints]}
+    )
+    used = {
+        r["webhook_key"]: int(r["submissions"])
+        for r in conn.execute(query("lock_webhook_counts"), {"keys": keys})
+    }
+    plan: list[ClayEndpoint] = []
+    counts: dict[str, int] = {}
+    for endpoint in endpoints:
+        take = min(max(0, limit - used.get(endpoint.key, 0)), rows - len(plan))
+        plan.extend([endpoint] * take)
+        counts[endpoint.key] = take
+    if len(plan) < rows:
+        raise WebhooksSpentError(spent_reason(workflow, endpoints, rows, len(plan), limit))
+    conn.execute(
+        query("add_webhook_submissions"),
+        {"keys": list(counts), "counts": list(counts.values())},
+    )
+    _warn_when_low(workflow, endpoints, used, counts, limit)
+    return plan
+
+
+def _warn_when_low(
+    workflow: WorkflowConfig,
+    endpoints: Sequence[ClayEndpoint],
+    used: Mapping[str, int],
+    added: Mapping[str, int],
+    limit: int,
+) -> None:
+    before = sum(max(0, limit - used.get(e.key, 0)) for e in endpoints)
+    after = before - sum(added.values())
+    threshold = int(limit * LOW_SHARE)
+    if after < threshold <= before:
+        log.warning(
+            "the Clay webhooks of %s have %d submissions left: add a new webhook source's URL"
+            " to %s before they run out",
+            workflow.workflow_slug,
+            after,
+            workflow.webhook_url_secret_name,
+        )
+
+
+def free_submissions(dbs: Databases, endpoints: Sequence[ClayEndpoint], limit: int) -> int:
+    """Submissions the webhooks can still take."""
+    with dbs.hq.connection() as conn:
+        rows = conn.execute(
+            query("webhook_submissions"), {"keys": [e.key for e in endpoints]}
+        ).fetchall()
+    used = {r["webhook_key"]: int(r["submissions"]) for r in rows}
+    return sum(max(0, limit - used.get(e.key, 0)) for e in endpoints)
+
+
+def hold(conn: Conn, workflow: WorkflowConfig, reason: str) -> None:
+    conn.execute(
+        query("hold_workflow"), {"workflow_slug": workflow.workflow_slug, "reason": reason}
+    )
+
+
+def held_workflows(dbs: Databases) -> dict[str, str]:
+    with dbs.hq.connection() as conn:
+        return {
+            str(r["workflow_slug"]): str(r["reason"]) for r in conn.execute(query("held_workflows"))
+        }
+
+
+def lift_hold(dbs: Databases, workflow_slug: str) -> list[UUID]:
+    """Lift the hold; the running batches with item-steps it kept waiting."""
+    with dbs.hq.connection() as conn:
+        lifted = conn.execute(query("lift_hold"), {"workflow_slug": workflow_slug}).fetchone()
+        if lifted is None:
+            return []
+        rows = conn.execute(query("batches_waiting_on"), {"workflow_slug": workflow_slug})
+        return [UUID(str(r["batch_id"])) for r in rows]

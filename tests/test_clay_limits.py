@@ -1,0 +1,274 @@
+"""Clay's real limits from our side: webhook lists with their own tokens, lifetime submissions
+(rotation, then a hold that loses nothing), one send rate per workspace shared through the
+database, and the payload cap."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from orchestrator.db.pool import Databases
+from orchestrator.providers.simulators.clay import ClaySimulator, SimulatorConfig
+from orchestrator.runtimes.service import LocalService
+from orchestrator.settings import Settings
+from orchestrator.state.registry import WorkflowConfig, load_workflow
+from orchestrator.steps.send_rate import SharedSendRate
+from orchestrator.steps.submissions import WebhooksSpentError, assign_webhooks
+from orchestrator.steps.webhook_config import (
+    ClayConfigurationError,
+    ClayEndpoint,
+    configured_endpoints,
+    token_variable,
+)
+from support.pipeline import apollo_csv, upload
+
+COMPANY_STEP = "enrich_company_via_waterfall_in_clay"
+PERSON_STEP = "enrich_person_via_waterfall_in_clay"
+PLAY = "apollo-lead-enrichment"
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+def test_a_url_variable_lists_webhooks_in_order_each_with_its_own_token() -> None:
+    env = {
+        "CLAY_COMPANY_WEBHOOK_URL": " https://api.clay.com/a,\nhttps://api.clay.com/b  https://api.clay.com/c",
+        "CLAY_COMPANY_WEBHOOK_AUTH_TOKEN": "ta, tb tc",
+    }
+    found = configured_endpoints("CLAY_COMPANY_WEBHOOK_URL", env.get, "fallback")
+    assert [(e.url, e.auth_token) for e in found] == [
+        ("https://api.clay.com/a", "ta"),
+        ("https://api.clay.com/b", "tb"),
+        ("https://api.clay.com/c", "tc"),
+    ]
+    assert token_variable("CLAY_PERSON_WEBHOOK_URL") == "CLAY_PERSON_WEBHOOK_AUTH_TOKEN"
+    # Without its own token variable, a workflow falls back to CLAY_WEBHOOK_AUTH_TOKEN.
+    alone = configured_endpoints("X_URL", {"X_URL": "https://h/1"}.get, "fallback")
+    assert alone == [ClayEndpoint("https://h/1", "fallback")]
+    assert configured_endpoints("X_URL", {}.get) == []
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"X_URL": "https://h/1,https://h/2", "X_AUTH_TOKEN": "only-one"}, "2 webhook URL(s)"),
+        ({"X_URL": "https://h/1;https://h/2"}, "not an http(s) URL"),
+        ({"X_URL": "api.clay.com/webhook"}, "not an http(s) URL"),
+        ({"X_URL": "https://h/1,https://h/1"}, "the same webhook URL twice"),
+    ],
+)
+def test_webhook_variables_that_do_not_fit_are_refused_by_name(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ClayConfigurationError, match="X_URL") as caught:
+        configured_endpoints("X_URL", env.get)
+    assert message in str(caught.value)
+
+
+# -- lifetime submissions --------------------------------------------------------------------
+
+
+def _workflow(dbs: Databases, slug: str = COMPANY_STEP) -> WorkflowConfig:
+    with dbs.hq.connection() as conn:
+        return load_workflow(conn, slug)
+
+
+def _counts(dbs: Databases, endpoints: list[ClayEndpoint]) -> list[int]:
+    with dbs.hq.connection() as conn:
+        rows = conn.execute(
+            "SELECT webhook_key, submissions FROM webhook_submission_counts"
+            " WHERE webhook_key = ANY(%s)",
+            ([e.key for e in endpoints],),
+        ).fetchall()
+    found = {r["webhook_key"]: r["submissions"] for r in rows}
+    return [int(found.get(e.key, 0)) for e in endpoints]
+
+
+def test_rows_fill_each_webhook_before_the_next_and_none_goes_over(dbs: Databases) -> None:
+    workflow = _workflow(dbs)
+    hooks = [ClayEndpoint(f"https://h/{i}", None) for i in range(3)]
+    with dbs.hq.connection() as conn, conn.transaction():
+        plan = assign_webhooks(conn, workflow, hooks, 7, limit=5)
+    assert [hooks.index(e) for e in plan] == [0] * 5 + [1] * 2
+    # 16 threads race for the 8 places left.
+    taken: list[int] = []
+    spent: list[str] = []
+
+    def take() -> None:
+        try:
+            with dbs.hq.connection() as conn, conn.transaction():
+                taken.append(len(assign_webhooks(conn, workflow, hooks, 1, limit=5)))
+        except WebhooksSpentError as exc:
+            spent.append(exc.reason)
+
+    threads = [threading.Thread(target=take) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(taken) == 8 and len(spent) == 8
+    assert _counts(dbs, hooks) == [5, 5, 5]
+    assert "CLAY_COMPANY_WEBHOOK_URL" in spent[0] and "CLAY_COMPANY_WEBHOOK_AUTH_TOKEN" in spent[0]
+
+
+def test_a_chunk_the_webhooks_cannot_take_counts_nothing(dbs: Databases) -> None:
+    workflow = _workflow(dbs)
+    hooks = [ClayEndpoint("https://h/only", None)]
+    with dbs.hq.connection() as conn:
+        with conn.transaction():
+            assign_webhooks(conn, workflow, hooks, 3, limit=5)
+        with pytest.raises(WebhooksSpentError), conn.transaction():
+            assign_webhooks(conn, workflow, hooks, 3, limit=5)
+    assert _counts(dbs, hooks) == [3]
+
+
+# -- one send rate per workspace -------------------------------------------------------------
+
+
+def test_every_sender_of_a_workspace_shares_one_rate(dbs: Databases) -> None:
+    """Two senders (two containers) of one workspace, 10 rows/s with a burst of 4: the waits
+    they are told make a single schedule: 4 at once, then one every 0.1 s, whoever asks."""
+    waits: list[float] = []
+    lock = threading.Lock()
+
+    def record(seconds: float) -> None:
+        with lock:
+            waits.append(seconds)
+
+    senders = [SharedSendRate(dbs, "clay:test", 10.0, 4, sleep=record) for _ in range(2)]
+    other = SharedSendRate(dbs, "clay:another-workspace", 10.0, 4, sleep=record)
+    assert other.acquire() == 0.0  # another workspace has its own rate
+    waits.clear()
+    # When each reservation may send: the moment it was answered plus the wait it was told.
+    sends = []
+    for i in range(20):
+        wait = senders[i % 2].acquire()
+        sends.append(time.monotonic() + wait)
+    assert waits[:4] == [0.0] * 4 or len(waits) <= 16  # the burst goes at once
+    gaps = [b - a for a, b in zip(sends[4:], sends[5:], strict=False)]
+    # After the burst, one every 0.1 s, alternating senders notwithstanding.
+    assert all(gap == pytest.approx(0.1, abs=0.05) for gap in gaps), gaps
+    assert sends[-1] - sends[0] == pytest.approx(1.6, abs=0.1)
+    senders[0].penalize(5.0)
+    assert senders[1].acquire() > 4.5  # Clay said 429: the whole workspace waits
+
+
+# -- end to end against a Clay that keeps its limits -----------------------------------------
+
+
+@contextmanager
+def _clay(secret: str) -> Iterator[ClaySimulator]:
+    with ClaySimulator(SimulatorConfig(callback_secret=secret)) as simulator:
+        yield simulator
+
+
+def _hooks(simulator: ClaySimulator, name: str, count: int) -> SecretStr:
+    return SecretStr(",".join(simulator.webhook_url(f"{name}-{i}") for i in range(1, count + 1)))
+
+
+def _settings(base: Settings, simulator: ClaySimulator, company: int, **kw: Any) -> Settings:
+    """Clay as configured (not the built-in simulator): `company` company webhooks, and
+    person webhooks enough for the small batches here (the limit applies to every webhook)."""
+    return base.model_copy(
+        update={
+            "clay_company_webhook_url": _hooks(simulator, "company", company),
+            "clay_person_webhook_url": _hooks(simulator, "person", 4),
+            "callback_secret": SecretStr("limits-secret"),
+            "clay_rate_per_second": 500.0,
+            "clay_rate_burst": 50,
+            **kw,
+        }
+    )
+
+
+def _company_posts(simulator: ClaySimulator) -> Counter[str]:
+    return Counter(
+        {k: v for k, v in simulator.submissions_by_webhook.items() if k.startswith("company")}
+    )
+
+
+def _statuses(dbs: Databases, step: str) -> dict[str, int]:
+    with dbs.hq.connection() as conn:
+        rows = conn.execute(
+            "SELECT status, count(*) AS n FROM workflow_states WHERE step_name = %s GROUP BY 1",
+            (step,),
+        ).fetchall()
+    return {str(r["status"]): int(r["n"]) for r in rows}
+
+
+def test_three_webhooks_take_turns_and_every_company_is_sent_once(
+    dbs: Databases, local_settings: Settings
+) -> None:
+    with _clay("limits-secret") as clay:
+        settings = _settings(local_settings, clay, 3, clay_webhook_submission_limit=4)
+        batch = upload(dbs, apollo_csv(12, 10, seed=3), PLAY).batch_id
+        with LocalService(settings, dbs) as service:
+            assert service.simulator is None  # Clay as configured, not the built-in one
+            assert "clay=127.0.0.1" in service.targets_line()
+            final = service.runtime.run_batch(batch, timeout=120)
+        assert final.done and not final.held
+        posts = _company_posts(clay)
+        assert sum(posts.values()) == 10 and max(posts.values()) <= 4
+        assert sorted(posts) == ["company-1", "company-2", "company-3"]
+        assert all(n == 1 for n in clay.submissions_by_entity.values())
+
+
+def test_spent_webhooks_stop_the_batch_with_what_to_add_and_lose_nothing(
+    dbs: Databases, local_settings: Settings
+) -> None:
+    with _clay("limits-secret") as clay:
+        one = _settings(local_settings, clay, 1, clay_webhook_submission_limit=6)
+        batch = upload(dbs, apollo_csv(12, 10, seed=4), PLAY).batch_id
+        with LocalService(one, dbs) as service:
+            stopped = service.runtime.run_batch(batch, timeout=120)
+        assert stopped.stopped_by_hold and not stopped.done
+        (reason,) = stopped.held.values()
+        assert "CLAY_COMPANY_WEBHOOK_URL" in reason and "CLAY_COMPANY_WEBHOOK_AUTH_TOKEN" in reason
+        # The chunk of 10 companies does not fit in 6: none of it is claimed or sent.
+        assert "can take 6 more submissions of their 6 each, not the 10 rows" in reason
+        assert _company_posts(clay) == Counter()
+        assert "FAILED" not in _statuses(dbs, COMPANY_STEP)
+
+        # The same configuration again: still held, nothing more sent.
+        with LocalService(one, dbs) as service:
+            again = service.runtime.run_batch(batch, timeout=60)
+        assert again.stopped_by_hold and _company_posts(clay) == Counter()
+
+        # A second webhook configured: the hold lifts and the batch completes.
+        two = _settings(local_settings, clay, 2, clay_webhook_submission_limit=6)
+        with LocalService(two, dbs) as service:
+            final = service.runtime.run_batch(batch, timeout=120)
+        assert final.done and not final.held
+    assert _company_posts(clay) == Counter({"company-1": 6, "company-2": 4})
+    assert all(n == 1 for n in clay.submissions_by_entity.values())
+    assert _statuses(dbs, COMPANY_STEP) == {"COMPLETED": 12}
+
+
+def test_a_row_over_the_payload_cap_fails_its_entity_unsent(
+    dbs: Databases, local_settings: Settings
+) -> None:
+    with _clay("limits-secret") as clay:
+        # Company rows are small; a cap below them refuses every one, with the size.
+        settings = _settings(local_settings, clay, 1, clay_max_payload_bytes=200)
+        batch = upload(dbs, apollo_csv(20, 4, seed=5), PLAY).batch_id
+        with LocalService(settings, dbs) as service:
+            service.runtime.run_batch(batch, timeout=60)
+        assert _company_posts(clay) == Counter()
+    with dbs.hq.connection() as conn:
+        errors = conn.execute(
+            "SELECT DISTINCT error FROM entity_dispatches WHERE entity_type = 'company'"
+        ).fetchall()
+    assert len(errors) == 4  # one per company, each with its own size
+    assert all(
+        re.fullmatch(r"row is \d{3} bytes, over the webhook's 200-byte limit", e["error"])
+        for e in errors
+    ), errors
+    assert _statuses(dbs, COMPANY_STEP) == {"FAILED": 20}

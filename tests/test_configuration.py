@@ -132,9 +132,7 @@ def test_the_pooler_is_told_by_the_port_or_said_outright() -> None:
 
 
 def test_migrations_refuse_a_transaction_pooler_with_what_to_use(tmp_path: Path) -> None:
-    env = cli_env(
-        tmp_path, DATABASE_URL="postgresql://postgres:pw@127.0.0.1:6543/postgres"
-    )
+    env = cli_env(tmp_path, DATABASE_URL="postgresql://postgres:pw@127.0.0.1:6543/postgres")
     done = subprocess.run(
         enrich_argv("db", "migrate"), env=env, capture_output=True, text=True, timeout=60
     )
@@ -179,7 +177,6 @@ def test_enrich_run_names_where_calls_and_rows_go(db_urls: DatabasePair, tmp_pat
             timeout=300,
         )
         assert real.returncode == 0, real.stderr
-        assert f"targets: clay={clay.url.split('//')[1]} (company 1, person 1), n8n={SIMULATOR}" in (
-            real.stderr
-        )
+        host = clay.url.split("//")[1]
+        assert f"targets: clay={host} (company 1, person 1), n8n={SIMULATOR}" in real.stderr
         assert clay.submission_count("company") == 3

@@ -10,7 +10,13 @@ import pytest
 
 from conftest import DatabasePair
 from orchestrator.db.pool import Databases
-from orchestrator.db.urls import DatabaseUrls, pooler_of
+from orchestrator.db.urls import (
+    ConfigurationError,
+    DatabaseUrls,
+    pooler_of,
+    require_session,
+    resolve_database_urls,
+)
 from orchestrator.providers.simulators.clay import ClaySimulator, SimulatorConfig
 from orchestrator.runtimes.cloud import cloud_gateways
 from orchestrator.runtimes.providers import SIMULATOR
@@ -129,6 +135,11 @@ def test_the_pooler_is_told_by_the_port_or_said_outright() -> None:
     shown = DatabaseUrls(pooled, pooled, pooler="transaction").describe()
     assert shown == "aws-0-eu-west-1.pooler.supabase.com:6543/postgres (transaction pooler)"
     assert "pw" not in shown
+    two = Settings(database_url=session, workspace_database_url=pooled.replace("ref", "ws"))
+    urls = resolve_database_urls(two)
+    assert (urls.pooler, urls.workspace_pooler) == ("none", "transaction")
+    with pytest.raises(ConfigurationError, match="WORKSPACE_DATABASE_URL points at a transaction"):
+        require_session(urls)
 
 
 def test_migrations_refuse_a_transaction_pooler_with_what_to_use(tmp_path: Path) -> None:

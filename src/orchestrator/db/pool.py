@@ -154,11 +154,16 @@ def open_databases(
         migrate_all(require_session(urls).hq, urls.workspace)
     else:
         require_current(urls.hq, urls.workspace)
-    options: dict[str, Any] = {
-        "min_size": settings.pool_min_size,
-        "max_size": settings.pool_max_size,
-        "transaction_pooler": urls.pooler == "transaction",
-    }
-    hq = open_pool(urls.hq, name="hq", **options)
-    workspace = hq if urls.shared else open_pool(urls.workspace, name="workspace", **options)
+    sizes = {"min_size": settings.pool_min_size, "max_size": settings.pool_max_size}
+    hq = open_pool(urls.hq, name="hq", transaction_pooler=urls.pooler == "transaction", **sizes)
+    workspace = (
+        hq
+        if urls.shared
+        else open_pool(
+            urls.workspace,
+            name="workspace",
+            transaction_pooler=urls.workspace_pooler == "transaction",
+            **sizes,
+        )
+    )
     return Databases(hq=hq, workspace=workspace, urls=urls)

@@ -61,6 +61,7 @@ class DatabaseUrls:
     workspace: str
     embedded: EmbeddedPostgres | None = None
     pooler: Pooler = "none"
+    workspace_pooler: Pooler = "none"
 
     @property
     def shared(self) -> bool:
@@ -74,9 +75,9 @@ class DatabaseUrls:
         where = describe_url(self.hq)
         if not self.shared:
             where += f" + workspace {describe_url(self.workspace)}"
+        modes = {self.pooler, self.workspace_pooler} if not self.shared else {self.pooler}
         labels = {"transaction": "transaction pooler", "session": "session pooler"}
-        mode = labels.get(self.pooler, "direct")
-        return f"{where} ({mode})"
+        return f"{where} ({' + '.join(sorted(labels.get(m, 'direct') for m in modes))})"
 
 
 def resolve_database_urls(settings: Settings) -> DatabaseUrls:
@@ -87,8 +88,11 @@ def resolve_database_urls(settings: Settings) -> DatabaseUrls:
             "set both, or only DATABASE_URL to keep both sets of tables in one database"
         )
     if hq:
+        # DATABASE_POOLER names what DATABASE_URL points at; the Workspace URL, when it is a
+        # second one, is told by its port.
         pooler = pooler_of(hq, settings.database_pooler)
-        return DatabaseUrls(hq=hq, workspace=workspace or hq, pooler=pooler)
+        workspace_pooler = pooler_of(workspace, "auto") if workspace else pooler
+        return DatabaseUrls(hq, workspace or hq, pooler=pooler, workspace_pooler=workspace_pooler)
     embedded = start_embedded(settings.enrich_home / "pgdata")
     embedded.ensure_database(HQ_DATABASE)
     embedded.ensure_database(WORKSPACE_DATABASE)
@@ -102,10 +106,14 @@ def resolve_database_urls(settings: Settings) -> DatabaseUrls:
 def require_session(urls: DatabaseUrls) -> DatabaseUrls:
     """The URLs, if migrations can run through them: they hold a session-level lock, which a
     transaction pooler cannot keep."""
-    if urls.pooler == "transaction":
-        raise ConfigurationError(
-            f"DATABASE_URL points at a transaction pooler ({describe_url(urls.hq)}), which cannot"
-            " hold the lock migrations take; migrate through the session pooler or the direct"
-            " connection (port 5432), e.g. DATABASE_URL='...:5432/postgres' enrich db migrate"
-        )
+    for name, url, pooler in (
+        ("DATABASE_URL", urls.hq, urls.pooler),
+        ("WORKSPACE_DATABASE_URL", urls.workspace, urls.workspace_pooler),
+    ):
+        if pooler == "transaction":
+            raise ConfigurationError(
+                f"{name} points at a transaction pooler ({describe_url(url)}), which cannot hold"
+                " the lock migrations take; migrate through the session pooler or the direct"
+                f" connection (port 5432), e.g. {name}='...:5432/postgres' enrich db migrate"
+            )
     return urls

@@ -6,6 +6,13 @@ each row's `callback_url`, the way a Clay HTTP-API column would. Faults (auth,
 rate limits, outages, dropped/duplicated/failed callbacks) can be switched on
 through `SimulatorConfig`.
 
+Clay's own limits can be enforced too (`SimulatorConfig.with_clay_limits`, or the
+CLI's --clay-limits): one token bucket for the whole workspace, shared by every
+webhook name served (429 + Retry-After beyond), a payload cap (413) and a
+lifetime limit of accepted submissions per webhook name (410). `stats()` and
+`GET /stats` report what was received, accepted and rejected, duplicates, and
+the highest rates seen in sliding 1 s and 10 s windows.
+
 The enrichment (`synthesize`) depends only on the row's content (domain, email,
 names), never on `entity_id` or the seed, so two runs produce identical data.
 The seed only drives the fault dice, which are keyed by entity and attempt so

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import logging
 import signal
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from orchestrator.providers.simulators.clay.config import (
     DEFAULT_CALLBACK_SECRET_HEADER,
@@ -26,6 +29,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jitter", type=float, default=0.0, help="extra random delay, seconds")
     p.add_argument("--auth-token", default=None, help="require x-clay-webhook-auth")
     p.add_argument("--rate-limit", type=float, default=None, help="rows/second per webhook")
+    p.add_argument("--rate-burst", type=int, default=None, help="burst of --rate-limit")
+    p.add_argument(
+        "--workspace-rate",
+        type=float,
+        default=None,
+        help="rows/second across every webhook name (Clay: 10); 429 + Retry-After beyond",
+    )
+    p.add_argument(
+        "--workspace-burst", type=int, default=None, help="burst of --workspace-rate (Clay: 20)"
+    )
+    p.add_argument(
+        "--max-payload-bytes", type=int, default=None, help="413 above this (Clay: 100000)"
+    )
+    p.add_argument(
+        "--lifetime-limit",
+        type=int,
+        default=None,
+        help="accepted submissions per webhook name, ever; 410 beyond (Clay: 50000)",
+    )
+    p.add_argument(
+        "--clay-limits",
+        action="store_true",
+        help="enforce Clay's real limits wherever the four options above are not given",
+    )
+    p.add_argument("--stats-file", type=Path, default=None, help="write /stats here at exit")
     p.add_argument("--drop-rate", type=float, default=0.0)
     p.add_argument("--duplicate-rate", type=float, default=0.0)
     p.add_argument("--submit-failure-rate", type=float, default=0.0)
@@ -44,6 +72,11 @@ def _config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         port=args.port,
         auth_token=args.auth_token,
         rate_limit_per_second=args.rate_limit,
+        rate_limit_burst=args.rate_burst,
+        workspace_rate_per_second=args.workspace_rate,
+        workspace_burst=args.workspace_burst,
+        max_payload_bytes=args.max_payload_bytes,
+        webhook_lifetime_limit=args.lifetime_limit,
         callback_delay_seconds=args.delay,
         callback_jitter_seconds=args.jitter,
         drop_rate=args.drop_rate,
@@ -59,18 +92,41 @@ def _config_from_args(args: argparse.Namespace) -> SimulatorConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """Serve until SIGINT/SIGTERM, then print a summary line and return 0.
+
+    The first stdout line is machine-readable, `Clay simulator listening on
+    http://HOST:PORT (POST rows to ...)`: parse the base URL with the regular
+    expression `listening on (http://\\S+)`. The last line is the summary
+    `accepted=N rejected={...} callbacks sent=N failed=N dropped=N`.
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    simulator = ClaySimulator(_config_from_args(args))
+    try:
+        config = _config_from_args(args)
+        if args.clay_limits:
+            config = config.with_clay_limits()
+    except ValueError as error:
+        parser.error(str(error))
+    simulator = ClaySimulator(config)
     stop = threading.Event()
     # Explicit handlers: a shell-backgrounded process ignores SIGINT by default,
     # and SIGTERM (docker, supervisors) should stop it just as cleanly.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     with simulator:
-        print(f"Clay simulator: POST rows to {simulator.webhook_url('<name>')}", flush=True)
-        while not stop.wait(0.5):
+        url = simulator.url
+        print(
+            f"Clay simulator listening on {url} (POST rows to {url}/webhooks/<name>,"
+            f" stats at {url}/stats)",
+            flush=True,
+        )
+        while not stop.wait(0.2):
             pass
+        stats = simulator.stats()
+    if args.stats_file is not None:
+        args.stats_file.write_text(json.dumps(stats, indent=2) + "\n")
+    with contextlib.suppress(OSError):  # the reader of stdout may be gone
         print(_summary(simulator), flush=True)
     return 0
 

@@ -11,12 +11,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from orchestrator.providers.simulators.clay.config import ABSOLUTE_MAX_BODY_BYTES
 from orchestrator.providers.simulators.clay.records import CallbackJob, Reply
 
 logger = logging.getLogger(__name__)
 
 AUTH_HEADER = "x-clay-webhook-auth"
-_MAX_BODY_BYTES = 1_000_000
+# Over ABSOLUTE_MAX_BODY_BYTES a body is discarded unread, in chunks, so the sender
+# still gets its 413 instead of a reset; over this much the connection is just closed.
+_MAX_DRAIN_BYTES = 8 * ABSOLUTE_MAX_BODY_BYTES
+_DRAIN_CHUNK = 64 * 1024
 
 
 class SubmissionBackend(Protocol):
@@ -25,6 +29,10 @@ class SubmissionBackend(Protocol):
     def _track(self, connection: socket.socket, *, add: bool) -> None: ...
 
     def _handle_submission(self, path: str, auth: str | None, body: bytes) -> Reply: ...
+
+    def _handle_oversized(self, length: int) -> Reply: ...
+
+    def stats(self) -> dict[str, Any]: ...
 
     def _dispatch(self, jobs: Sequence[tuple[CallbackJob, float]]) -> None: ...
 
@@ -76,8 +84,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.simulator._dispatch(reply.jobs)
 
     def do_GET(self) -> None:
-        if urlsplit(self.path).path in ("/health", "/healthz"):
+        path = urlsplit(self.path).path.rstrip("/")
+        if path in ("/health", "/healthz"):
             self._send_json(200, {"status": "ok"})
+        elif path == "/stats":
+            self._send_json(200, self.server.simulator.stats())
         else:
             self._send_json(404, {"error": "not found"})
 
@@ -86,11 +97,26 @@ class _Handler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             length = -1
-        if length < 0 or length > _MAX_BODY_BYTES:
+        if length < 0:
             self.close_connection = True
-            self._send_json(413 if length > 0 else 400, {"error": "bad Content-Length"})
+            self._send_json(400, {"error": "bad Content-Length"})
+            return None
+        if length > ABSOLUTE_MAX_BODY_BYTES:
+            self.close_connection = True
+            if length <= _MAX_DRAIN_BYTES:
+                self._discard(length)
+            reply = self.server.simulator._handle_oversized(length)
+            self._send_json(reply.status, reply.payload, reply.headers)
             return None
         return self.rfile.read(length) if length else b""
+
+    def _discard(self, length: int) -> None:
+        left = length
+        while left > 0:
+            chunk = self.rfile.read(min(left, _DRAIN_CHUNK))
+            if not chunk:
+                return
+            left -= len(chunk)
 
     def _send_json(
         self, status: int, payload: Mapping[str, Any], headers: Mapping[str, str] | None = None

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from orchestrator.providers.ratelimit import TokenBucket
-from orchestrator.providers.simulators.clay.config import SimulatorConfig
+from orchestrator.providers.simulators.clay.config import ABSOLUTE_MAX_BODY_BYTES, SimulatorConfig
 from orchestrator.providers.simulators.clay.dispatcher import Dispatcher
 from orchestrator.providers.simulators.clay.records import CallbackJob, Reply, Submission
 from orchestrator.providers.simulators.clay.server import WebhookServer
@@ -56,6 +56,13 @@ class ClaySimulator(SimulatorState):
         self._dispatcher: Dispatcher | None = None
         self._stopped = threading.Event()
         self._buckets: dict[str, TokenBucket] = {}
+        rate = self.config.workspace_rate_per_second
+        self._workspace_bucket = (
+            None if rate is None else TokenBucket(rate, self.config.workspace_burst)
+        )
+        # Submissions counted against each webhook's lifetime limit, including
+        # ones still being checked (reserved), so concurrent POSTs cannot overshoot.
+        self._lifetime_used: Counter[str] = Counter()
         self._webhook_posts = 0
         self._attempts_by_entity: Counter[str] = Counter()
 
@@ -121,18 +128,86 @@ class ClaySimulator(SimulatorState):
         """True once every scheduled callback was delivered, failed or dropped."""
         return self._dispatcher.wait_idle(timeout) if self._dispatcher else True
 
+    def stats(self) -> dict[str, Any]:
+        """What GET /stats answers: traffic, rejections, window maxima, limits, callbacks.
+
+        `rejected` is keyed by status as a string (as in JSON). Window maxima
+        (`max_accepted_in_1s`, `max_received_in_1s`, `max_rate_10s` = most rows
+        accepted in any 10 s window / 10) skip windows starting within the first
+        second after the first POST.
+        """
+        stats = self._stats(time.monotonic())
+        bucket = self._workspace_bucket
+        stats.update(
+            workspace_rate_per_second=self.config.workspace_rate_per_second,
+            workspace_burst=None if bucket is None else bucket.capacity,
+            webhook_lifetime_limit=self.config.webhook_lifetime_limit,
+            max_payload_bytes=self.config.max_payload_bytes,
+            rate_limit_per_second=self.config.rate_limit_per_second,
+            pending_callbacks=self.pending_callbacks,
+        )
+        return stats
+
     # -- request handling (called from server threads) ---------------------
 
     def _handle_submission(self, path: str, auth: str | None, body: bytes) -> Reply:
+        self._record_received()
+        reserved: str | None = None
         try:
             webhook = self._check_request(path, auth)
+            self._check_size(len(body))
             row = _parse_row(body)
+            # Before the rate limits: a spent webhook must say so (not retryable),
+            # not answer 429 and invite endless retries.
+            reserved = self._reserve_lifetime(webhook)
+            self._check_rate(webhook)
             self._roll_submit_failure(row)
             return self._accept(webhook, row)
         except _RejectedError as rejection:
             with self._lock:
                 self._rejected[rejection.status] += 1
+                if reserved is not None:
+                    self._lifetime_used[reserved] -= 1
             return Reply(rejection.status, {"error": rejection.message}, rejection.headers)
+
+    def _handle_oversized(self, length: int) -> Reply:
+        """A POST whose Content-Length is over the absolute guard (its body is never read)."""
+        self._record_received()
+        with self._lock:
+            self._rejected[413] += 1
+        return Reply(413, {"error": self._size_error(length)})
+
+    def _record_received(self) -> None:
+        with self._lock:
+            self._traffic.receive(time.monotonic())
+
+    def _check_size(self, size: int) -> None:
+        cap = self.config.max_payload_bytes
+        if cap is not None and size > cap:
+            raise _RejectedError(413, self._size_error(size))
+
+    def _size_error(self, size: int) -> str:
+        cap = self.config.max_payload_bytes
+        return f"payload of {size} bytes is over the {cap or ABSOLUTE_MAX_BODY_BYTES}-byte limit"
+
+    def _reserve_lifetime(self, webhook: str) -> str | None:
+        limit = self.config.webhook_lifetime_limit
+        if limit is None:
+            return None
+        with self._lock:
+            spent = self._lifetime_used[webhook] >= limit
+            if not spent:
+                self._lifetime_used[webhook] += 1
+        if spent:
+            # 410 Gone rather than 403: the source exists and the caller is
+            # authorized, but it will never accept a row again; 410 says "permanently
+            # gone, move on" (to the next webhook URL), keeps 401/403 meaning bad
+            # auth, and like every 4xx but 429 it is not retried by senders.
+            raise _RejectedError(
+                410,
+                f"webhook source {webhook} has reached its lifetime limit of {limit} submissions",
+            )
+        return webhook
 
     def _check_request(self, path: str, auth: str | None) -> str:
         match = _WEBHOOK_PATH.match(urlsplit(path).path)
@@ -146,9 +221,7 @@ class ClaySimulator(SimulatorState):
         if in_outage:
             raise _RejectedError(503, "service unavailable (simulated outage)")
         self._check_auth(auth)
-        webhook = match.group(1)
-        self._check_rate(webhook)
-        return webhook
+        return match.group(1)
 
     def _check_auth(self, supplied: str | None) -> None:
         expected = self.config.auth_token
@@ -158,19 +231,18 @@ class ClaySimulator(SimulatorState):
             raise _RejectedError(401, "missing or invalid x-clay-webhook-auth")
 
     def _check_rate(self, webhook: str) -> None:
+        """The per-webhook bucket (if any), then the workspace-wide one (if any)."""
         rate = self.config.rate_limit_per_second
-        if rate is None:
-            return
-        with self._lock:
-            bucket = self._buckets.get(webhook)
-            if bucket is None:
-                bucket = TokenBucket(rate, self.config.rate_limit_burst)
-                self._buckets[webhook] = bucket
-        wait = bucket.try_acquire()
-        if wait > 0:
-            # Retry-After is whole seconds on the wire; never advertise 0.
-            retry_after = str(max(1, math.ceil(wait)))
-            raise _RejectedError(429, "rate limit exceeded", {"Retry-After": retry_after})
+        if rate is not None:
+            with self._lock:
+                bucket = self._buckets.get(webhook)
+                if bucket is None:
+                    bucket = TokenBucket(rate, self.config.rate_limit_burst)
+                    self._buckets[webhook] = bucket
+            _take_token(bucket, "rate limit exceeded")
+        if self._workspace_bucket is not None:
+            limit = f"{self._workspace_bucket.rate_per_second:g} rows/s"
+            _take_token(self._workspace_bucket, f"workspace rate limit exceeded ({limit})")
 
     def _roll_submit_failure(self, row: dict[str, Any]) -> None:
         entity_id = row["entity_id"]
@@ -190,6 +262,8 @@ class ClaySimulator(SimulatorState):
                     Submission(row_id, webhook, entity_type, entity_id, row, time.time())
                 )
             self._accepted += 1
+            slug = row.get("workflow_slug")
+            self._traffic.accept(time.monotonic(), webhook, str(slug or ""), entity_id)
             self._by_entity[entity_id] += 1
             self._by_webhook[webhook] += 1
             self._by_type[entity_type] += 1
@@ -261,6 +335,14 @@ class ClaySimulator(SimulatorState):
             return
         for job, delay in jobs:
             self._dispatcher.schedule(job, delay)
+
+
+def _take_token(bucket: TokenBucket, message: str) -> None:
+    wait = bucket.try_acquire()
+    if wait > 0:
+        # Retry-After is whole seconds on the wire; never advertise 0.
+        retry_after = str(max(1, math.ceil(wait)))
+        raise _RejectedError(429, message, {"Retry-After": retry_after})
 
 
 def _duplicate_of(job: CallbackJob) -> CallbackJob:

@@ -3,9 +3,9 @@ pipeline as the local runner when called through `.local()`."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import secrets
-import subprocess
 import sys
 import time
 import warnings
@@ -45,82 +45,189 @@ def _import_worker() -> ModuleType:
         return importlib.import_module("worker")
 
 
-def test_worker_imports_cleanly_and_declares_the_deployment(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def no_modal_account(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODAL_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MODAL_CONFIG_PATH", "/nonexistent/modal.toml")
+    for name in (
+        "MODAL_PROXY_AUTH",
+        "DATABASE_CONNECTION_BUDGET",
+        "POOL_MAX_SIZE",
+        "POOL_MIN_SIZE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+RECEIVERS = {
+    "receive_enrich_company_via_waterfall_in_clay": "enrich_company_via_waterfall_in_clay",
+    "receive_enrich_person_via_waterfall_in_clay": "enrich_person_via_waterfall_in_clay",
+}
+
+
+def _class_function(cls: Any) -> Any:
+    return cls._get_class_service_function()
+
+
+def _web_configs(cls: Any) -> dict[str, Any]:
+    """Each web method's webhook configuration, as Modal sends it at deploy."""
+    from modal._utils.async_utils import synchronizer
+
+    partials = synchronizer._translate_in(cls)._get_partial_functions()
+    return {
+        name: p.params.webhook_config
+        for name, p in partials.items()
+        if p.params.webhook_config is not None and p.params.webhook_config.type
+    }
+
+
+def test_worker_imports_cleanly_and_declares_the_deployment(no_modal_account: None) -> None:
     worker = _import_worker()
     import modal
 
-    functions = {
-        name: getattr(worker, name)
-        for name in (
-            "orchestrator_pass",
-            "sweeper",
-            "api",
-            "receive_enrich_company_via_waterfall_in_clay",
-            "receive_enrich_person_via_waterfall_in_clay",
-        )
-    }
+    functions = {name: getattr(worker, name) for name in ("orchestrator_pass", "sweeper", "api")}
     assert all(isinstance(f, modal.Function) for f in functions.values())
     info = {name: f.info() for name, f in functions.items()}
-    for receiver in (
-        "receive_enrich_company_via_waterfall_in_clay",
-        "receive_enrich_person_via_waterfall_in_clay",
-    ):
-        assert info[receiver].web_info is not None and info[receiver].web_info.method == "POST"
     assert info["api"].web_info is not None and info["api"].web_info.method is None  # ASGI app
-    assert info["sweeper"].schedule is not None and "*/2" in str(info["sweeper"].schedule)
     assert info["orchestrator_pass"].web_info is None and info["orchestrator_pass"].max_retries
     assert all(i.timeout for i in info.values())
     assert isinstance(worker.Steps, modal.Cls)
     steps = worker.Steps()
     for method in [*STEP_METHODS.values(), "run_step"]:
         assert hasattr(steps, method)
+    # The receivers: one class, its pool opened by @modal.enter, 50 callbacks at once.
+    assert isinstance(worker.Receivers, modal.Cls)
+    receivers = _class_function(worker.Receivers).info()
+    assert receivers.concurrency_info is not None
+    assert receivers.concurrency_info.max_inputs == 50
+    details = receivers.method_details
+    for endpoint in RECEIVERS:
+        assert details[endpoint].method == "POST"
+    assert details["receivers"].method is None  # the /receivers/<slug> ASGI app
+    # Labels keep the URLs the endpoints had as plain functions (<app>-<function>).
+    labels = {name: c.requested_suffix for name, c in _web_configs(worker.Receivers).items()}
+    assert labels == {
+        "receive_enrich_company_via_waterfall_in_clay": (
+            "enrichment-orchestrator-receive-enrich-company-via-waterfall-in-clay"
+        ),
+        "receive_enrich_person_via_waterfall_in_clay": (
+            "enrichment-orchestrator-receive-enrich-person-via-waterfall-in-clay"
+        ),
+        "receivers": "enrichment-orchestrator-receivers",
+    }
+    assert worker.api.info().web_info is not None
 
 
-# What the containers import: the cloud runtime, the API app, every step, the receivers.
-_CLOUD_IMPORTS = """
-import sys
-sys.path.insert(0, sys.argv[1])
-import orchestrator.runtimes.cloud, orchestrator.web.app, orchestrator.steps.table
-import orchestrator.web.receiver_routes
-from orchestrator.db.migrate import discover, hq_migrations_dir, workspace_migrations_dir
-assert discover([hq_migrations_dir(), workspace_migrations_dir()])
-loaded = [m.__file__ for n, m in sys.modules.items() if n.split(".")[0] == "orchestrator"]
-assert all(f.startswith(sys.argv[1]) for f in loaded), loaded
-print(sorted(n for n in sys.modules if n.startswith("orchestrator.providers.simulators")))
-"""
+def _decorator_keywords(worker_source: str) -> dict[str, dict[str, str]]:
+    """The keywords of each `@app.function(...)` / `@app.cls(...)` in worker.py, as code."""
+    declared = {}
+    for node in ast.parse(worker_source).body:
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        for decorator in node.decorator_list:
+            if (
+                isinstance(decorator, ast.Call)
+                and isinstance(decorator.func, ast.Attribute)
+                and isinstance(decorator.func.value, ast.Name)
+                and decorator.func.value.id == "app"
+                and decorator.func.attr in ("function", "cls")
+            ):
+                declared[node.name] = {
+                    str(k.arg): ast.unparse(k.value) for k in decorator.keywords if k.arg
+                }
+    return declared
 
 
-def test_the_files_the_image_ships_are_enough_for_every_container(tmp_path: Path) -> None:
-    """Copy what `add_local_python_source` ships (its ignore patterns applied as Modal does)
-    and import the cloud code from that copy alone: a missing package fails here, not on Modal;
-    the simulators are not shipped and not needed."""
-    import modal
-
+def test_every_function_declares_its_max_containers_from_the_budget_table(
+    no_modal_account: None,
+) -> None:
     worker = _import_worker()
-    ignored = modal.FilePatternMatcher(*worker.NOT_SHIPPED)
-    for package in worker.SHIPPED_PACKAGES:
-        for path in (SRC / package).rglob("*"):
-            relative = path.relative_to(SRC / package)
-            if path.is_file() and not ignored(relative):
-                target = tmp_path / package / relative
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(path.read_bytes())
-    assert (tmp_path / "orchestrator/db/sql/entities.sql").exists()
-    assert not (tmp_path / "orchestrator/providers/simulators").exists()
-    result = subprocess.run(
-        [sys.executable, "-c", _CLOUD_IMPORTS, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
+    declared = _decorator_keywords((SRC / "worker.py").read_text(encoding="utf-8"))
+    assert set(declared) == set(worker.MAX_CONTAINERS)
+    for name, keywords in declared.items():
+        assert keywords.get("max_containers") == f"MAX_CONTAINERS['{name}']", name
+
+
+def test_the_sweeper_runs_one_at_a_time_and_cannot_pile_up(no_modal_account: None) -> None:
+    worker = _import_worker()
+    info = worker.sweeper.info()
+    assert worker.MAX_CONTAINERS["sweeper"] == 1
+    assert str(info.schedule) == f"Cron('*/{worker.SWEEP_EVERY_MINUTES} * * * *', UTC)"
+    # Stopped before the next run is due, and never retried into the next one.
+    assert info.timeout < worker.SWEEP_EVERY_MINUTES * 60
+    assert not info.max_retries
+
+
+def test_proxy_auth_guards_the_api_and_never_the_receivers(
+    no_modal_account: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for value, guarded in (("true", True), ("false", False)):
+        monkeypatch.setenv("MODAL_PROXY_AUTH", value)
+        worker = _import_worker()
+        web = worker.api.info().web_info
+        assert web is not None and web.unauthenticated is not guarded
+        details = _class_function(worker.Receivers).info().method_details
+        assert all(endpoint.unauthenticated for endpoint in details.values())
+        assert worker.deployment["MODAL_PROXY_AUTH"] == value
+
+
+def test_proxy_auth_refuses_a_callback_base_on_the_api(
+    no_modal_account: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clay calls PUBLIC_BASE_URL/receivers/<slug>; behind proxy auth the api would refuse it."""
+    from orchestrator.runtimes.cloud import CloudConfigurationError
+
+    monkeypatch.setenv("MODAL_PROXY_AUTH", "true")
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://acme--enrichment-orchestrator-api.modal.run")
+    with pytest.raises(CloudConfigurationError, match="enrichment-orchestrator-receivers"):
+        _import_worker()
+    monkeypatch.setenv(
+        "PUBLIC_BASE_URL", "https://acme--enrichment-orchestrator-receivers.modal.run"
     )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    _import_worker()
+
+
+def test_a_budget_too_small_for_every_container_fails_the_deploy(
+    no_modal_account: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.runtimes.budget import ConnectionBudgetError
+
+    monkeypatch.setenv("DATABASE_CONNECTION_BUDGET", "12")
+    with pytest.raises(ConnectionBudgetError) as refused:
+        _import_worker()
+    message = str(refused.value)
+    assert "DATABASE_CONNECTION_BUDGET=12" in message
+    assert "Steps 20" in message and "sweeper 1" in message
+
+
+def test_each_container_pool_is_its_share_of_the_budget(
+    no_modal_account: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.runtimes.budget import connections
+
+    monkeypatch.setenv("DATABASE_CONNECTION_BUDGET", "60")
+    monkeypatch.setenv("POOL_MIN_SIZE", "2")
+    worker = _import_worker()
+    assert connections(worker.POOL_SIZES, worker.MAX_CONTAINERS) <= 60
+    assert min(worker.POOL_SIZES.values()) >= 1
+    # The figure checked at deploy travels to the containers.
+    assert worker.deployment["DATABASE_CONNECTION_BUDGET"] == "60"
+
+    class Recorder:
+        def __init__(self, settings: Settings, *spawns: Any) -> None:
+            self.settings = settings
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(worker, "CloudRuntime", Recorder)
+    try:
+        opened = {f: worker.runtime(f).settings for f in worker.MAX_CONTAINERS}
+    finally:
+        worker.close_runtimes()
+    for function, settings in opened.items():
+        assert settings.pool_max_size == worker.POOL_SIZES[function]
+        assert settings.pool_min_size == min(2, worker.POOL_SIZES[function])
 
 
 class _FakeSpawn:
@@ -167,15 +274,14 @@ def deployed(
     steps: list[Any] = []
     monkeypatch.setattr(worker, "spawn_pass", passes.append)
     monkeypatch.setattr(worker, "spawn_step", steps.append)
-    worker.runtime.cache_clear()
+    worker.close_runtimes()
     server.serve(worker.api.local())
     try:
         yield worker, server, simulator, passes, steps
     finally:
         simulator.stop()
         server.stop()
-        worker.runtime().close()
-        worker.runtime.cache_clear()
+        worker.close_runtimes()
         get_settings.cache_clear()
 
 
@@ -260,30 +366,66 @@ def test_modal_functions_run_the_seed_scenario_like_the_local_runner(
     assert cloud["company_states"] == [{"status": "COMPLETED", "n": 3}]
 
 
-@pytest.mark.parametrize(
-    "endpoint",
-    ["receive_enrich_company_via_waterfall_in_clay", "receive_enrich_person_via_waterfall_in_clay"],
-)
+def _serve_like_a_container(worker: ModuleType) -> tuple[Any, dict[str, Any]]:
+    """A Receivers container as Modal starts one: the instance, its @modal.enter methods, then
+    each web method bound to the instance and wrapped the way Modal wraps it."""
+    from modal._partial_function import _find_callables_for_obj, _PartialFunctionFlags
+    from modal._runtime.asgi import magic_fastapi_app
+    from modal._utils.async_utils import synchronizer
+
+    instance = worker.Receivers()._cached_user_cls_instance()
+    for enter in _find_callables_for_obj(
+        instance, _PartialFunctionFlags.ENTER_POST_SNAPSHOT
+    ).values():
+        enter()
+    partials = synchronizer._translate_in(worker.Receivers)._get_partial_functions()
+    apps = {}
+    for name, config in _web_configs(worker.Receivers).items():
+        bound = partials[name].raw_f.__get__(instance)
+        if config.method:
+            apps[name] = magic_fastapi_app(bound, config.method, config.web_endpoint_docs)
+        else:
+            apps[name] = bound()
+    return instance, apps
+
+
+def test_the_receivers_open_their_pool_when_the_container_starts(
+    deployed: tuple[ModuleType, ReceiverServer, ClaySimulator, list[Any], list[Any]],
+) -> None:
+    from modal._partial_function import _find_callables_for_obj, _PartialFunctionFlags
+
+    worker = deployed[0]
+    worker.close_runtimes()
+    instance, _ = _serve_like_a_container(worker)
+    # Before any callback: the runtime is open, its pool holds a connection.
+    opened = instance.runtime
+    assert worker.runtime("Receivers") is opened
+    assert opened.dbs.hq.get_stats()["pool_size"] >= 1
+    for leave in _find_callables_for_obj(instance, _PartialFunctionFlags.EXIT).values():
+        leave()
+    assert "Receivers" not in worker._runtimes
+
+
+@pytest.mark.parametrize("endpoint", [*RECEIVERS, "receivers"])
 def test_the_callback_endpoints_take_requests_as_modal_serves_them(
     dbs: Databases,
     deployed: tuple[ModuleType, ReceiverServer, ClaySimulator, list[Any], list[Any]],
     endpoint: str,
 ) -> None:
-    """Modal wraps a `fastapi_endpoint` function in an app of its own; a request must reach
-    the receiver (here refused for its missing secret, with a dead letter), not be taken for
-    a query parameter."""
+    """Modal wraps a `fastapi_endpoint` method in an app of its own; a request must reach the
+    receiver (here refused for its missing secret, with a dead letter), not be taken for a
+    query parameter. The `receivers` app serves /receivers/<slug> for every workflow."""
     from fastapi.testclient import TestClient
-    from modal._runtime.asgi import magic_fastapi_app
 
     worker = deployed[0]
-    # The function as written, which Modal hands to its wrapper in the container.
-    handler = getattr(worker, endpoint)._raw_f_
-    app = magic_fastapi_app(handler, "POST", docs=False)
+    _, apps = _serve_like_a_container(worker)
+    slug = RECEIVERS.get(endpoint, "enrich_person_via_waterfall_in_clay")
+    path = "/" if endpoint in RECEIVERS else f"/receivers/{slug}"
     body = {"entity_id": str(UUID(int=1)), "callback_token": "x.1.y", "data": {}}
-    with TestClient(app) as client:
-        answer = client.post("/", json=body)
+    with TestClient(apps[endpoint]) as client:
+        answer = client.post(path, json=body)
     assert answer.status_code == 401, answer.text
     assert "x-callback-secret" in answer.json()["error"]
     with dbs.hq.connection() as conn:
         kept = conn.execute("SELECT workflow_slug, http_status FROM receiver_dead_letters")
-        assert [tuple(r.values()) for r in kept] == [(endpoint.removeprefix("receive_"), 401)]
+        assert [tuple(r.values()) for r in kept] == [(slug, 401)]

@@ -124,7 +124,8 @@ class Settings(BaseSettings):
             value = getattr(self, declared)
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
-            return str(value) if value not in (None, "") else None
+            if value not in (None, ""):
+                return str(value)
         found = os.environ.get(name)
         if found is None:
             found = self._dotenv().get(name)

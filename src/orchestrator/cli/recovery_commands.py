@@ -29,6 +29,9 @@ def sweep() -> None:
     """Retry or fail work whose lease expired (what the scheduled sweeper does)."""
     with open_databases() as dbs:
         report = sweep_expired(dbs)
+    if report.skipped is not None:
+        console.print(f"nothing done: {report.skipped}", highlight=False)
+        return
     if not report.changed:
         console.print("nothing past its lease")
         return

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from conftest import DatabasePair
@@ -191,3 +192,44 @@ def test_enrich_run_names_where_calls_and_rows_go(db_urls: DatabasePair, tmp_pat
         host = clay.url.split("//")[1]
         assert f"targets: clay={host} (company 1, person 1), n8n={SIMULATOR}" in real.stderr
         assert clay.submission_count("company") == 3
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            {"CLAY_RATE_PER_SECOND": "ten", "DATABASE_POOLER": "txn"},
+            "CLAY_RATE_PER_SECOND: Input should be a valid number",
+        ),
+        (
+            {"CLAY_COMPANY_WEBHOOK_URL": "https://hooks.example/s1;https://hooks.example/s2"},
+            "CLAY_COMPANY_WEBHOOK_URL: the entry 'https://hooks.example/...' is not one",
+        ),
+        (
+            {
+                "CLAY_COMPANY_WEBHOOK_URL": "https://hooks.example/s1,https://hooks.example/s2",
+                "CLAY_COMPANY_WEBHOOK_AUTH_TOKEN": "secret-token-1",
+            },
+            "lists 2 webhook URL(s) but CLAY_COMPANY_WEBHOOK_AUTH_TOKEN lists 1 token(s)",
+        ),
+    ],
+)
+def test_bad_configuration_is_one_line_before_anything_is_uploaded(
+    db_urls: DatabasePair, tmp_path: Path, extra: dict[str, str], expected: str
+) -> None:
+    sample = tmp_path / "leads.csv"
+    sample.write_bytes(apollo_csv(6, 3, seed=13))
+    done = subprocess.run(
+        enrich_argv("run", str(sample)),
+        env=cli_env(tmp_path, db_urls, **extra),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert expected in done.stderr and "Traceback" not in done.stderr + done.stdout
+    assert len(done.stderr.strip().splitlines()) == 1
+    # Neither the URLs' secret parts nor a token are echoed.
+    assert "s1" not in done.stderr and "secret-token" not in done.stderr
+    with psycopg.connect(db_urls.urls.hq) as conn:
+        assert conn.execute("SELECT count(*) FROM upload_batches").fetchone() == (0,)

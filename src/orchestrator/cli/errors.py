@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import NoReturn, ParamSpec, TypeVar
 
 import psycopg
+import pydantic
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -15,6 +16,7 @@ from rich.markup import escape
 from orchestrator.db.migrate import MigrationError
 from orchestrator.db.urls import ConfigurationError
 from orchestrator.reports.batches import BatchRefError
+from orchestrator.steps.webhook_config import ClayConfigurationError
 
 USAGE_ERROR = 2
 INTERRUPTED = 130
@@ -29,6 +31,7 @@ _EXPLAINED: tuple[type[Exception], ...] = (
     BatchRefError,
     MigrationError,
     ConfigurationError,
+    ClayConfigurationError,
     OSError,
 )
 
@@ -47,6 +50,8 @@ def explained_errors(command: Callable[_P, _R]) -> Callable[_P, _R]:
             return command(*args, **kwargs)
         except _EXPLAINED as exc:
             fail(_describe(exc))
+        except pydantic.ValidationError as exc:
+            fail(settings_problem(exc))
         except psycopg.OperationalError as exc:
             fail(f"cannot reach the database: {str(exc).strip().splitlines()[0]}")
         except psycopg.ProgrammingError as exc:
@@ -63,3 +68,18 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, OSError) and exc.filename is not None:
         return f"{exc.filename}: {exc.strerror or exc}"
     return str(exc)
+
+
+def settings_problem(exc: pydantic.ValidationError) -> str:
+    """`CLAY_RATE_PER_SECOND: Input should be a valid number, not 'abc'`, one per bad value;
+    values of secrets and URLs are not repeated."""
+    problems = []
+    for error in exc.errors():
+        name = str(error["loc"][0]).upper() if error["loc"] else "?"
+        shown = "" if _secret(name) else f", not {str(error.get('input'))[:40]!r}"
+        problems.append(f"{name}: {error['msg']}{shown}")
+    return "bad configuration (environment or .env): " + "; ".join(problems)
+
+
+def _secret(name: str) -> bool:
+    return any(word in name for word in ("TOKEN", "SECRET", "KEY", "URL", "PASSWORD"))

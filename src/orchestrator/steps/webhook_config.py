@@ -79,7 +79,9 @@ def _check_url(variable: str, url: str) -> None:
     parts = urlsplit(url)
     # Two URLs joined by another separator (";", "|") read as one URL with a strange path.
     if parts.scheme not in ("http", "https") or not parts.hostname or url.count("://") > 1:
-        shown = url if len(url) <= 60 else url[:57] + "..."
+        # A webhook URL is a credential: name its start only.
+        shown = f"{parts.scheme}://{parts.hostname}/..." if parts.hostname else f"{url[:8]}..."
         raise ClayConfigurationError(
-            f"{variable}: {shown!r} is not an http(s) URL (separate several URLs with commas)"
+            f"{variable}: the entry {shown!r} is not one http(s) URL (separate several URLs with"
+            " commas)"
         )

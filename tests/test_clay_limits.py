@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import requests
 from pydantic import SecretStr
 
 from orchestrator.db.pool import Databases
@@ -232,7 +233,13 @@ def test_spent_webhooks_stop_the_batch_with_what_to_add_and_lose_nothing(
         batch = upload(dbs, apollo_csv(12, 10, seed=4), PLAY).batch_id
         with LocalService(one, dbs) as service:
             stopped = service.runtime.run_batch(batch, timeout=120)
+            shown = requests.get(
+                f"{service.server.url}/batches/{batch}",
+                headers={"x-api-key": service.runtime.api_key},
+                timeout=10,
+            ).json()
         assert stopped.stopped_by_hold and not stopped.done
+        assert shown["held"] == stopped.held  # what the API says, too
         (reason,) = stopped.held.values()
         assert "CLAY_COMPANY_WEBHOOK_URL" in reason and "CLAY_COMPANY_WEBHOOK_AUTH_TOKEN" in reason
         # The chunk of 10 companies does not fit in 6: none of it is claimed or sent.

@@ -128,6 +128,8 @@ def status(batch: BatchRef) -> None:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(step.counts.items()))
         console.print(f"{step.step_number}. {step.step_name:<40} {counts}")
     print_summary(console, summary)
+    for slug, reason in progress.held.items():
+        console.print(f"[red]{slug} stopped sending:[/red] {reason}", highlight=False)
     if summary.status in (NOT_STARTED, STOPPED):
         console.print(f"no process is running it; run it with: enrich resume {batch_id}")
 

@@ -184,7 +184,7 @@ class ClayClient:
         self._retry_after_max = retry_after_max
         self._rng = rng or random.Random()
         self._rng_lock = threading.Lock()
-        # Shared per webhook URL so parallel senders (and clients) split one budget.
+        # Without a pacer given, one per webhook URL in this process, which its senders share.
         self._bucket = bucket or bucket_for(webhook_url, rate_per_second)
         self._session = session
         self._local = threading.local()
@@ -278,7 +278,7 @@ class ClayClient:
         if isinstance(outcome, requests.Response) and (
             outcome.status_code == 429 or retry_after is not None
         ):
-            # Clay's limit is per webhook: make every sender of it back off.
+            # The limit is shared (Clay's, by its workspace): every sender under it backs off.
             self._bucket.penalize(delay)
         logger.warning(
             "Clay webhook %s: attempt %d/%d failed (%s); retrying in %.2fs",

@@ -1,7 +1,8 @@
-"""Thread-safe token bucket, shared per key (webhook URL) inside one process.
+"""Thread-safe token bucket, shared per key inside one process.
 
-Clay rate-limits per webhook source, so every sender thread that targets the same
-webhook must draw from the same bucket; `bucket_for` hands out that shared bucket.
+Every sender thread that targets one limit must draw from the same bucket; `bucket_for` hands
+out that shared bucket. A limit shared by several processes (Clay's, per workspace) is kept in
+the database instead (`orchestrator.steps.send_rate`), behind the same `SendPacer` interface.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -49,6 +49,8 @@ class StepStatus(BaseModel):
 class BatchStatus(BatchCounts):
     steps: list[StepStatus]
     top_failure_reasons: list[FailureReason]
+    # Workflows that stopped sending (their webhooks are spent): slug -> what to configure.
+    held: dict[str, str] = field(default_factory=dict)
 
 
 def create_app(runtime_factory: Callable[[], AppRuntime]) -> FastAPI:
@@ -144,4 +146,5 @@ def _add_batch_routes(app: FastAPI) -> None:
                 StepStatus(step_number=s.step_number, step_name=s.step_name, counts=dict(s.counts))
                 for s in progress.steps
             ],
+            held=progress.held,
         )

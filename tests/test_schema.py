@@ -71,6 +71,8 @@ HQ_TABLES = {
     "contacts",
     "dossier_batches",
     "runners",
+    "provider_rate_limits",
+    "provider_holds",
 }
 WORKSPACE_TABLES = {"company_homepage_scrapes", "company_case_studies_page"}
 PIPELINE = [

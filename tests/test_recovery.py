@@ -49,6 +49,12 @@ def test_dropped_and_duplicated_callbacks_end_completed_or_failed(
     # the lease, makes a retry; a late callback of a retried attempt is refused).
     assert submissions == len(dispatches) == len(entities) + len(retries)
     assert len(retries) > 0
+    # Every call ends: a dropped one is SUPERSEDED by its retry (or FAILED with its entity),
+    # none is left SENDING or SENT to look like work in flight.
+    assert (
+        scalar(dbs, "SELECT count(*) FROM entity_dispatches WHERE status IN ('SENDING', 'SENT')")
+        == 0
+    )
     per_entity = rows(
         dbs,
         """

@@ -99,8 +99,15 @@ def sweep(
                 report.entities[f"{kind.name} COMPLETED"] += applied.entities
             report.batches |= applied.batch_ids
             # Parameters, even none, make psycopg read %% in the SQL as a literal %.
-            for row in conn.execute(entity_query("sweep_expired_entities", kind), {}):
+            expired = conn.execute(entity_query("sweep_expired_entities", kind), {}).fetchall()
+            for row in expired:
                 report.entities[f"{kind.name} {row['status']}"] += 1
+            if expired:
+                ended = {
+                    "ids": [r["dispatch_id"] for r in expired],
+                    "statuses": [r["status"] for r in expired],
+                }
+                conn.execute(query("end_expired_dispatches"), ended)
             resent = resend_unanswerable(conn, kind, live, batch_id=None)
             if resent:
                 report.entities[f"{kind.name} PENDING (caller gone)"] += resent

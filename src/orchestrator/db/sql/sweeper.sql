@@ -19,7 +19,24 @@ SET status = CASE WHEN s.attempts - COALESCE((s.meta->>'retry_base')::int, 0) < 
 FROM db_driven_enrichment_workflows w
 -- By id alone: `expired` checked the status as it locked each row (see claim_pending_steps).
 WHERE s.id = ANY(ARRAY(SELECT id FROM expired)) AND w.workflow_slug = s.workflow_slug
-RETURNING s.{id_column} AS entity_id, s.workflow_slug, s.status;
+RETURNING s.{id_column} AS entity_id, s.workflow_slug, s.status, s.dispatch_id;
+
+-- name: end_expired_dispatches
+-- The calls of entities whose lease expired end too (SUPERSEDED: a later attempt replaces them;
+-- FAILED: none will); a callback that still comes is kept as before. SKIP LOCKED: a dispatch a
+-- pass is completing right now is left to it, and the sweeper never waits on a pass's lock.
+WITH ended AS (
+    SELECT * FROM unnest(%(ids)s::uuid[], %(statuses)s::text[]) AS e(id, entity_status)
+), locked AS (
+    SELECT d.id FROM entity_dispatches d JOIN ended ON ended.id = d.id
+    WHERE d.status IN ('SENDING', 'SENT')
+    ORDER BY d.id FOR UPDATE OF d SKIP LOCKED
+)
+UPDATE entity_dispatches d
+SET status = CASE WHEN ended.entity_status = 'FAILED' THEN 'FAILED' ELSE 'SUPERSEDED' END,
+    error = COALESCE(d.error, 'no result within its lease')
+FROM ended
+WHERE d.id = ended.id AND d.id = ANY(ARRAY(SELECT id FROM locked));
 
 -- name: sweep_entity_items
 -- Item-steps of entity workflows follow their entity: COMPLETED/FAILED when it is, back to

@@ -1,0 +1,195 @@
+"""The deployment at full size on one machine: Modal containers as processes, Supabase's
+transaction pooler as PgBouncer, Clay as its simulator with Clay's real workspace limit.
+
+    python bench/cloud.py                        # 2,000 rows, 6 Steps containers, 10 rows/s
+    python bench/cloud.py --kill                 # SIGKILL a Steps container mid Clay send
+    python bench/cloud.py --company-webhooks 3 --person-webhooks 2 --lifetime-limit 400
+    python bench/cloud.py --src /tmp/before/src  # the containers run another source tree
+    python bench/cloud.py --json > result.json   # figures as JSON on stdout, the rest on stderr
+
+It runs `tests/cloud/harness.StandIn` (see that module): a fresh database on the test server
+(TEST_DATABASE_URL, else a Docker or embedded PostgreSQL, as the test suite picks), migrated
+directly; PgBouncer (pool_mode=transaction, default_pool_size=15, max_client_conn 200 as
+Supabase's smallest plan); the Clay simulator process (`--rate`/`--burst` per workspace,
+payloads over 100 KB refused, `--lifetime-limit` per webhook); the control plane standing for
+Modal's queue; the receivers (`api`) process, a pass container, `--containers` Steps
+containers and the sweeper, each an OS process with its own CloudRuntime and pool, all through
+PgBouncer. The batch is uploaded through the api and runs to its end; then `enrich verify`.
+
+Printed: rows, unique companies and people, Clay calls (accepted by the simulator), wall time
+from upload to COMPLETED, the simulator's most rows accepted in any 1 s window after the first
+second and its best 10 s average rate, 429s and their share of what it received, accepted per
+webhook, SHOW POOLS peaks and SHOW STATS totals (waits, refused clients), tracebacks and
+statement errors per process log, and the verify result. With --kill: which container died
+running what, and entities dispatched again before or after their lease expired.
+
+Run it as `python bench/cloud.py` from the project (needs pgbouncer: apt-get install pgbouncer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from cloud.config import StandInConfig
+from cloud.figures import RunFigures
+from cloud.harness import StandIn
+from common import emit_json, log, machine_state
+from support.pgbouncer import find_pgbouncer, missing_reason
+from support.postgres import find_postgres
+
+# Long enough for the tail of a chunk to be sent: a lease starts when an entity is claimed.
+KILL_LEASE_SECONDS = 300
+
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def fingerprint(root: Path) -> str:
+    """Which source the containers ran (others edit src/): a hash of its .py/.sql files."""
+    digest = hashlib.sha256()
+    newest = 0.0
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".sql") and path.is_file():
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+            newest = max(newest, path.stat().st_mtime)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(newest))
+    return f"sha256 {digest.hexdigest()[:12]}, newest file {stamp}"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    add = parser.add_argument
+    add("--rows", type=int, default=2000, help="rows of the batch (default 2000)")
+    add("--companies", type=int, default=None, help="companies (default rows * 0.15)")
+    add("--seed", type=int, default=0)
+    add("--containers", type=int, default=6, help="Steps containers (default 6)")
+    add("--rate", type=float, default=10.0, help="Clay workspace rows/s (Clay: 10)")
+    add("--burst", type=int, default=20, help="Clay workspace burst (Clay: 20)")
+    add("--kill", action="store_true", help="SIGKILL one Steps container mid Clay send")
+    add("--lifetime-limit", type=int, default=None, help="submissions per webhook, ever")
+    add("--company-webhooks", type=int, default=1, help="webhook URLs of the company workflow")
+    add("--person-webhooks", type=int, default=1, help="webhook URLs of the person workflow")
+    add(
+        "--lease-seconds",
+        type=int,
+        default=None,
+        help="timeout_seconds of the Clay workflows (default: the registry's; with --kill"
+        f" {KILL_LEASE_SECONDS})",
+    )
+    add("--sweep-interval", type=float, default=5.0, help="sweeper period, seconds")
+    add("--callback-delay", type=float, default=0.5, help="Clay's answer delay, seconds")
+    add("--callback-jitter", type=float, default=1.0, help="extra random delay, seconds")
+    add("--max-client-conn", type=int, default=200, help="PgBouncer max_client_conn")
+    add("--pool-size", type=int, default=15, help="PgBouncer default_pool_size")
+    add("--pool-max-size", type=int, default=None, help="POOL_MAX_SIZE of each container")
+    add("--connection-budget", type=int, default=None, help="DATABASE_CONNECTION_BUDGET")
+    add("--timeout", type=float, default=1800.0, help="give up on the batch after this")
+    add("--src", type=Path, default=None, help="source tree the containers run (default ours)")
+    add("--keep", type=Path, default=None, help="copy the run's logs here")
+    add("--json", action="store_true", help="one JSON object on stdout")
+    args = parser.parse_args(argv)
+    if min(args.rows, args.containers, args.company_webhooks, args.person_webhooks) < 1:
+        parser.error("--rows, --containers and the webhook counts must be at least 1")
+    if args.src is not None and not (args.src / "orchestrator").is_dir():
+        parser.error(f"--src {args.src}: no orchestrator package there")
+    return args
+
+
+def config_of(args: argparse.Namespace) -> StandInConfig:
+    lease = args.lease_seconds
+    if lease is None and args.kill:
+        lease = KILL_LEASE_SECONDS
+    return StandInConfig(
+        rows=args.rows,
+        companies=args.companies or max(1, round(args.rows * 0.15)),
+        seed=args.seed,
+        containers=args.containers,
+        clay_rate=args.rate,
+        clay_burst=args.burst,
+        company_webhooks=args.company_webhooks,
+        person_webhooks=args.person_webhooks,
+        lifetime_limit=args.lifetime_limit,
+        clay_timeout_seconds=lease,
+        sweep_interval=args.sweep_interval,
+        callback_delay=args.callback_delay,
+        callback_jitter=args.callback_jitter,
+        max_client_conn=args.max_client_conn,
+        default_pool_size=args.pool_size,
+        pool_max_size=args.pool_max_size,
+        connection_budget=args.connection_budget,
+        batch_timeout=args.timeout,
+        src=args.src.resolve() if args.src else None,
+    )
+
+
+def run(args: argparse.Namespace, run_dir: Path) -> tuple[RunFigures, dict[str, Any]]:
+    binary = find_pgbouncer()
+    if binary is None:
+        raise SystemExit(missing_reason())
+    config = config_of(args)
+    context: dict[str, Any] = {"config": {k: str(v) for k, v in vars(config).items()}}
+    context["source"] = f"{config.src or SRC}: {fingerprint(config.src or SRC)}"
+    log(f"code under test: {context['source']}")
+    log(f"machine: {machine_state().describe()}")
+    with find_postgres() as server:
+        context["server"] = f"{server.kind} PostgreSQL {server.version}"
+        log(f"server: {context['server']}")
+        with StandIn(
+            server.admin_conninfo, config, run_dir, pgbouncer_binary=binary, say=log
+        ) as standin:
+            batch = standin.upload()
+            if args.kill:
+                standin.kill_during_clay_send(min_running=2.0, timeout=args.timeout)
+            try:
+                status = standin.wait_done(batch)
+            except Exception as exc:
+                log(f"the batch did not finish: {exc}")
+                log(standin.processes.tails(20))
+                status = "UNFINISHED"
+            figures = standin.figures(batch)
+            context["status"] = status  # as wait_done saw it: COMPLETED, HELD or UNFINISHED
+            if args.keep:
+                _keep(standin, args.keep)
+    return figures, context
+
+
+def _keep(standin: StandIn, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for path in (standin.run_dir / "logs").glob("*.log"):
+        shutil.copy(path, target / path.name)
+    if standin.bouncer is not None:
+        shutil.copy(standin.bouncer.log_path, target / "pgbouncer.log")
+    log(f"logs copied to {target}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    run_dir = Path(tempfile.mkdtemp(prefix="bench-cloud-"))
+    try:
+        figures, context = run(args, run_dir)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    out = sys.stderr if args.json else sys.stdout
+    print(f"server: {context['server']}; code: {context['source']}", file=out)
+    for line in figures.lines():
+        print(line, file=out)
+    print(f"(whole run {time.perf_counter() - started:.0f}s)", file=out)
+    if args.json:
+        emit_json({"context": context, "figures": figures.to_json()})
+    ok = figures.batch_status == "COMPLETED" and figures.verified
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -25,7 +25,7 @@ from orchestrator.providers.simulators.clay import SimulatorConfig
 from orchestrator.runtimes.service import LocalService
 from orchestrator.settings import Settings, get_settings
 from orchestrator.state.registry import load_workflow
-from orchestrator.steps.entity_sender import send_to_webhook
+from orchestrator.steps.webhook_sender import send_to_webhook
 from support.pipeline import add_normalize_split_play, apollo_csv, upload
 
 COMPANY_STEP = "enrich_company_via_waterfall_in_clay"

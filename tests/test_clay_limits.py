@@ -30,6 +30,7 @@ from orchestrator.steps.webhook_config import (
     configured_endpoints,
     token_variable,
 )
+from support.faults import set_leases
 from support.pipeline import apollo_csv, upload
 
 COMPANY_STEP = "enrich_company_via_waterfall_in_clay"
@@ -62,8 +63,8 @@ def test_a_url_variable_lists_webhooks_in_order_each_with_its_own_token() -> Non
     ("env", "message"),
     [
         ({"X_URL": "https://h/1,https://h/2", "X_AUTH_TOKEN": "only-one"}, "2 webhook URL(s)"),
-        ({"X_URL": "https://h/1;https://h/2"}, "not an http(s) URL"),
-        ({"X_URL": "api.clay.com/webhook"}, "not an http(s) URL"),
+        ({"X_URL": "https://h/1;https://h/2"}, "not one http(s) URL"),
+        ({"X_URL": "api.clay.com/webhook"}, "not one http(s) URL"),
         ({"X_URL": "https://h/1,https://h/1"}, "the same webhook URL twice"),
     ],
 )
@@ -242,15 +243,15 @@ def test_spent_webhooks_stop_the_batch_with_what_to_add_and_lose_nothing(
         assert shown["held"] == stopped.held  # what the API says, too
         (reason,) = stopped.held.values()
         assert "CLAY_COMPANY_WEBHOOK_URL" in reason and "CLAY_COMPANY_WEBHOOK_AUTH_TOKEN" in reason
-        # The chunk of 10 companies does not fit in 6: none of it is claimed or sent.
+        # 10 companies, room for 6: the webhook is used to its limit, the other 4 wait.
         assert "can take 6 more submissions of their 6 each, not the 10 rows" in reason
-        assert _company_posts(clay) == Counter()
+        assert _company_posts(clay) == Counter({"company-1": 6})
         assert "FAILED" not in _statuses(dbs, COMPANY_STEP)
 
         # The same configuration again: still held, nothing more sent.
         with LocalService(one, dbs) as service:
             again = service.runtime.run_batch(batch, timeout=60)
-        assert again.stopped_by_hold and _company_posts(clay) == Counter()
+        assert again.stopped_by_hold and _company_posts(clay) == Counter({"company-1": 6})
 
         # A second webhook configured: the hold lifts and the batch completes.
         two = _settings(local_settings, clay, 2, clay_webhook_submission_limit=6)
@@ -282,3 +283,28 @@ def test_a_row_over_the_payload_cap_fails_its_entity_unsent(
         for e in errors
     ), errors
     assert _statuses(dbs, COMPANY_STEP) == {"FAILED": 20}
+
+
+def test_rows_waiting_for_their_slot_keep_their_lease_and_go_once(
+    dbs: Databases, local_settings: Settings
+) -> None:
+    """20 companies at 4 rows/s take 5 s to send, with a 1 s lease and a sweep every 0.2 s:
+    a row still waiting for its slot must not be taken for a call that went unanswered."""
+    set_leases(dbs, seconds=1)
+    with _clay("limits-secret") as clay:
+        settings = _settings(
+            local_settings,
+            clay,
+            1,
+            clay_rate_per_second=4.0,
+            clay_rate_burst=1,
+            sweep_interval_seconds=0.2,
+        )
+        batch = upload(dbs, apollo_csv(20, 20, seed=6), PLAY).batch_id
+        with LocalService(settings, dbs) as service:
+            final = service.runtime.run_batch(batch, timeout=120)
+        assert final.done
+        posts = _company_posts(clay)
+    assert sum(posts.values()) == 20
+    assert all(n == 1 for n in clay.submissions_by_entity.values())
+    assert _statuses(dbs, COMPANY_STEP) == {"COMPLETED": 20}

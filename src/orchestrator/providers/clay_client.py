@@ -203,11 +203,13 @@ class ClayClient:
         """POST `row`; retry 429/5xx/network errors; raise ClayDeliveryError."""
         return self.send_body(self._encode(row))
 
-    def send_body(self, body: bytes) -> SendResult:
-        """POST a row already encoded (`encode_row`), as `send` does."""
+    def send_body(self, body: bytes, *, paced: bool = False) -> SendResult:
+        """POST a row already encoded (`encode_row`), as `send` does. `paced`: the caller
+        waited for this row's slot already, so the first attempt takes none from the pacer."""
         waited = 0.0
         for attempt in range(1, self._max_attempts + 1):
-            waited += self._bucket.acquire()
+            if attempt > 1 or not paced:
+                waited += self._bucket.acquire()
             outcome = self._post_once(body, attempt)
             if isinstance(outcome, requests.Response) and 200 <= outcome.status_code < 300:
                 return SendResult(outcome.status_code, attempt, waited, _parse_body(outcome))

@@ -59,7 +59,7 @@ def _secret(value: Any) -> str | None:
 
 def clay_gateway(settings: Settings, dbs: Databases, callback_base_url: str) -> ClayGateway:
     """Real Clay: one send pace per workspace shared through the database, lifetime limits."""
-    pacer = SharedSendRate(
+    shared_rate = SharedSendRate(
         dbs,
         f"clay:{settings.clay_workspace}",
         settings.clay_rate_per_second,
@@ -69,7 +69,7 @@ def clay_gateway(settings: Settings, dbs: Databases, callback_base_url: str) -> 
         callback_base_url=callback_base_url,
         lookup=settings.lookup,
         fallback_token=_secret(settings.clay_webhook_auth_token),
-        pacer=pacer,
+        shared_rate=shared_rate,
         max_attempts=settings.clay_max_attempts,
         submission_limit=settings.clay_webhook_submission_limit,
         max_payload_bytes=settings.clay_max_payload_bytes,

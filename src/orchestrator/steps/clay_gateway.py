@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+from orchestrator.db.pool import Conn
 from orchestrator.providers.clay_client import ClayClient, ClayDeliveryError, encode_row
 from orchestrator.providers.ratelimit import SendPacer, TokenBucket
 from orchestrator.state.registry import WorkflowConfig
+from orchestrator.steps.send_rate import SharedSendRate
 from orchestrator.steps.webhook_config import (
     ClayConfigurationError,
     ClayEndpoint,
@@ -29,7 +32,15 @@ log = logging.getLogger(__name__)
 # Sends in flight at once, across every chunk this process is sending.
 SEND_CONCURRENCY = 32
 
-__all__ = ["ClayConfigurationError", "ClayEndpoint", "ClayGateway", "SendOutcome"]
+__all__ = ["ClayConfigurationError", "ClayEndpoint", "ClayGateway", "Send", "SendOutcome"]
+
+
+class Send(NamedTuple):
+    """A row to send: where, what, and how many seconds from the chunk's start it may go."""
+
+    endpoint: ClayEndpoint
+    body: bytes
+    wait: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -53,7 +64,7 @@ class ClayGateway:
         callback_base_url: str,
         lookup: Lookup,
         fallback_token: str | None = None,
-        pacer: SendPacer | None = None,
+        shared_rate: SharedSendRate | None = None,
         max_attempts: int = 5,
         overrides: Mapping[str, str] | None = None,
         override_token: str | None = None,
@@ -66,8 +77,10 @@ class ClayGateway:
         self.callback_base_url = callback_base_url.rstrip("/")
         self._lookup = lookup
         self._fallback_token = fallback_token
-        # One pace for every webhook of the account (Clay limits a workspace, not a webhook).
-        self.pacer: SendPacer = pacer or TokenBucket(float("inf"))
+        # One pace for every webhook of the account (Clay limits a workspace, not a webhook),
+        # kept in the database; none for simulators, which answer 429 themselves if asked to.
+        self.shared_rate = shared_rate
+        self.pacer: SendPacer = shared_rate or TokenBucket(float("inf"))
         self._max_attempts = max_attempts
         self._overrides = dict(overrides or {})
         self._override_token = override_token
@@ -106,6 +119,13 @@ class ClayGateway:
             return f"row is {len(body):,} bytes, over the webhook's {limit:,}-byte limit"
         return body
 
+    def schedule(self, conn: Conn, rows: int) -> list[float]:
+        """Seconds from now until each of `rows` rows may go (reserved in `conn`'s
+        transaction), all zero without a shared rate."""
+        if self.shared_rate is None:
+            return [0.0] * rows
+        return self.shared_rate.schedule(conn, rows)
+
     def _client(self, endpoint: ClayEndpoint) -> ClayClient:
         with self._lock:
             client = self._clients.get(endpoint.url)
@@ -119,15 +139,18 @@ class ClayGateway:
                 self._clients[endpoint.url] = client
             return client
 
-    def send_all(self, sends: Sequence[tuple[ClayEndpoint, bytes]]) -> list[SendOutcome]:
-        """Send bodies concurrently, outcomes in order; every thread keeps the shared pace."""
+    def send_all(self, sends: Sequence[Send]) -> list[SendOutcome]:
+        """Send each body at its slot (`Send.wait`, seconds from now), concurrently; outcomes
+        in order. A row whose slot comes after `stop_sending` is not sent."""
         if not sends:
             return []
+        start = time.monotonic()
 
-        def send(pair: tuple[ClayEndpoint, bytes]) -> SendOutcome:
-            if self._stopping.is_set():
+        def send(item: Send) -> SendOutcome:
+            if self._stopping.wait(max(0.0, start + item.wait - time.monotonic())):
                 return NOT_SENT
-            return _send_one(self._client(pair[0]), pair[1])
+            paced = self.shared_rate is not None
+            return _send_one(self._client(item.endpoint), item.body, paced)
 
         return list(self._senders.map(send, sends))
 
@@ -143,9 +166,9 @@ class ClayGateway:
             client.close()
 
 
-def _send_one(client: ClayClient, body: bytes) -> SendOutcome:
+def _send_one(client: ClayClient, body: bytes, paced: bool) -> SendOutcome:
     try:
-        result = client.send_body(body)
+        result = client.send_body(body, paced=paced)
     except ClayDeliveryError as exc:
         return SendOutcome(False, exc.status_code, exc.message)
     return SendOutcome(True, result.status_code, None)

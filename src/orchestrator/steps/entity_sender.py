@@ -1,5 +1,6 @@
 """Senders: items (or, for manual runs, entities) in; one provider call per entity out,
-whatever the concurrency.
+whatever the concurrency. The parts every provider shares, and synchronous providers
+(Zenrows); webhook providers are sent to by `webhook_sender`.
 
 For a chunk the sender claims its entities atomically and marks every item (completed at once,
 sending, waiting, or failed with its entity) in one transaction. Then the claimed entities'
@@ -10,7 +11,6 @@ normalized data goes to the provider: to a webhook whose answer comes back throu
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
@@ -20,7 +20,6 @@ from orchestrator.callbacks.answers import Answer, accept_answer
 from orchestrator.callbacks.tokens import sign
 from orchestrator.db.pool import Conn
 from orchestrator.db.queries import query
-from orchestrator.engine.calls import release_unstarted
 from orchestrator.engine.context import StepContext
 from orchestrator.engine.dispatch import StepCall
 from orchestrator.state.enrichment_log import PlayPosition
@@ -28,7 +27,6 @@ from orchestrator.state.entity_kinds import EntityKind, kind_of
 from orchestrator.state.entity_store import entity_ids_for_items, entity_query
 from orchestrator.state.registry import WorkflowConfig
 from orchestrator.steps.clay_gateway import ClayGateway, SendOutcome
-from orchestrator.steps.submissions import WebhooksSpentError, assign_webhooks, hold
 from orchestrator.steps.webhook_config import ClayEndpoint
 
 log = logging.getLogger(__name__)
@@ -55,7 +53,7 @@ class Origin(NamedTuple):
     simulated: bool
 
 
-def _claim(
+def claim_chunk(
     conn: Conn, kind: EntityKind, workflow: WorkflowConfig, call: StepCall, origin: Origin
 ) -> list[dict[str, Any]]:
     """Claim the chunk's unclaimed entities and mark every item; one transaction."""
@@ -109,7 +107,7 @@ def _claim(
     return [dict(c) for c in claims]
 
 
-def _payloads(
+def payloads_of(
     conn: Conn, kind: EntityKind, claims: list[dict[str, Any]]
 ) -> dict[UUID, dict[str, Any]]:
     ids = [c["entity_id"] for c in claims]
@@ -117,7 +115,7 @@ def _payloads(
     return {r["id"]: {k: v for k, v in r.items() if k != "id"} for r in rows}
 
 
-def _record(
+def record_outcomes(
     conn: Conn,
     kind: EntityKind,
     workflow: WorkflowConfig,
@@ -174,7 +172,7 @@ def _record(
             )
 
 
-def _webhook_rows(
+def webhook_rows(
     ctx: StepContext,
     kind: EntityKind,
     workflow: WorkflowConfig,
@@ -198,98 +196,19 @@ def _webhook_rows(
     ]
 
 
-class _Chunk(NamedTuple):
-    """A chunk's claimed entities, and for each its body and webhook, or why it is not sent."""
-
-    claims: list[dict[str, Any]]
-    bodies: list[bytes | str]
-    targets: list[ClayEndpoint | None]
-
-
-def _prepare(
-    ctx: StepContext,
-    conn: Conn,
-    kind: EntityKind,
-    workflow: WorkflowConfig,
-    gateway: ClayGateway,
-    call: StepCall,
-) -> _Chunk:
-    """Claim, build the rows, and count them against their webhooks, in one transaction:
-    when the webhooks cannot take them, nothing is claimed (WebhooksSpentError)."""
-    endpoints = gateway.endpoints(workflow)
-    with conn.transaction():
-        origin = Origin(endpoints[0].key, ctx.runner_id, gateway.simulated)
-        claims = _claim(conn, kind, workflow, call, origin)
-        payloads = _payloads(conn, kind, claims)
-        rows = _webhook_rows(ctx, kind, workflow, gateway, claims, payloads)
-        bodies = [gateway.encode(row) for row in rows]
-        sendable = sum(isinstance(b, bytes) for b in bodies)
-        limit = gateway.submission_limit
-        if limit is None:
-            webhooks = iter([endpoints[0]] * sendable)
-        else:
-            webhooks = iter(assign_webhooks(conn, workflow, endpoints, sendable, limit))
-    targets = [next(webhooks) if isinstance(b, bytes) else None for b in bodies]
-    return _Chunk(claims, bodies, targets)
-
-
-def send_to_webhook(ctx: StepContext, workflow: WorkflowConfig, call: StepCall) -> None:
-    kind = kind_of(workflow.entity_type)
-    gateway: ClayGateway = ctx.providers[workflow.provider]
-    started = time.perf_counter()
-    with ctx.dbs.hq.connection() as conn:
-        try:
-            chunk = _prepare(ctx, conn, kind, workflow, gateway, call)
-        except WebhooksSpentError as spent:
-            _hold(ctx, conn, workflow, call, spent.reason)
-            return
-    # Claims are committed before any call: a crash from here on leaves a lease that the
-    # sweeper expires, never an entity sent twice by two live senders.
-    sends = [
-        (t, b)
-        for t, b in zip(chunk.targets, chunk.bodies, strict=True)
-        if t and isinstance(b, bytes)
-    ]
-    sent = iter(gateway.send_all(sends))
-    outcomes = [
-        next(sent) if isinstance(body, bytes) else SendOutcome(False, None, body)
-        for body in chunk.bodies
-    ]
-    with ctx.dbs.hq.connection() as conn:
-        _record(conn, kind, workflow, chunk.claims, outcomes, chunk.targets)
-    log.debug(
-        "%s: %d items, %d entities sent in %.3fs",
-        workflow.workflow_slug,
-        len(call.item_ids),
-        len(chunk.claims),
-        time.perf_counter() - started,
-    )
-
-
-def _hold(
-    ctx: StepContext, conn: Conn, workflow: WorkflowConfig, call: StepCall, reason: str
-) -> None:
-    """Stop sending the workflow: the hold first, so the pass the released items ask for
-    leaves them PENDING."""
-    hold(conn, workflow, reason)
-    conn.commit()
-    release_unstarted(ctx, [call])
-    log.error("%s: sending stopped: %s", workflow.workflow_slug, reason)
-
-
 def fetch_and_store(ctx: StepContext, workflow: WorkflowConfig, call: StepCall) -> None:
     kind = kind_of(workflow.entity_type)
     fetcher: Fetcher = ctx.providers[workflow.provider]
     with ctx.dbs.hq.connection() as conn:
-        claims = _claim(conn, kind, workflow, call, Origin(None, ctx.runner_id, False))
-        payloads = _payloads(conn, kind, claims)
+        claims = claim_chunk(conn, kind, workflow, call, Origin(None, ctx.runner_id, False))
+        payloads = payloads_of(conn, kind, claims)
     outcomes = []
     for claim in claims:
         outcomes.append(
             _fetch_one(ctx, call, kind, workflow, fetcher, claim, payloads[claim["entity_id"]])
         )
     with ctx.dbs.hq.connection() as conn:
-        _record(conn, kind, workflow, claims, outcomes)
+        record_outcomes(conn, kind, workflow, claims, outcomes)
 
 
 def _fetch_one(

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import psycopg
 
-from orchestrator.db.pool import Databases
+from orchestrator.db.pool import Conn, Databases
 from orchestrator.db.queries import query
 
 log = logging.getLogger(__name__)
@@ -50,10 +50,19 @@ class SharedSendRate:
 
     def acquire(self, n: int = 1) -> float:
         """Reserve the next `n` send slots of the account and wait for them; seconds waited."""
-        wait = self._reserve(n)
+        with self._dbs.hq.connection() as conn:
+            wait = max(0.0, self._last_wait(conn, n))
         if wait > 0:
             self._sleep(wait)
         return wait
+
+    def schedule(self, conn: Conn, n: int) -> list[float]:
+        """Reserve `n` slots in one statement, in `conn`'s transaction: seconds from now until
+        each may go. A chunk's rows are paced without a statement each."""
+        if n <= 0:
+            return []
+        last = self._last_wait(conn, n)
+        return [max(0.0, last - (n - k) * self._interval) for k in range(1, n + 1)]
 
     def penalize(self, seconds: float) -> None:
         """Nobody of the account sends for `seconds` (Clay answered 429 with Retry-After)."""
@@ -69,17 +78,12 @@ class SharedSendRate:
             # The sender that was told to wait waits anyway; the others learn from their 429.
             log.warning("could not share a %.1f s send delay for %s", seconds, self.account)
 
-    def _reserve(self, n: int) -> float:
-        with self._dbs.hq.connection() as conn:
-            row = conn.execute(
-                query("reserve_send_slot"),
-                {
-                    "account": self.account,
-                    "interval": n * self._interval,
-                    "tolerance": self._tolerance,
-                },
-            ).fetchone()
-        return float(row["wait_seconds"]) if row else 0.0
+    def _last_wait(self, conn: Conn, n: int) -> float:
+        row = conn.execute(
+            query("reserve_send_slot"),
+            {"account": self.account, "interval": n * self._interval, "tolerance": self._tolerance},
+        ).fetchone()
+        return float(row["last_wait"]) if row else 0.0
 
     def __repr__(self) -> str:
         return (

@@ -47,24 +47,34 @@ def spent_reason(
     )
 
 
+def lock_room(conn: Conn, endpoints: Sequence[ClayEndpoint], limit: int) -> dict[str, int]:
+    """Submissions used per webhook, with their rows locked until the transaction ends: senders
+    of one workflow take them one after another, so what one counts another cannot take."""
+    keys = [e.key for e in endpoints]
+    hosts = [e.host for e in endpoints]
+    conn.execute(query("ensure_webhook_counts"), {"keys": keys, "hosts": hosts})
+    rows = conn.execute(query("lock_webhook_counts"), {"keys": keys})
+    return {r["webhook_key"]: int(r["submissions"]) for r in rows}
+
+
+def room_left(used: Mapping[str, int], endpoints: Sequence[ClayEndpoint], limit: int) -> int:
+    return sum(max(0, limit - used.get(e.key, 0)) for e in endpoints)
+
+
 def assign_webhooks(
     conn: Conn,
     workflow: WorkflowConfig,
     endpoints: Sequence[ClayEndpoint],
     rows: int,
     limit: int,
+    used: Mapping[str, int] | None = None,
 ) -> list[ClayEndpoint]:
-    """The webhook of each of `rows` rows, counted as submitted; raises WebhooksSpentError."""
+    """The webhook of each of `rows` rows, filling each webhook before the next, counted as
+    submitted (`used`: from `lock_room` in this transaction); raises WebhooksSpentError."""
     if rows == 0:
         return []
-    keys = [e.key for e in endpoints]
-    conn.execute(
-        query("ensure_webhook_counts"), {"keys": keys, "hosts": [e.host for e in endpoints]}
-    )
-    used = {
-        r["webhook_key"]: int(r["submissions"])
-        for r in conn.execute(query("lock_webhook_counts"), {"keys": keys})
-    }
+    if used is None:
+        used = lock_room(conn, endpoints, limit)
     plan: list[ClayEndpoint] = []
     counts: dict[str, int] = {}
     for endpoint in endpoints:
@@ -108,7 +118,7 @@ def free_submissions(dbs: Databases, endpoints: Sequence[ClayEndpoint], limit: i
             query("webhook_submissions"), {"keys": [e.key for e in endpoints]}
         ).fetchall()
     used = {r["webhook_key"]: int(r["submissions"]) for r in rows}
-    return sum(max(0, limit - used.get(e.key, 0)) for e in endpoints)
+    return room_left(used, endpoints, limit)
 
 
 def hold(conn: Conn, workflow: WorkflowConfig, reason: str) -> None:

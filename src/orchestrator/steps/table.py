@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from orchestrator.engine.calls import StepTable
 from orchestrator.steps.consolidate import consolidate
-from orchestrator.steps.entity_sender import fetch_and_store, send_to_webhook
+from orchestrator.steps.entity_sender import fetch_and_store
 from orchestrator.steps.normalize import normalize_all_core_values
 from orchestrator.steps.split import split
+from orchestrator.steps.webhook_sender import send_to_webhook
 
 
 def step_table() -> StepTable:

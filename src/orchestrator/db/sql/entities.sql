@@ -387,3 +387,26 @@ VALUES (%(workflow_slug)s, %(http_status)s, %(reason)s, %(headers)s, %(body)s);
 
 -- name: person_company
 SELECT company_id FROM normalized_people WHERE id = %(person_id)s;
+
+-- name: claimable_entities
+-- Which of these entities a sender would claim now: never claimed for the workflow, or PENDING.
+SELECT e.id AS entity_id
+FROM unnest(%(entity_ids)s::uuid[]) AS e(id)
+LEFT JOIN {state_table} s ON s.{id_column} = e.id AND s.workflow_slug = %(workflow_slug)s
+WHERE s.id IS NULL OR s.status = 'PENDING'
+ORDER BY e.id;
+
+-- name: extend_claim_leases
+-- Rows wait for their send slots (the workspace's pace): their leases, entity and item-step,
+-- last until the slot of the chunk's last row plus the workflow's timeout, so the sweeper
+-- never sends again a row that is still waiting to go.
+WITH entities AS (
+    UPDATE {state_table}
+    SET lease_expires_at = lease_expires_at + make_interval(secs => %(seconds)s)
+    WHERE {id_column} = ANY(%(entity_ids)s::uuid[]) AND workflow_slug = %(workflow_slug)s
+      AND status = 'IN_PROGRESS'
+)
+UPDATE workflow_states
+SET lease_expires_at = lease_expires_at + make_interval(secs => %(seconds)s)
+WHERE item_id = ANY(%(item_ids)s::uuid[]) AND step_name = %(workflow_slug)s
+  AND status = 'IN_PROGRESS';

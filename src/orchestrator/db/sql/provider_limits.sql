@@ -1,15 +1,15 @@
 -- name: reserve_send_slot
--- The account's next send slot (GCRA): a row may go at next_free_at - burst/rate, and reserving
--- moves next_free_at on by n/rate. The answer is how long the caller waits first; its clock
--- need not agree with the server's.
+-- The account's next n send slots (GCRA): a row may go at next_free_at - burst/rate, and
+-- reserving moves next_free_at on by n/rate. The answer is when the last of them may go, in
+-- seconds from now (negative: already free); the caller's clock need not agree with the server's.
 INSERT INTO provider_rate_limits AS l (account, next_free_at)
 VALUES (%(account)s, clock_timestamp() + make_interval(secs => %(interval)s))
 ON CONFLICT (account) DO UPDATE
 SET next_free_at = GREATEST(l.next_free_at, clock_timestamp())
                    + make_interval(secs => %(interval)s),
     updated_at = clock_timestamp()
-RETURNING GREATEST(0, EXTRACT(EPOCH FROM l.next_free_at - clock_timestamp())
-                      - %(tolerance)s)::float8 AS wait_seconds;
+RETURNING (EXTRACT(EPOCH FROM l.next_free_at - clock_timestamp()) - %(tolerance)s)::float8
+          AS last_wait;
 
 -- name: delay_sends
 -- After a 429: the account's next slot is at least `seconds` away, with no burst saved up.

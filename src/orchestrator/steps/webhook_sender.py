@@ -1,0 +1,224 @@
+"""Sending a chunk's entities to a webhook provider (Clay, n8n): claim what the webhooks can
+take, count each row against its webhook, reserve its send slot, then send at the slots.
+
+Clay's limits shape it: a webhook accepts 50,000 submissions in its life (rows fill each of a
+workflow's webhooks before the next, and what finds no room waits, PENDING, behind a hold that
+names what to configure) and a workspace accepts about 10 rows a second (slots are reserved for
+the whole chunk in one statement, and the rows' leases last until their slots have come).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+from uuid import UUID
+
+from orchestrator.db.pool import Conn
+from orchestrator.db.queries import query
+from orchestrator.engine.calls import release_unstarted
+from orchestrator.engine.context import StepContext
+from orchestrator.engine.dispatch import StepCall
+from orchestrator.state.entity_kinds import EntityKind, kind_of
+from orchestrator.state.entity_store import entity_ids_for_items, entity_query
+from orchestrator.state.registry import WorkflowConfig
+from orchestrator.steps.clay_gateway import ClayGateway, Send, SendOutcome
+from orchestrator.steps.entity_sender import (
+    Origin,
+    claim_chunk,
+    payloads_of,
+    record_outcomes,
+    webhook_rows,
+)
+from orchestrator.steps.submissions import (
+    WebhooksSpentError,
+    assign_webhooks,
+    hold,
+    lock_room,
+    room_left,
+    spent_reason,
+)
+from orchestrator.steps.webhook_config import ClayEndpoint
+
+log = logging.getLogger(__name__)
+
+
+class _Chunk(NamedTuple):
+    """A chunk's claimed entities; for each its body (or why it is not sent), its webhook,
+    and when it may go (seconds from now)."""
+
+    claims: list[dict[str, Any]]
+    bodies: list[bytes | str]
+    targets: list[ClayEndpoint | None]
+    waits: list[float]
+
+
+def _fit(
+    conn: Conn,
+    kind: EntityKind,
+    workflow: WorkflowConfig,
+    call: StepCall,
+    room: int,
+    spent: Callable[[int], str],
+) -> tuple[StepCall, list[UUID], int]:
+    """The part of the call whose entities the webhooks can take (the first `room` of those
+    it would claim, with every item waiting on another sender's claim), and the items left:
+    these go back to PENDING with the hold. A manual run over entities is all or nothing."""
+    items = entity_ids_for_items(conn, kind, list(call.item_ids)) if call.item_ids else {}
+    entity_ids = list(call.entity_ids) or list(set(items.values()))
+    rows = conn.execute(
+        entity_query("claimable_entities", kind),
+        {"entity_ids": entity_ids, "workflow_slug": workflow.workflow_slug},
+    ).fetchall()
+    claimable = [r["entity_id"] for r in rows]
+    if len(claimable) <= room:
+        return call, [], len(claimable)
+    if call.entity_ids:
+        raise WebhooksSpentError(spent(len(claimable)))
+    left_out = set(claimable[room:])
+    left = {item for item, entity in items.items() if entity in left_out}
+    kept = tuple(i for i in call.item_ids if i not in left)
+    return dataclasses.replace(call, item_ids=kept), sorted(left), len(claimable)
+
+
+def _within_room(
+    conn: Conn,
+    kind: EntityKind,
+    workflow: WorkflowConfig,
+    call: StepCall,
+    endpoints: list[ClayEndpoint],
+    used: dict[str, int],
+    limit: int,
+) -> tuple[StepCall, str | None]:
+    """The call cut to what the webhooks can still take; the hold's reason if it was cut."""
+    room = room_left(used, endpoints, limit)
+    if room >= len(call.item_ids) + len(call.entity_ids):
+        return call, None  # one entity per item at most: it fits, no need to look
+
+    def spent(rows: int) -> str:
+        return spent_reason(workflow, endpoints, rows, room, limit)
+
+    fitted, left, wanted = _fit(conn, kind, workflow, call, room, spent)
+    if not left:
+        return fitted, None
+    reason = spent(wanted)
+    _put_back(conn, workflow, left, reason)
+    return fitted, reason
+
+
+def _prepare(
+    ctx: StepContext,
+    conn: Conn,
+    kind: EntityKind,
+    workflow: WorkflowConfig,
+    gateway: ClayGateway,
+    call: StepCall,
+) -> _Chunk:
+    """Claim what the webhooks can take, build the rows, count them against their webhooks and
+    reserve their send slots, in one transaction. Items whose entities find no room go back to
+    PENDING and the workflow is put on hold, which is logged after the commit."""
+    endpoints = gateway.endpoints(workflow)
+    limit = gateway.submission_limit
+    held: str | None = None
+    with conn.transaction():
+        used: dict[str, int] | None = None
+        if limit is not None:
+            used = lock_room(conn, endpoints, limit)
+            call, held = _within_room(conn, kind, workflow, call, endpoints, used, limit)
+        origin = Origin(endpoints[0].key, ctx.runner_id, gateway.simulated)
+        claims = (
+            claim_chunk(conn, kind, workflow, call, origin)
+            if call.item_ids or call.entity_ids
+            else []
+        )
+        payloads = payloads_of(conn, kind, claims)
+        rows = webhook_rows(ctx, kind, workflow, gateway, claims, payloads)
+        bodies = [gateway.encode(row) for row in rows]
+        sendable = sum(isinstance(b, bytes) for b in bodies)
+        if limit is None:
+            webhooks = iter([endpoints[0]] * sendable)
+        else:
+            webhooks = iter(assign_webhooks(conn, workflow, endpoints, sendable, limit, used))
+        slots = iter(gateway.schedule(conn, sendable))
+        targets = [next(webhooks) if isinstance(b, bytes) else None for b in bodies]
+        waits = [next(slots) if isinstance(b, bytes) else 0.0 for b in bodies]
+        _extend_leases(conn, kind, workflow, call, claims, max(waits, default=0.0))
+    if held is not None:
+        log.error("%s: sending stopped: %s", workflow.workflow_slug, held)
+    return _Chunk(claims, bodies, targets, waits)
+
+
+def _put_back(conn: Conn, workflow: WorkflowConfig, item_ids: list[UUID], reason: str) -> None:
+    hold(conn, workflow, reason)
+    conn.execute(
+        query("release_unstarted_item_steps"),
+        {"item_ids": item_ids, "steps": [workflow.workflow_slug] * len(item_ids)},
+    )
+
+
+def _extend_leases(
+    conn: Conn,
+    kind: EntityKind,
+    workflow: WorkflowConfig,
+    call: StepCall,
+    claims: list[dict[str, Any]],
+    seconds: float,
+) -> None:
+    if seconds <= 0 or not claims:
+        return
+    conn.execute(
+        entity_query("extend_claim_leases", kind),
+        {
+            "seconds": seconds,
+            "entity_ids": [c["entity_id"] for c in claims],
+            "item_ids": list(call.item_ids),
+            "workflow_slug": workflow.workflow_slug,
+        },
+    )
+
+
+def send_to_webhook(ctx: StepContext, workflow: WorkflowConfig, call: StepCall) -> None:
+    kind = kind_of(workflow.entity_type)
+    gateway: ClayGateway = ctx.providers[workflow.provider]
+    started = time.perf_counter()
+    with ctx.dbs.hq.connection() as conn:
+        try:
+            chunk = _prepare(ctx, conn, kind, workflow, gateway, call)
+        except WebhooksSpentError as spent:
+            _hold(ctx, conn, workflow, call, spent.reason)
+            return
+    # Claims are committed before any call: a crash from here on leaves a lease that the
+    # sweeper expires, never an entity sent twice by two live senders.
+    sends = [
+        Send(t, b, w)
+        for t, b, w in zip(chunk.targets, chunk.bodies, chunk.waits, strict=True)
+        if t and isinstance(b, bytes)
+    ]
+    sent = iter(gateway.send_all(sends))
+    outcomes = [
+        next(sent) if isinstance(body, bytes) else SendOutcome(False, None, body)
+        for body in chunk.bodies
+    ]
+    if chunk.claims:
+        with ctx.dbs.hq.connection() as conn:
+            record_outcomes(conn, kind, workflow, chunk.claims, outcomes, chunk.targets)
+    log.debug(
+        "%s: %d items, %d entities sent in %.3fs",
+        workflow.workflow_slug,
+        len(call.item_ids),
+        len(chunk.claims),
+        time.perf_counter() - started,
+    )
+
+
+def _hold(
+    ctx: StepContext, conn: Conn, workflow: WorkflowConfig, call: StepCall, reason: str
+) -> None:
+    """Stop sending the workflow: the hold first, so the pass the released items ask for
+    leaves them PENDING."""
+    hold(conn, workflow, reason)
+    conn.commit()
+    release_unstarted(ctx, [call])
+    log.error("%s: sending stopped: %s", workflow.workflow_slug, reason)

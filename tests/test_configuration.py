@@ -20,7 +20,7 @@ from orchestrator.db.urls import (
 )
 from orchestrator.providers.simulators.clay import ClaySimulator, SimulatorConfig
 from orchestrator.runtimes.cloud import cloud_gateways
-from orchestrator.runtimes.providers import SIMULATOR
+from orchestrator.runtimes.providers import SIMULATOR, clay_gateway
 from orchestrator.runtimes.simulated import setup_providers
 from orchestrator.settings import Settings
 from orchestrator.state.registry import load_workflow
@@ -233,3 +233,14 @@ def test_bad_configuration_is_one_line_before_anything_is_uploaded(
     assert "s1" not in done.stderr and "secret-token" not in done.stderr
     with psycopg.connect(db_urls.urls.hq) as conn:
         assert conn.execute("SELECT count(*) FROM upload_batches").fetchone() == (0,)
+
+
+def test_an_infinite_clay_rate_paces_nothing(dbs: Databases) -> None:
+    paced = clay_gateway(Settings(), dbs, "http://127.0.0.1:1")
+    unpaced = clay_gateway(Settings(clay_rate_per_second=float("inf")), dbs, "http://127.0.0.1:1")
+    try:
+        assert paced.shared_rate is not None and paced.shared_rate.rate_per_second == 10.0
+        assert unpaced.shared_rate is None
+    finally:
+        paced.close()
+        unpaced.close()

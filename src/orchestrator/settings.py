@@ -64,7 +64,9 @@ class Settings(BaseSettings):
         description="Fallback token for a webhook whose own *_AUTH_TOKEN variable is unset.",
     )
     clay_rate_per_second: float = Field(
-        default=10.0, gt=0, description="Rows per second a Clay workspace accepts, all webhooks."
+        default=10.0,
+        gt=0,
+        description="Rows per second a Clay workspace accepts, all webhooks (inf: no pacing).",
     )
     clay_rate_burst: int = Field(default=20, ge=1, description="Rows a workspace accepts at once.")
     clay_workspace: str = Field(

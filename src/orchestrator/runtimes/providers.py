@@ -4,6 +4,7 @@ that says where each provider's calls go."""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,11 +60,17 @@ def _secret(value: Any) -> str | None:
 
 def clay_gateway(settings: Settings, dbs: Databases, callback_base_url: str) -> ClayGateway:
     """Real Clay: one send pace per workspace shared through the database, lifetime limits."""
-    shared_rate = SharedSendRate(
-        dbs,
-        f"clay:{settings.clay_workspace}",
-        settings.clay_rate_per_second,
-        settings.clay_rate_burst,
+    # An infinite rate (a benchmark's own simulator, say) paces nothing.
+    unlimited = math.isinf(settings.clay_rate_per_second)
+    shared_rate = (
+        None
+        if unlimited
+        else SharedSendRate(
+            dbs,
+            f"clay:{settings.clay_workspace}",
+            settings.clay_rate_per_second,
+            settings.clay_rate_burst,
+        )
     )
     return ClayGateway(
         callback_base_url=callback_base_url,

@@ -57,6 +57,9 @@ def callback_secret_for(settings: Settings) -> str:
 
 log = logging.getLogger(__name__)
 
+# How often a run without a progress callback looks whether its batch waits on a hold.
+HOLD_CHECK_SECONDS = 2.0
+
 ProgressCallback = Callable[[BatchProgress], None]
 
 
@@ -170,15 +173,21 @@ class LocalRuntime:
         workflow on hold (`BatchProgress.stopped_by_hold`); reports progress while waiting."""
         deadline = None if timeout is None else time.monotonic() + timeout
         self.trigger.request(batch_id)
+        # Without a progress callback the batch is read only now and then, to notice a hold.
+        next_read = time.monotonic()
         while not self.trigger.wait_finished(batch_id, timeout=poll_seconds):
-            progress = self._read(batch_id)
-            if progress is not None:
-                if on_progress:
-                    on_progress(progress)
-                if progress.stopped_by_hold and self.dispatcher.idle:
-                    return progress
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"batch {batch_id} still running after {timeout} s")
+            if on_progress is None and time.monotonic() < next_read:
+                continue
+            next_read = time.monotonic() + HOLD_CHECK_SECONDS
+            progress = self._read(batch_id)
+            if progress is None:
+                continue
+            if on_progress:
+                on_progress(progress)
+            if progress.stopped_by_hold and self.dispatcher.idle:
+                return progress
         final = self._wait_for_database(lambda: self.progress(batch_id))
         if on_progress:
             on_progress(final)

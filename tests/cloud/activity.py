@@ -1,8 +1,9 @@
-"""What the server connections behind PgBouncer were doing: pg_stat_activity, sampled.
+"""What the run's database shows: the server connections behind PgBouncer, sampled, and what
+one batch's rows say at its end (`batch_rows`, read by figures.py).
 
-PgBouncer's SHOW POOLS says clients waited for a server connection; this says what held the
-connections meanwhile (which statement, waiting on which lock). A thread samples the run's
-database over a direct connection (not through PgBouncer) every `interval` seconds.
+PgBouncer's SHOW POOLS says clients waited for a server connection; `ActivitySampler` says what
+held the connections meanwhile (which statement, waiting on which lock): a thread samples the
+run's database over a direct connection (not through PgBouncer) every `interval` seconds.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
 
 import psycopg
 
@@ -68,3 +71,81 @@ class ActivitySampler:
             act.peak_lock_waits, sum(w.startswith("Lock") for _, w, _ in rows)
         )
         act.seen.update(f"{state} | {wait} | {query}" for state, wait, query in rows)
+
+
+# --------------------------------------------------------------------------- a batch's rows
+
+_REDISPATCHES = """
+SELECT entity_type, entity_id, workflow_slug, attempt, status,
+       extract(epoch FROM created_at - prev_at) AS gap_s, timeout_seconds
+FROM (
+    SELECT d.*, w.timeout_seconds,
+           lag(d.created_at) OVER (PARTITION BY d.entity_id, d.workflow_slug
+                                   ORDER BY d.attempt) AS prev_at
+    FROM entity_dispatches d JOIN db_driven_enrichment_workflows w USING (workflow_slug)
+    WHERE d.batch_id = %(b)s
+) d
+WHERE prev_at IS NOT NULL
+"""
+
+
+_STATUS = b"SELECT status FROM upload_batches WHERE id = %(b)s"
+
+
+def batch_rows(url: str, batch: UUID) -> dict[str, Any]:
+    params = {"b": batch}
+    with psycopg.connect(url, autocommit=True) as conn:
+
+        def one(sql: str) -> int:
+            row = conn.execute(sql.encode(), params).fetchone()
+            return int(row[0]) if row and row[0] is not None else 0
+
+        def grouped(sql: str) -> dict[str, int]:
+            return {str(k): int(n) for k, n in conn.execute(sql.encode(), params).fetchall()}
+
+        redispatches = [
+            {
+                "entity_type": r[0],
+                "entity_id": str(r[1]),
+                "workflow": r[2],
+                "attempt": r[3],
+                "status": r[4],
+                "gap_s": float(r[5]),
+                "timeout_s": int(r[6]),
+            }
+            for r in conn.execute(_REDISPATCHES.encode(), params).fetchall()
+        ]
+        reasons = conn.execute(
+            b"SELECT COALESCE(meta->>'reason', meta->>'error', '?'), count(*)"
+            b" FROM workflow_states WHERE batch_id = %(b)s AND status = 'FAILED'"
+            b" GROUP BY 1 ORDER BY 2 DESC LIMIT 5",
+            params,
+        ).fetchall()
+        entity_states = grouped(
+            "SELECT 'company ' || s.status, count(*) FROM company_workflow_states s"
+            " JOIN normalized_companies c ON c.id = s.company_id WHERE c.batch_id = %(b)s"
+            " GROUP BY 1 UNION ALL"
+            " SELECT 'person ' || s.status, count(*) FROM person_workflow_states s"
+            " JOIN normalized_people p ON p.id = s.person_id WHERE p.batch_id = %(b)s GROUP BY 1"
+        )
+        return {
+            "status": str((conn.execute(_STATUS, params).fetchone() or ("?",))[0]),
+            "companies": one("SELECT count(*) FROM normalized_companies WHERE batch_id = %(b)s"),
+            "people": one("SELECT count(*) FROM normalized_people WHERE batch_id = %(b)s"),
+            "dispatched": one(
+                "SELECT count(DISTINCT (entity_id, workflow_slug)) FROM entity_dispatches"
+                " WHERE batch_id = %(b)s"
+            ),
+            "dispatches": Counter(
+                grouped(
+                    "SELECT status, count(*) FROM entity_dispatches"
+                    " WHERE batch_id = %(b)s GROUP BY 1"
+                )
+            ),
+            "item_steps": grouped(
+                "SELECT status, count(*) FROM workflow_states WHERE batch_id = %(b)s GROUP BY 1"
+            ),
+            "entity_states": entity_states,
+            "reasons": [(str(r), int(n)) for r, n in reasons],
+            "redispatches": redispatches,
+        }

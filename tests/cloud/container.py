@@ -20,6 +20,7 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -83,6 +84,18 @@ def sweep_forever(runtime: CloudRuntime, interval: float, stop: threading.Event)
             log.info("sweep: entities %s items %s", dict(report.entities), dict(report.items))
 
 
+def listening_socket(port: int) -> socket.socket:
+    """The api's socket, bound with SO_REUSEPORT: a redeploy starts the new receivers on the
+    same port before the old one stops, as Modal keeps an endpoint's URL answering while it
+    replaces the containers behind it (Clay's callbacks would otherwise find nobody)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve_api(runtime: CloudRuntime, client: ControlClient, port: int) -> None:
     import uvicorn
 
@@ -96,10 +109,11 @@ def serve_api(runtime: CloudRuntime, client: ControlClient, port: int) -> None:
     server = uvicorn.Server(config)
 
     def announce() -> None:
+        # `started`: this process listens (a GET could be answered by the one it replaces).
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not server.should_exit:
             try:
-                if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).ok:
+                if server.started and requests.get(f"http://127.0.0.1:{port}/health", timeout=1).ok:
                     client.ready("receivers", os.getpid())
                     return
             except requests.RequestException:
@@ -107,7 +121,7 @@ def serve_api(runtime: CloudRuntime, client: ControlClient, port: int) -> None:
             time.sleep(0.1)
 
     threading.Thread(target=announce, name="announce", daemon=True).start()
-    server.run()  # uvicorn handles SIGTERM/SIGINT itself
+    server.run(sockets=[listening_socket(port)])  # uvicorn handles SIGTERM/SIGINT itself
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,12 +1,16 @@
 """What a stand-in run measured: Clay traffic, the database's dispatches, PgBouncer, the logs.
 
 `gather_figures` reads them after the batch finished, while every process still runs; the
-`RunFigures` it returns renders as text (`lines()`) and JSON (`to_json()`).
+`RunFigures` it returns renders as text (`lines()`) and JSON (`to_json()`). Clay's figures are
+the simulator's, over its whole life (every batch of the stand-in); `batch_clay` is what it
+counted during this batch (from its upload to when the figures were read).
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -14,14 +18,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import psycopg
-
-from cloud.activity import Activity
+from cloud.activity import Activity, batch_rows
 from cloud.processes import LogScan, scan_log
 from support.pgbouncer import PoolPeaks, stats_summary
 
 if TYPE_CHECKING:
     from cloud.harness import StandIn
+
+
+@dataclass
+class Upload:
+    """One batch of the stand-in: what it was made of, and Clay's stats before it."""
+
+    batch: UUID
+    rows: int
+    companies: int
+    seed: int
+    uploaded_at: float
+    clay_before: dict[str, Any]
+    finished_at: float = 0.0
+    outcome: str = "RUNNING"
 
 
 @dataclass(frozen=True)
@@ -68,6 +84,9 @@ class RunFigures:
     verify_output: str
     kill: KillRecord | None = None
     notes: list[str] = field(default_factory=list)
+    # Clay's counts during this batch (its lifetime ones less those before its upload).
+    batch_clay: dict[str, Any] = field(default_factory=dict)
+    holds: dict[str, str] = field(default_factory=dict)  # at the time the figures were read
 
     # ------------------------------------------------------------------ derived
 
@@ -96,8 +115,22 @@ class RunFigures:
         return self.rejected_429 / self.clay_received if self.clay_received else 0.0
 
     @property
+    def rejected_410(self) -> int:
+        """Clay's lifetime refusal (a webhook past its limit): our side must never cause it."""
+        return self.rejected.get("410", 0)
+
+    @property
     def duplicates(self) -> int:
         return int(self.clay.get("duplicates") or 0)
+
+    @property
+    def accepted_by_webhook(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in (self.clay.get("accepted_by_webhook") or {}).items()}
+
+    @property
+    def lifetime_limit(self) -> int | None:
+        limit = self.clay.get("webhook_lifetime_limit")
+        return None if limit is None else int(limit)
 
     @property
     def tracebacks(self) -> int:
@@ -132,8 +165,7 @@ class RunFigures:
             f" {_num(c.get('max_rate_10s'))}/s; callbacks sent {c.get('callbacks_sent', 'n/a')},"
             f" pending {c.get('pending_callbacks', 'n/a')}",
         ]
-        if c.get("accepted_by_webhook"):
-            out.append(f"Clay accepted by webhook: {c['accepted_by_webhook']}")
+        out += self.webhook_lines()
         out += [
             f"re-dispatched before the lease expired: {len(self.early_redispatches)};"
             f" after it: {self.late_redispatches}",
@@ -163,12 +195,36 @@ class RunFigures:
         )
         if self.kill:
             out.append(f"kill: {asdict(self.kill)}")
-        out.append("process logs:")
-        out += [f"  {s.name}: {s.describe()}" for s in self.logs]
+        quiet = [s.name for s in self.logs if s.clean and not s.error_lines]
+        out.append(f"process logs: {len(quiet)} without an error line ({', '.join(quiet)})")
+        out += [f"  {s.name}: {s.describe()}" for s in self.logs if s.name not in quiet]
         verdict = "PASS" if self.verified else f"FAIL (exit {self.verify_rc})"
         out.append(f"enrich verify: {verdict}")
         out += [f"  {line}" for line in self.verify_output.splitlines() if "FAIL" in line]
         out += [f"note: {n}" for n in self.notes]
+        return out
+
+    def webhook_lines(self) -> list[str]:
+        """Accepted per webhook against the limit (lifetime, and during this batch), 410s
+        (sends past a webhook's limit) and duplicates."""
+        limit = self.lifetime_limit
+        by_webhook = ", ".join(
+            f"{name} {n}" + ("" if limit is None else f"/{limit}")
+            for name, n in sorted(self.accepted_by_webhook.items())
+        )
+        batch = self.batch_clay
+        out = [
+            f"Clay accepted by webhook (lifetime, limit {limit if limit is not None else 'none'}"
+            f" each): {by_webhook or 'none'}; 410 answered {self.rejected_410};"
+            f" duplicates {self.duplicates}"
+        ]
+        if batch:
+            out.append(
+                f"  during this batch: accepted {batch.get('accepted')} by webhook"
+                f" {batch.get('accepted_by_webhook')}; rejected {batch.get('rejected')};"
+                f" duplicates {batch.get('duplicates')}"
+            )
+        out += [f"  on hold: {slug}: {reason}" for slug, reason in self.holds.items()]
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -179,6 +235,7 @@ class RunFigures:
             share_429=self.share_429,
             tracebacks=self.tracebacks,
             statement_errors=self.statement_errors,
+            rejected_410=self.rejected_410,
         )
         result: dict[str, Any] = json.loads(json.dumps(data, default=str))
         return result
@@ -190,86 +247,42 @@ def _num(value: Any) -> str:
 
 # --------------------------------------------------------------------------- reading them
 
-_REDISPATCHES = """
-SELECT entity_type, entity_id, workflow_slug, attempt, status,
-       extract(epoch FROM created_at - prev_at) AS gap_s, timeout_seconds
-FROM (
-    SELECT d.*, w.timeout_seconds,
-           lag(d.created_at) OVER (PARTITION BY d.entity_id, d.workflow_slug
-                                   ORDER BY d.attempt) AS prev_at
-    FROM entity_dispatches d JOIN db_driven_enrichment_workflows w USING (workflow_slug)
-    WHERE d.batch_id = %(b)s
-) d
-WHERE prev_at IS NOT NULL
-"""
+
+def verify(standin: StandIn, batch: UUID) -> tuple[int, str]:
+    """`enrich verify <batch>` through PgBouncer, as an operator would run it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli.main", "verify", str(batch)],
+        env={**standin.processes.env, "COLUMNS": "200"},
+        cwd=standin.run_dir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return result.returncode, (result.stdout + result.stderr).strip()
 
 
-_STATUS = b"SELECT status FROM upload_batches WHERE id = %(b)s"
+def clay_difference(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    """What Clay counted between two /stats answers: accepted, per webhook, rejected by
+    status, duplicates."""
 
+    def minus(key: str) -> dict[str, int]:
+        old = before.get(key) or {}
+        new = after.get(key) or {}
+        return {k: int(v) - int(old.get(k, 0)) for k, v in new.items() if int(v) != old.get(k, 0)}
 
-def _database_figures(url: str, batch: UUID) -> dict[str, Any]:
-    params = {"b": batch}
-    with psycopg.connect(url, autocommit=True) as conn:
-
-        def one(sql: str) -> int:
-            row = conn.execute(sql.encode(), params).fetchone()
-            return int(row[0]) if row and row[0] is not None else 0
-
-        def grouped(sql: str) -> dict[str, int]:
-            return {str(k): int(n) for k, n in conn.execute(sql.encode(), params).fetchall()}
-
-        redispatches = [
-            {
-                "entity_type": r[0],
-                "entity_id": str(r[1]),
-                "workflow": r[2],
-                "attempt": r[3],
-                "status": r[4],
-                "gap_s": float(r[5]),
-                "timeout_s": int(r[6]),
-            }
-            for r in conn.execute(_REDISPATCHES.encode(), params).fetchall()
-        ]
-        reasons = conn.execute(
-            b"SELECT COALESCE(meta->>'reason', meta->>'error', '?'), count(*)"
-            b" FROM workflow_states WHERE batch_id = %(b)s AND status = 'FAILED'"
-            b" GROUP BY 1 ORDER BY 2 DESC LIMIT 5",
-            params,
-        ).fetchall()
-        entity_states = grouped(
-            "SELECT 'company ' || s.status, count(*) FROM company_workflow_states s"
-            " JOIN normalized_companies c ON c.id = s.company_id WHERE c.batch_id = %(b)s"
-            " GROUP BY 1 UNION ALL"
-            " SELECT 'person ' || s.status, count(*) FROM person_workflow_states s"
-            " JOIN normalized_people p ON p.id = s.person_id WHERE p.batch_id = %(b)s GROUP BY 1"
-        )
-        return {
-            "status": str((conn.execute(_STATUS, params).fetchone() or ("?",))[0]),
-            "companies": one("SELECT count(*) FROM normalized_companies WHERE batch_id = %(b)s"),
-            "people": one("SELECT count(*) FROM normalized_people WHERE batch_id = %(b)s"),
-            "dispatched": one(
-                "SELECT count(DISTINCT (entity_id, workflow_slug)) FROM entity_dispatches"
-                " WHERE batch_id = %(b)s"
-            ),
-            "dispatches": Counter(
-                grouped(
-                    "SELECT status, count(*) FROM entity_dispatches"
-                    " WHERE batch_id = %(b)s GROUP BY 1"
-                )
-            ),
-            "item_steps": grouped(
-                "SELECT status, count(*) FROM workflow_states WHERE batch_id = %(b)s GROUP BY 1"
-            ),
-            "entity_states": entity_states,
-            "reasons": [(str(r), int(n)) for r, n in reasons],
-            "redispatches": redispatches,
-        }
+    return {
+        "accepted": int(after.get("accepted") or 0) - int(before.get("accepted") or 0),
+        "accepted_by_webhook": minus("accepted_by_webhook"),
+        "rejected": minus("rejected"),
+        "duplicates": int(after.get("duplicates") or 0) - int(before.get("duplicates") or 0),
+    }
 
 
 def gather_figures(standin: StandIn, batch: UUID) -> RunFigures:
-    db = _database_figures(standin.direct_url, batch)
-    verify_rc, verify_output = standin.verify(batch)
+    db = batch_rows(standin.direct_url, batch)
+    verify_rc, verify_output = verify(standin, batch)
     clay = standin.clay_stats()
+    upload = standin.uploads.get(batch)
     notes = list(standin.notes)
     if not clay:
         notes.append("the Clay simulator answered no /stats: Clay figures missing")
@@ -278,14 +291,22 @@ def gather_figures(standin: StandIn, batch: UUID) -> RunFigures:
     control = standin.control
     runs_by_container = Counter(run.container for run in control.runs)
     early = [r for r in db["redispatches"] if r["gap_s"] < r["timeout_s"]]
-    wall = (standin.finished_at or time.monotonic()) - standin.uploaded_at
+    if upload is not None:
+        outcome, uploaded_at, finished_at = upload.outcome, upload.uploaded_at, upload.finished_at
+    else:
+        outcome, uploaded_at, finished_at = (
+            standin.outcome,
+            standin.uploaded_at,
+            standin.finished_at,
+        )
+    wall = (finished_at or time.monotonic()) - uploaded_at
     logs = [scan_log(p.name, p.log_path) for p in standin.processes.all]
     logs.append(scan_log("verify", _write(standin.run_dir / "logs" / "verify.log", verify_output)))
     return RunFigures(
         batch_id=str(batch),
         # HELD: still RUNNING in the database, waiting for a new webhook (see wait_done).
-        batch_status=standin.outcome if standin.outcome == "HELD" else db["status"],
-        rows=standin.config.rows,
+        batch_status=outcome if outcome == "HELD" else db["status"],
+        rows=upload.rows if upload else standin.config.rows,
         wall_s=round(wall, 2),
         containers=standin.config.containers,
         companies=db["companies"],
@@ -313,6 +334,8 @@ def gather_figures(standin: StandIn, batch: UUID) -> RunFigures:
         verify_output=verify_output,
         kill=standin.kill,
         notes=notes,
+        batch_clay=clay_difference(clay, upload.clay_before) if upload and clay else {},
+        holds=standin.held(),
     )
 
 

@@ -11,12 +11,19 @@ code under test, with the Clay workflows' timeout_seconds shortened so a lease e
 run; PgBouncer in transaction mode in front of it; the Clay simulator process; the control plane
 (Modal's queue, a thread here); then the receivers (`api`) process, the pass container(s), the
 Steps containers and the sweeper, all with DATABASE_URL at PgBouncer and
-DATABASE_POOLER=transaction. The batch is uploaded through the api (POST /batches), which
-requests the first pass. A container that dies unasked has its input retried and is replaced.
+DATABASE_POOLER=transaction (see deploy.py). The batch is uploaded through the api
+(POST /batches), which requests the first pass. A container that dies unasked has its input
+retried and is replaced.
+
+Several batches may run one after another (`upload(seed=...)`): the simulator, the database and
+so Clay's lifetime counts carry over. `redeploy(person_webhooks=3)` stops every container and
+starts them again with longer webhook lists, as after adding a URL to the Modal secret; a batch
+held for want of a webhook then goes on by itself (the new containers lift the hold).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 import subprocess
@@ -30,17 +37,11 @@ import psycopg
 import requests
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from cloud import deploy
 from cloud.activity import ActivitySampler
-from cloud.config import (
-    Secrets,
-    StandInConfig,
-    base_env,
-    container_env,
-    simulator_argv,
-    simulator_env,
-)
+from cloud.config import Secrets, StandInConfig, base_env, simulator_argv, simulator_env
 from cloud.control import RUN_STEP, ControlPlane, Run
-from cloud.figures import KillRecord, RunFigures, gather_figures
+from cloud.figures import KillRecord, RunFigures, Upload, gather_figures
 from cloud.processes import Process, Processes
 from support.pgbouncer import PgBouncer, PoolSampler, free_port, start_pgbouncer
 from support.pipeline import apollo_csv
@@ -83,9 +84,12 @@ class StandIn:
         self.sampler: PoolSampler | None = None
         self.activity: ActivitySampler | None = None
         self.clay_url = ""
+        self.receivers_port = 0
         self.receivers_url = ""
+        self.generation = 0  # deploys after the first
         self.kill: KillRecord | None = None
-        self.uploaded_at = 0.0
+        self.uploads: dict[UUID, Upload] = {}
+        self.uploaded_at = 0.0  # of the last batch uploaded
         self.finished_at = 0.0
         self.outcome = "RUNNING"  # what wait_done saw last
         self.notes: list[str] = []
@@ -123,20 +127,38 @@ class StandIn:
         self.activity = ActivitySampler(self.direct_url, self.dbname).start()
         self.control.serve()
         self._start_clay()
-        self.processes.env = container_env(
-            cfg, self.secrets, self.run_dir, self.bouncer.url(self.dbname), self.clay_url
+        self.receivers_port = free_port()
+        self.receivers_url = f"http://127.0.0.1:{self.receivers_port}"
+        count = deploy.deploy(self)
+        self.say(f"{count} container processes ready; PgBouncer on {self.bouncer.port}")
+
+    def redeploy(
+        self, company_webhooks: int | None = None, person_webhooks: int | None = None
+    ) -> list[str]:
+        """After adding webhook URLs to the Modal secret: every container stopped (SIGTERM)
+        and started again with the longer lists (company-1.. and person-1.., the new ones
+        after the old); Clay, the database and the queue live on. Returns the new names."""
+        old = self.config
+        config = dataclasses.replace(
+            old,
+            company_webhooks=old.company_webhooks if company_webhooks is None else company_webhooks,
+            person_webhooks=old.person_webhooks if person_webhooks is None else person_webhooks,
         )
-        port = free_port()
-        self.receivers_url = f"http://127.0.0.1:{port}"
-        self.processes.env["PUBLIC_BASE_URL"] = self.receivers_url
-        names = [self._start_container("receivers", "receivers", port=port)]
-        names += [self._start_container(f"pass-{i}", "pass") for i in range(cfg.pass_containers)]
-        names += [self._start_container(f"steps-{i}", "steps") for i in range(cfg.containers)]
-        names.append(self._start_container("sweeper", "sweeper"))
-        missing = self.control.wait_ready(names, timeout=90)
-        if missing:
-            raise StandInError(f"containers not ready: {missing}\n{self.processes.tails()}")
-        self.say(f"{len(names)} container processes ready; PgBouncer on {self.bouncer.port}")
+        if config.company_webhooks < old.company_webhooks or (
+            config.person_webhooks < old.person_webhooks
+        ):
+            raise StandInError("a redeploy adds webhook URLs after the others; it removes none")
+        held = self.holds()
+        names = deploy.redeploy(self, config)
+        self.notes.append(
+            f"redeploy {self.generation} at {self._since_upload():.1f}s after the upload:"
+            f" company {config.company_webhooks}, person {config.person_webhooks} webhook(s)"
+            + (f"; held before: {held}" if held else "")
+        )
+        return names
+
+    def _since_upload(self) -> float:
+        return time.monotonic() - self.uploaded_at if self.uploaded_at else 0.0
 
     def _run_code(self, code: str, *args: str) -> None:
         """Python in the code under test's environment (its migrations, its registry)."""
@@ -184,14 +206,6 @@ class StandIn:
             time.sleep(0.1)
         raise StandInError(f"the Clay simulator did not start:\n{clay.tail()}")
 
-    def _start_container(self, name: str, role: str, *, port: int = 0) -> str:
-        argv = [sys.executable, "-m", "cloud.container", role, "--name", name]
-        argv += ["--control", self.control.url, "--interval", str(self.config.sweep_interval)]
-        if port:
-            argv += ["--port", str(port)]
-        self.processes.start(name, role, argv)
-        return name
-
     def _died(self, process: Process) -> None:
         """A container died unasked: Modal retries its input and starts another container."""
         if process.role in ("clay",):
@@ -202,14 +216,22 @@ class StandIn:
             self.notes.append(f"{process.name} died running {retried.id} ({retried.summary})")
         if self.config.respawn and process.role != "receivers":
             self._replacements += 1
-            self._start_container(f"{process.name}-r{self._replacements}", process.role)
+            deploy.start_container(self, f"{process.name}-r{self._replacements}", process.role)
 
     # ------------------------------------------------------------------ a batch
 
-    def upload(self) -> UUID:
+    def upload(
+        self, seed: int | None = None, rows: int | None = None, companies: int | None = None
+    ) -> UUID:
+        """Upload a batch through the api (the config's size and seed unless given); several
+        may follow one another in one stand-in (give each its own seed)."""
         cfg = self.config
-        data = apollo_csv(cfg.rows, cfg.companies, cfg.seed)
+        seed = cfg.seed if seed is None else seed
+        rows, companies = rows or cfg.rows, companies or cfg.companies
+        data = apollo_csv(rows, companies, seed)
+        clay_before = self.clay_stats()
         self.uploaded_at = time.monotonic()
+        self.finished_at, self.outcome = 0.0, "RUNNING"
         response = requests.post(
             f"{self.receivers_url}/batches",
             files={"file": ("standin.csv", data, "text/csv")},
@@ -220,7 +242,8 @@ class StandIn:
         if response.status_code != 201:
             raise StandInError(f"upload refused: {response.status_code} {response.text[:500]}")
         batch = UUID(response.json()["batch_id"])
-        self.say(f"uploaded batch {batch} ({cfg.rows} rows); the api requested the first pass")
+        self.uploads[batch] = Upload(batch, rows, companies, seed, self.uploaded_at, clay_before)
+        self.say(f"uploaded batch {batch} ({rows} rows, seed {seed}); the api requested a pass")
         return batch
 
     def batch_status(self, batch: UUID) -> tuple[str, dict[str, int]]:
@@ -233,20 +256,50 @@ class StandIn:
             ).fetchall()
         return status, {str(s): int(n) for s, n in counts}
 
-    def holds(self) -> list[str]:
-        """Workflows on hold (every webhook spent), with the reason; [] where none (or no
-        such table in the code under test)."""
+    def step_counts(self, batch: UUID) -> dict[tuple[str, str], int]:
+        """Item-steps of the batch by (step, status)."""
+        with psycopg.connect(self.direct_url, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT step_name, status, count(*) FROM workflow_states WHERE batch_id = %s"
+                " GROUP BY 1, 2",
+                (batch,),
+            ).fetchall()
+        return {(str(step), str(status)): int(n) for step, status, n in rows}
+
+    def held(self) -> dict[str, str]:
+        """Workflows on hold (every webhook spent) and why; {} where none (or no such table
+        in the code under test)."""
         try:
             with psycopg.connect(self.direct_url, autocommit=True) as conn:
                 rows = conn.execute("SELECT workflow_slug, reason FROM provider_holds").fetchall()
         except psycopg.errors.UndefinedTable:
-            return []
-        return [f"{slug}: {reason}" for slug, reason in rows]
+            return {}
+        return {str(slug): str(reason) for slug, reason in rows}
+
+    def holds(self) -> list[str]:
+        return [f"{slug}: {reason}" for slug, reason in self.held().items()]
+
+    def wait_quiet(self, quiet: float = 5.0, timeout: float = 120.0) -> dict[str, Any]:
+        """Until Clay received nothing for `quiet` seconds; returns its stats then."""
+        deadline = time.monotonic() + timeout
+        stats = self.clay_stats()
+        still_since = time.monotonic()
+        while True:
+            time.sleep(0.5)
+            now, latest = time.monotonic(), self.clay_stats()
+            if latest.get("received") != stats.get("received"):
+                stats, still_since = latest, now
+            elif now - still_since >= quiet:
+                return latest
+            if now > deadline:
+                raise StandInError(f"Clay still receiving after {timeout}s: {latest}")
 
     def wait_done(self, batch: UUID, timeout: float | None = None) -> str:
         """Until the batch is no longer RUNNING; returns its status. A batch that stopped
         moving while a workflow is on hold returns "HELD" (it waits for a new webhook)."""
         deadline = time.monotonic() + (timeout or self.config.batch_timeout)
+        upload = self.uploads.get(batch)
+        t0 = upload.uploaded_at if upload else self.uploaded_at
         last_said = 0.0
         last_counts: dict[str, int] = {}
         moved = time.monotonic()
@@ -254,19 +307,18 @@ class StandIn:
             status, counts = self.batch_status(batch)
             now = time.monotonic()
             if status != "RUNNING":
-                self.finished_at, self.outcome = now, status
-                self.say(f"batch {status} after {now - self.uploaded_at:.1f}s")
+                self._ended(batch, now, status)
+                self.say(f"batch {status} after {now - t0:.1f}s")
                 return status
             if counts != last_counts:
                 last_counts, moved = counts, now
             if now - last_said >= 10:
                 last_said = now
-                self.say(f"  {now - self.uploaded_at:5.0f}s item-steps {counts}")
+                self.say(f"  {now - t0:5.0f}s item-steps {counts}")
             if now - moved > 3 * self.config.sweep_interval + 5 and (held := self.holds()):
-                self.finished_at = now
-                self.notes += [f"on hold: {h}" for h in held]
-                self.outcome = "HELD"
-                self.say(f"batch HELD after {now - self.uploaded_at:.1f}s: {held}")
+                self._ended(batch, now, "HELD")
+                self.notes += [f"held {now - t0:.1f}s after the upload: {h}" for h in held]
+                self.say(f"batch HELD after {now - t0:.1f}s: {held}")
                 return "HELD"
             for p in self.processes.all:
                 if p.role == "clay" and not p.alive():
@@ -276,6 +328,11 @@ class StandIn:
             if now > deadline:
                 raise StandInError(f"batch {batch} still RUNNING: item-steps {counts}")
             time.sleep(0.5)
+
+    def _ended(self, batch: UUID, now: float, status: str) -> None:
+        self.finished_at, self.outcome = now, status
+        if (upload := self.uploads.get(batch)) is not None:
+            upload.finished_at, upload.outcome = now, status
 
     def kill_during_clay_send(self, min_running: float = 0.5, timeout: float = 120.0) -> KillRecord:
         """SIGKILL the Steps container that has been running a Clay send input the longest
@@ -317,18 +374,6 @@ class StandIn:
         except requests.RequestException:
             return {}
         return dict(response.json()) if response.ok else {}
-
-    def verify(self, batch: UUID) -> tuple[int, str]:
-        """`enrich verify <batch>` through PgBouncer, as an operator would run it."""
-        result = subprocess.run(
-            [sys.executable, "-m", "orchestrator.cli.main", "verify", str(batch)],
-            env={**self.processes.env, "COLUMNS": "200"},
-            cwd=self.run_dir,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        return result.returncode, (result.stdout + result.stderr).strip()
 
     def figures(self, batch: UUID) -> RunFigures:
         return gather_figures(self, batch)

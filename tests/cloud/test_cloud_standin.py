@@ -2,9 +2,10 @@
 CloudRuntime each, all through PgBouncer in transaction mode (Supabase's pooler), and the Clay
 simulator enforcing a workspace limit (faster than Clay's 10 rows/s, so a run takes a minute).
 
-The two slow tests run a ~300-row batch (about 50 companies) end to end; the quick one checks
-that the pooler refuses a client over its limit loudly (test_standin_parts.py checks the rest
-of the stand-in's own parts).
+The slow tests run a ~300-row batch (about 50 companies) end to end: through several
+containers, with one killed mid send, and with too few Clay webhooks until a redeploy adds
+some; the quick ones check that the pooler refuses a client over its limit loudly
+(test_standin_parts.py checks the rest of the stand-in's own parts).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 
 from cloud.figures import RunFigures
 from cloud.harness import StandIn
+from cloud.processes import Process
 from support.pgbouncer import PgBouncer, find_pgbouncer, missing_reason, running_pgbouncer
 from support.postgres import PostgresServer
 
@@ -27,6 +29,12 @@ if find_pgbouncer() is None:
 
 StandInFactory = Callable[..., StandIn]
 FAST_WORKSPACE = {"clay_rate": 40.0, "clay_burst": 20, "rows": 300, "companies": 50}
+COMPANY = "enrich_company_via_waterfall_in_clay"
+PERSON = "enrich_person_via_waterfall_in_clay"
+
+
+def _logged(process: Process, text: str) -> bool:
+    return text in process.log_path.read_text(encoding="utf-8", errors="replace")
 
 
 def _report(figures: RunFigures) -> str:
@@ -79,6 +87,63 @@ def test_a_steps_container_killed_mid_send_loses_nothing_and_sends_nothing_twice
     assert figures.duplicates <= figures.late_redispatches, report
     assert figures.refusals == [], report
     assert figures.statement_errors == 0, report
+
+
+@pytest.mark.slow
+def test_a_batch_held_for_want_of_a_webhook_goes_on_by_itself_after_a_redeploy_with_more(
+    standin: StandInFactory,
+) -> None:
+    limit = 120  # lifetime submissions per webhook, at Clay (the simulator) and in our config
+    run = standin(
+        containers=4, lifetime_limit=limit, company_webhooks=1, person_webhooks=1, **FAST_WORKSPACE
+    )
+    batch = run.upload()
+
+    # ~290 people, one webhook of 120: the person workflow is held once its webhook is used up.
+    deadline = time.monotonic() + 180
+    while PERSON not in run.held() or any(
+        n
+        for (step, status), n in run.step_counts(batch).items()
+        if step != PERSON and status in ("PENDING", "IN_PROGRESS")
+    ):
+        assert run.batch_status(batch)[0] == "RUNNING", run.batch_status(batch)
+        assert time.monotonic() < deadline, (run.step_counts(batch), run.held())
+        time.sleep(0.5)
+    quiet = run.wait_quiet(quiet=5.0)
+    reason = run.held()[PERSON]
+    steps = run.step_counts(batch)
+    assert "CLAY_PERSON_WEBHOOK_URL" in reason, reason
+    assert run.batch_status(batch)[0] == "RUNNING"
+    assert steps.get((PERSON, "PENDING"), 0) > 0, steps
+    # The rows that fit were sent: the webhook is used to its limit, not less, not more.
+    assert quiet["accepted_by_webhook"].get("person-1") == limit, quiet
+    assert quiet.get("rejected", {}).get("410", 0) == 0, quiet
+    time.sleep(5)
+    later = run.clay_stats()
+    assert later["received"] == quiet["received"], "sent while held"
+    assert run.held() == {PERSON: reason}
+
+    # A user adds two webhook URLs to the secret and redeploys; the batch goes on by itself.
+    new = run.redeploy(person_webhooks=3)
+    assert run.wait_done(batch, timeout=240) == "COMPLETED"
+    figures = run.figures(batch)
+    report = _report(figures)
+
+    assert figures.batch_status == "COMPLETED", report
+    assert figures.verified, figures.verify_output
+    assert set(figures.accepted_by_webhook) == {"company-1", "person-1", "person-2", "person-3"}
+    assert all(n <= limit for n in figures.accepted_by_webhook.values()), report
+    assert figures.accepted_by_webhook["person-1"] == limit, report
+    # Every company and person accepted exactly once; never a send past a webhook's limit.
+    assert figures.clay_accepted == figures.unique_entities, report
+    assert figures.duplicates == 0, report
+    assert figures.rejected_410 == 0, report
+    assert figures.holds == {}, report
+    assert figures.tracebacks == 0 and figures.statement_errors == 0, report
+    assert figures.gave_up == [], report
+    # The new containers lifted the hold (nothing else touched it).
+    lifted = [p.name for p in run.processes.all if p.name in new and _logged(p, "sends again")]
+    assert lifted, report
 
 
 def test_pgbouncer_refuses_a_client_over_max_client_conn_and_says_so(

@@ -33,17 +33,18 @@ class WebhooksSpentError(Exception):
         self.reason = reason
 
 
-def spent_reason(
-    workflow: WorkflowConfig, endpoints: Sequence[ClayEndpoint], rows: int, left: int, limit: int
-) -> str:
+def spent_reason(workflow: WorkflowConfig, endpoints: Sequence[ClayEndpoint], limit: int) -> str:
+    """What the user reads wherever the hold shows (run, status, API): true for as long as
+    the hold lasts, so it states the limit, not a count of the moment."""
     variable = workflow.webhook_url_secret_name or "the workflow's webhook URL variable"
     count = len(endpoints)
+    hooks = f"{count} Clay webhooks" if count != 1 else "Clay webhook"
     return (
-        f"the {count} Clay webhook{'s' if count != 1 else ''} of {workflow.workflow_slug} can"
-        f" take {left:,} more submission{'s' if left != 1 else ''} of their {limit:,} each, not"
-        f" the {rows:,} rows waiting: add a new webhook source's URL to {variable} (after the"
-        f" others, comma separated) and its token to {token_variable(variable)}, then"
-        " `enrich resume <batch>` (or redeploy)"
+        f"the {hooks} of {workflow.workflow_slug} {'have' if count != 1 else 'has'} used"
+        f" {'their' if count != 1 else 'its'} {limit:,} lifetime submissions"
+        f"{' each' if count != 1 else ''}; its remaining rows wait, unsent: add a new webhook"
+        f" source's URL to {variable} (after the others, comma separated) and its token to"
+        f" {token_variable(variable)}, then `enrich resume <batch>` (or redeploy)"
     )
 
 
@@ -82,7 +83,7 @@ def assign_webhooks(
         plan.extend([endpoint] * take)
         counts[endpoint.key] = take
     if len(plan) < rows:
-        raise WebhooksSpentError(spent_reason(workflow, endpoints, rows, len(plan), limit))
+        raise WebhooksSpentError(spent_reason(workflow, endpoints, limit))
     conn.execute(
         query("add_webhook_submissions"),
         {"keys": list(counts), "counts": list(counts.values())},

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -61,8 +60,8 @@ def _fit(
     workflow: WorkflowConfig,
     call: StepCall,
     room: int,
-    spent: Callable[[int], str],
-) -> tuple[StepCall, list[UUID], int]:
+    reason: str,
+) -> tuple[StepCall, list[UUID]]:
     """The part of the call whose entities the webhooks can take (the first `room` of those
     it would claim, with every item waiting on another sender's claim), and the items left:
     these go back to PENDING with the hold. A manual run over entities is all or nothing."""
@@ -74,13 +73,13 @@ def _fit(
     ).fetchall()
     claimable = [r["entity_id"] for r in rows]
     if len(claimable) <= room:
-        return call, [], len(claimable)
+        return call, []
     if call.entity_ids:
-        raise WebhooksSpentError(spent(len(claimable)))
+        raise WebhooksSpentError(reason)
     left_out = set(claimable[room:])
     left = {item for item, entity in items.items() if entity in left_out}
     kept = tuple(i for i in call.item_ids if i not in left)
-    return dataclasses.replace(call, item_ids=kept), sorted(left), len(claimable)
+    return dataclasses.replace(call, item_ids=kept), sorted(left)
 
 
 def _within_room(
@@ -97,13 +96,10 @@ def _within_room(
     if room >= len(call.item_ids) + len(call.entity_ids):
         return call, None  # one entity per item at most: it fits, no need to look
 
-    def spent(rows: int) -> str:
-        return spent_reason(workflow, endpoints, rows, room, limit)
-
-    fitted, left, wanted = _fit(conn, kind, workflow, call, room, spent)
+    reason = spent_reason(workflow, endpoints, limit)
+    fitted, left = _fit(conn, kind, workflow, call, room, reason)
     if not left:
         return fitted, None
-    reason = spent(wanted)
     _put_back(conn, workflow, left, reason)
     return fitted, reason
 

@@ -39,7 +39,6 @@ Run it as `python bench/cloud.py` from the project (needs pgbouncer: apt-get ins
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
 import sys
 import tempfile
@@ -54,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from cloud.config import StandInConfig
 from cloud.figures import RunFigures
 from cloud.harness import StandIn
-from common import emit_json, log, machine_state
+from common import emit_json, log, machine_state, source_fingerprint
 from support.pgbouncer import find_pgbouncer, missing_reason
 from support.postgres import find_postgres
 
@@ -63,18 +62,6 @@ KILL_LEASE_SECONDS = 300
 
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-
-
-def fingerprint(root: Path) -> str:
-    """Which source the containers ran (others edit src/): a hash of its .py/.sql files."""
-    digest = hashlib.sha256()
-    newest = 0.0
-    for path in sorted(root.rglob("*")):
-        if path.suffix in (".py", ".sql") and path.is_file():
-            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
-            newest = max(newest, path.stat().st_mtime)
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(newest))
-    return f"sha256 {digest.hexdigest()[:12]}, newest file {stamp}"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -159,7 +146,7 @@ def run(args: argparse.Namespace, run_dir: Path) -> tuple[list[RunFigures], dict
         raise SystemExit(missing_reason())
     config = config_of(args)
     context: dict[str, Any] = {"config": {k: str(v) for k, v in vars(config).items()}}
-    context["source"] = f"{config.src or SRC}: {fingerprint(config.src or SRC)}"
+    context["source"] = f"{config.src or SRC}: {source_fingerprint(config.src or SRC)}"
     log(f"code under test: {context['source']}")
     context["machine"] = machine_state().describe()
     log(f"machine: {context['machine']}")

@@ -112,9 +112,9 @@ def machine_state(sample_seconds: float = 1.0, top: int = 6) -> MachineState:
     return MachineState(os.cpu_count() or 0, (load[0], load[1], load[2]), busy)
 
 
-def source_fingerprint() -> str:
+def source_fingerprint(root: Path | None = None) -> str:
     """Which src/ this run measured (others edit it): a hash of its .py/.sql files, newest mtime."""
-    root = Path(__file__).resolve().parent.parent / "src"
+    root = root or Path(__file__).resolve().parent.parent / "src"
     digest = hashlib.sha256()
     newest = 0.0
     for path in sorted(root.rglob("*")):

@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import itertools
 import re
+import subprocess
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import requests
 from pydantic import SecretStr
 
+from conftest import DatabasePair
 from orchestrator.db.pool import Databases
 from orchestrator.providers.simulators.clay import ClaySimulator, SimulatorConfig
 from orchestrator.runtimes.service import LocalService
@@ -30,7 +34,8 @@ from orchestrator.steps.webhook_config import (
     configured_endpoints,
     token_variable,
 )
-from support.faults import set_leases
+from support.cli import cli_env, enrich_argv
+from support.faults import set_leases, wait_until
 from support.pipeline import apollo_csv, upload
 
 COMPANY_STEP = "enrich_company_via_waterfall_in_clay"
@@ -310,3 +315,90 @@ def test_rows_waiting_for_their_slot_keep_their_lease_and_go_once(
     assert sum(posts.values()) == 20
     assert all(n == 1 for n in clay.submissions_by_entity.values())
     assert _statuses(dbs, COMPANY_STEP) == {"COMPLETED": 20}
+
+
+def test_a_webhook_clay_says_is_spent_hands_its_rows_to_the_next(
+    dbs: Databases, local_settings: Settings
+) -> None:
+    """Clay counts what we did not (rows posted by hand, another database): here each webhook
+    takes 5 in Clay's count and 50,000 in ours. Its 410 sends the rows through the next webhook
+    of the list instead of failing them."""
+    config = SimulatorConfig(callback_secret="limits-secret", webhook_lifetime_limit=5)
+    with ClaySimulator(config) as clay:
+        settings = _settings(local_settings, clay, 1)
+        batch = upload(dbs, apollo_csv(8, 4, seed=7), PLAY).batch_id
+        with LocalService(settings, dbs) as service:
+            final = service.runtime.run_batch(batch, timeout=120)
+        stats = clay.stats()
+        hooks = [ClayEndpoint(clay.webhook_url(f"person-{i}")) for i in (1, 2)]
+    people = _one_count(dbs, "SELECT count(*) AS n FROM normalized_people")
+    assert final.done and not final.held and people > 5
+    by_webhook = stats["accepted_by_webhook"]
+    assert by_webhook["person-1"] == 5 and by_webhook["person-2"] == people - 5
+    assert stats["rejected"]["410"] == people - 5 and stats["duplicates"] == 0
+    assert "FAILED" not in _statuses(dbs, PERSON_STEP)
+    # person-1 is known spent now; person-2 counts what it took.
+    assert _counts(dbs, hooks) == [settings.clay_webhook_submission_limit, people - 5]
+
+
+def _one_count(dbs: Databases, sql: str) -> int:
+    with dbs.hq.connection() as conn:
+        row = conn.execute(sql).fetchone()
+    return int(row["n"]) if row else 0
+
+
+def test_rows_not_sent_when_a_run_stops_give_their_submissions_back(
+    dbs: Databases, local_settings: Settings
+) -> None:
+    with _clay("limits-secret") as clay:
+        settings = _settings(local_settings, clay, 1, clay_rate_per_second=2.0, clay_rate_burst=1)
+        batch = upload(dbs, apollo_csv(10, 10, seed=8), PLAY).batch_id
+        with LocalService(settings, dbs) as service:
+            service.runtime.trigger.request(batch)
+            wait_until(lambda: sum(_company_posts(clay).values()) >= 2, timeout=60)
+            service.runtime.stop_claiming()
+            assert service.runtime.dispatcher.wait_idle(30)
+        accepted = sum(_company_posts(clay).values())
+        hooks = [ClayEndpoint(clay.webhook_url("company-1"))]
+    assert 2 <= accepted < 10
+    assert _counts(dbs, hooks) == [accepted]  # not the 10 counted when the chunk was claimed
+
+
+def test_a_killed_run_leaves_sending_only_what_clay_never_took(
+    db_urls: DatabasePair, tmp_path: Path
+) -> None:
+    """Recovery sends again at once the calls of a dead run still SENDING: those must be the
+    rows Clay never accepted, though the chunk was still being paced out when it died."""
+    sample = tmp_path / "leads.csv"
+    sample.write_bytes(apollo_csv(8, 8, seed=9))
+    # Clay answers after the kill: what it took is SENT or SENDING, never answered.
+    config = SimulatorConfig(callback_secret="kill-secret", callback_delay_seconds=60)
+    with ClaySimulator(config) as clay:
+        env = cli_env(
+            tmp_path,
+            db_urls,
+            CLAY_COMPANY_WEBHOOK_URL=clay.webhook_url("company"),
+            CLAY_PERSON_WEBHOOK_URL=clay.webhook_url("person"),
+            CALLBACK_SECRET="kill-secret",
+            CLAY_RATE_PER_SECOND="2",
+            CLAY_RATE_BURST="1",
+        )
+        run = subprocess.Popen(
+            enrich_argv("run", str(sample)),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_until(lambda: clay.submission_count("company") >= 3, timeout=60)
+        finally:
+            run.kill()
+            run.wait(timeout=30)
+        accepted = {s.entity_id for s in clay.submissions}
+        clay.stop()  # its late callbacks would find nobody anyway
+    with psycopg.connect(db_urls.urls.hq) as conn:
+        rows = conn.execute("SELECT entity_id::text, status FROM entity_dispatches").fetchall()
+    sending = {entity for entity, status in rows if status == "SENDING"}
+    sent = {entity for entity, status in rows if status == "SENT"}
+    assert sending and not (sending & accepted)  # nothing Clay took is left to send again
+    assert sent <= accepted and len(accepted - sent) <= 1  # the last may have been in flight

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -29,6 +29,8 @@ from orchestrator.steps.webhook_config import (
 
 log = logging.getLogger(__name__)
 
+# Clay's answer to a row for a webhook source that has used its lifetime submissions.
+SPENT_STATUS = 410
 # Sends in flight at once, across every chunk this process is sending.
 SEND_CONCURRENCY = 32
 
@@ -139,20 +141,27 @@ class ClayGateway:
                 self._clients[endpoint.url] = client
             return client
 
-    def send_all(self, sends: Sequence[Send]) -> list[SendOutcome]:
+    def send_all(
+        self, sends: Sequence[Send], on_accepted: Callable[[int], None] | None = None
+    ) -> list[SendOutcome]:
         """Send each body at its slot (`Send.wait`, seconds from now), concurrently; outcomes
-        in order. A row whose slot comes after `stop_sending` is not sent."""
+        in order. A row whose slot comes after `stop_sending` is not sent. `on_accepted(i)`
+        runs as the provider accepts row i."""
         if not sends:
             return []
         start = time.monotonic()
 
-        def send(item: Send) -> SendOutcome:
+        def send(indexed: tuple[int, Send]) -> SendOutcome:
+            index, item = indexed
             if self._stopping.wait(max(0.0, start + item.wait - time.monotonic())):
                 return NOT_SENT
             paced = self.shared_rate is not None
-            return _send_one(self._client(item.endpoint), item.body, paced)
+            outcome = _send_one(self._client(item.endpoint), item.body, paced)
+            if outcome.ok and on_accepted is not None:
+                on_accepted(index)
+            return outcome
 
-        return list(self._senders.map(send, sends))
+        return list(self._senders.map(send, enumerate(sends)))
 
     def stop_sending(self) -> None:
         """Rows not sent yet are not sent (a chunk in progress finishes what it started)."""

@@ -23,7 +23,7 @@ from orchestrator.engine.dispatch import StepCall
 from orchestrator.state.entity_kinds import EntityKind, kind_of
 from orchestrator.state.entity_store import entity_ids_for_items, entity_query
 from orchestrator.state.registry import WorkflowConfig
-from orchestrator.steps.clay_gateway import ClayGateway, Send, SendOutcome
+from orchestrator.steps.clay_gateway import NOT_SENT, SPENT_STATUS, ClayGateway, Send, SendOutcome
 from orchestrator.steps.entity_sender import (
     Origin,
     claim_chunk,
@@ -187,18 +187,10 @@ def send_to_webhook(ctx: StepContext, workflow: WorkflowConfig, call: StepCall) 
             return
     # Claims are committed before any call: a crash from here on leaves a lease that the
     # sweeper expires, never an entity sent twice by two live senders.
-    sends = [
-        Send(t, b, w)
-        for t, b, w in zip(chunk.targets, chunk.bodies, chunk.waits, strict=True)
-        if t and isinstance(b, bytes)
-    ]
-    sent = iter(gateway.send_all(sends))
-    outcomes = [
-        next(sent) if isinstance(body, bytes) else SendOutcome(False, None, body)
-        for body in chunk.bodies
-    ]
+    outcomes = _send(ctx, gateway, chunk)
     if chunk.claims:
         with ctx.dbs.hq.connection() as conn:
+            _settle_refused(conn, kind, workflow, gateway, call, chunk, outcomes)
             record_outcomes(conn, kind, workflow, chunk.claims, outcomes, chunk.targets)
     log.debug(
         "%s: %d items, %d entities sent in %.3fs",
@@ -206,6 +198,104 @@ def send_to_webhook(ctx: StepContext, workflow: WorkflowConfig, call: StepCall) 
         len(call.item_ids),
         len(chunk.claims),
         time.perf_counter() - started,
+    )
+
+
+def _send(ctx: StepContext, gateway: ClayGateway, chunk: _Chunk) -> list[SendOutcome]:
+    """Every row of the chunk sent (or refused before sending), outcomes in claim order. A
+    paced row is marked SENT as it is accepted: a crash meanwhile leaves SENDING only what the
+    provider never took, which recovery may send again at once."""
+    rows: list[int] = []
+    sends: list[Send] = []
+    for index, (target, body, wait) in enumerate(
+        zip(chunk.targets, chunk.bodies, chunk.waits, strict=True)
+    ):
+        if target is not None and isinstance(body, bytes):
+            rows.append(index)
+            sends.append(Send(target, body, wait))
+
+    def accepted(index: int) -> None:
+        with ctx.dbs.hq.connection() as conn:
+            conn.execute(
+                query("mark_dispatch_sent"), {"id": chunk.claims[rows[index]]["dispatch_id"]}
+            )
+
+    on_accepted = accepted if gateway.shared_rate is not None else None
+    sent = iter(gateway.send_all(sends, on_accepted))
+    return [
+        next(sent) if isinstance(body, bytes) else SendOutcome(False, None, body)
+        for body in chunk.bodies
+    ]
+
+
+def _settle_refused(
+    conn: Conn,
+    kind: EntityKind,
+    workflow: WorkflowConfig,
+    gateway: ClayGateway,
+    call: StepCall,
+    chunk: _Chunk,
+    outcomes: list[SendOutcome],
+) -> None:
+    """Rows not sent give their counted submissions back; rows a spent webhook refused (410)
+    count it as used up and go back to PENDING for the next webhook. Their outcomes become
+    `NOT_SENT`, which the record leaves alone."""
+    limit = gateway.submission_limit
+    if limit is None:
+        return
+    unsent: dict[str, int] = {}
+    refused: list[int] = []
+    for index, (target, outcome) in enumerate(zip(chunk.targets, outcomes, strict=True)):
+        if target is not None and outcome.skipped:
+            unsent[target.key] = unsent.get(target.key, 0) + 1
+        elif target is not None and outcome.http_status == SPENT_STATUS:
+            refused.append(index)
+    with conn.transaction():
+        if unsent:
+            conn.execute(
+                query("return_webhook_submissions"),
+                {"keys": list(unsent), "counts": list(unsent.values())},
+            )
+        if refused:
+            _give_back(conn, kind, workflow, call, chunk, outcomes, refused, limit)
+
+
+def _give_back(
+    conn: Conn,
+    kind: EntityKind,
+    workflow: WorkflowConfig,
+    call: StepCall,
+    chunk: _Chunk,
+    outcomes: list[SendOutcome],
+    refused: list[int],
+    limit: int,
+) -> None:
+    spent = sorted({t.key for i in refused if (t := chunk.targets[i]) is not None})
+    conn.execute(query("webhooks_spent"), {"keys": spent, "limit": limit})
+    rows = conn.execute(
+        entity_query("give_back_refused", kind),
+        {
+            "dispatch_ids": [chunk.claims[i]["dispatch_id"] for i in refused],
+            "error": outcomes[refused[0]].error,
+        },
+    ).fetchall()
+    back = {r["entity_id"] for r in rows}
+    items = entity_ids_for_items(conn, kind, list(call.item_ids))
+    waiting = [item for item, entity in items.items() if entity in back]
+    if waiting:
+        conn.execute(
+            query("release_unstarted_item_steps"),
+            {"item_ids": waiting, "steps": [workflow.workflow_slug] * len(waiting)},
+        )
+    for i in refused:
+        outcomes[i] = NOT_SENT
+    log.warning(
+        "%s: %d webhook(s) refused rows as spent (HTTP 410); %d entities go out again through"
+        " the next webhook of %s",
+        workflow.workflow_slug,
+        len(spent),
+        len(back),
+        workflow.webhook_url_secret_name,
     )
 
 

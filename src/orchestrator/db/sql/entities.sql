@@ -156,13 +156,14 @@ WITH sends AS (
         AS s(id uuid, ok boolean, http_status int, error text, webhook_key text)
 ), locked AS (
     SELECT d.id FROM entity_dispatches d JOIN sends ON sends.id = d.id
-    WHERE d.status IN ('SENDING', 'STORED', 'CALLED_BACK')
+    WHERE d.status IN ('SENDING', 'SENT', 'STORED', 'CALLED_BACK')
     ORDER BY d.id FOR UPDATE OF d
 )
 UPDATE entity_dispatches d
 SET status = CASE WHEN d.status IN ('STORED', 'CALLED_BACK') THEN d.status
                   WHEN s.ok THEN 'SENT' ELSE 'FAILED' END,
-    sent_at = CASE WHEN s.ok THEN NOW() END,
+    -- A paced send marks its row SENT as Clay accepts it (mark_dispatch_sent).
+    sent_at = CASE WHEN s.ok THEN COALESCE(d.sent_at, NOW()) END,
     credits = CASE WHEN s.ok THEN %(credits)s::numeric ELSE 0 END,
     http_status = s.http_status,
     error = s.error,
@@ -410,3 +411,21 @@ UPDATE workflow_states
 SET lease_expires_at = lease_expires_at + make_interval(secs => %(seconds)s)
 WHERE item_id = ANY(%(item_ids)s::uuid[]) AND step_name = %(workflow_slug)s
   AND status = 'IN_PROGRESS';
+
+-- name: give_back_refused
+-- Rows a webhook refused because it is spent (HTTP 410): their calls end SUPERSEDED and their
+-- entities go back to PENDING, to be sent again through the next webhook of the list. Dispatch
+-- rows before entity rows, the order in which passes lock them.
+WITH gone AS (
+    UPDATE entity_dispatches d
+    SET status = 'SUPERSEDED', http_status = 410, error = %(error)s
+    WHERE d.id = ANY(%(dispatch_ids)s::uuid[]) AND d.status = 'SENDING'
+    RETURNING d.id, d.entity_id, d.workflow_slug
+)
+UPDATE {state_table} s
+SET status = 'PENDING', lease_expires_at = NULL, updated_at = NOW(),
+    meta = COALESCE(s.meta, '{{}}'::jsonb) || jsonb_build_object('superseded_dispatch_id', gone.id)
+FROM gone
+WHERE s.{id_column} = gone.entity_id AND s.workflow_slug = gone.workflow_slug
+  AND s.dispatch_id = gone.id AND s.status = 'IN_PROGRESS'
+RETURNING s.{id_column} AS entity_id;

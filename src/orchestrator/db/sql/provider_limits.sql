@@ -67,3 +67,22 @@ FROM provider_holds h
 JOIN workflow_states ws ON ws.step_name = h.workflow_slug
 WHERE ws.batch_id = %(batch_id)s AND ws.status = 'PENDING'
 GROUP BY h.workflow_slug, h.reason;
+
+-- name: mark_dispatch_sent
+-- A paced row Clay accepted is SENT at once, not when its chunk ends minutes later: recovery
+-- after a crash sends again only what Clay never accepted (SENDING).
+UPDATE entity_dispatches SET status = 'SENT', sent_at = NOW()
+WHERE id = %(id)s AND status = 'SENDING';
+
+-- name: return_webhook_submissions
+-- Rows counted but not sent (the runner was stopping): their submissions are given back.
+UPDATE webhook_submission_counts c
+SET submissions = GREATEST(0, c.submissions - a.n), updated_at = NOW()
+FROM unnest(%(keys)s::text[], %(counts)s::bigint[]) AS a(key, n)
+WHERE c.webhook_key = a.key;
+
+-- name: webhooks_spent
+-- Clay said these webhooks take nothing more (410): count them as used up.
+UPDATE webhook_submission_counts
+SET submissions = GREATEST(submissions, %(limit)s), updated_at = NOW()
+WHERE webhook_key = ANY(%(keys)s::text[]);

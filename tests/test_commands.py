@@ -99,6 +99,7 @@ def test_a_run_in_which_nothing_was_enriched_exits_3_with_the_provider_error(
         tmp_path,
         # Nothing listens on the discard port: every send fails at once.
         CLAY_COMPANY_WEBHOOK_URL="http://127.0.0.1:9/company",
+        CALLBACK_SECRET="commands-secret",
         CLAY_PERSON_WEBHOOK_URL="http://127.0.0.1:9/person",
         CLAY_MAX_ATTEMPTS="1",
     )

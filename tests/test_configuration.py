@@ -148,8 +148,8 @@ def test_migrations_refuse_a_transaction_pooler_with_what_to_use(tmp_path: Path)
     done = subprocess.run(
         enrich_argv("db", "migrate"), env=env, capture_output=True, text=True, timeout=60
     )
-    assert done.returncode == 1
-    assert "transaction pooler (127.0.0.1:6543/postgres)" in done.stdout
+    assert done.returncode == 2
+    assert "transaction pooler (127.0.0.1:6543/postgres: port 6543" in done.stdout
     assert "port 5432" in done.stdout and "Traceback" not in done.stdout + done.stderr
 
 
@@ -198,17 +198,33 @@ def test_enrich_run_names_where_calls_and_rows_go(db_urls: DatabasePair, tmp_pat
     ("extra", "expected"),
     [
         (
+            {"CLAY_COMPANY_WEBHOOK_URL": "https://hooks.example/s1"},
+            "CALLBACK_SECRET must be set when Clay webhooks are",
+        ),
+        (
             {"CLAY_RATE_PER_SECOND": "ten", "DATABASE_POOLER": "txn"},
             "CLAY_RATE_PER_SECOND: Input should be a valid number",
         ),
+        ({"POOL_MIN_SIZE": "5", "POOL_MAX_SIZE": "2"}, "POOL_MIN_SIZE (5) is above POOL_MAX_SIZE"),
+        ({"CALLBACK_SIGNING_KEY": "zz"}, "CALLBACK_SIGNING_KEY: must be hexadecimal"),
+        ({"CLAY_MAX_ATTEMPTS": "0"}, "CLAY_MAX_ATTEMPTS: Input should be greater than or equal"),
+        ({"PUBLIC_BASE_URL": "not-a-url"}, "PUBLIC_BASE_URL: must be an http(s) URL"),
         (
-            {"CLAY_COMPANY_WEBHOOK_URL": "https://hooks.example/s1;https://hooks.example/s2"},
+            {"DATABASE_URL": "mysql://postgres:Sup3rs1cret@127.0.0.1:5432/x"},
+            "expected postgresql://user:password@host:port/database",
+        ),
+        (
+            {
+                "CLAY_COMPANY_WEBHOOK_URL": "https://hooks.example/s1;https://hooks.example/s2",
+                "CALLBACK_SECRET": "cb",
+            },
             "CLAY_COMPANY_WEBHOOK_URL: the entry 'https://hooks.example/...' is not one",
         ),
         (
             {
                 "CLAY_COMPANY_WEBHOOK_URL": "https://hooks.example/s1,https://hooks.example/s2",
                 "CLAY_COMPANY_WEBHOOK_AUTH_TOKEN": "secret-token-1",
+                "CALLBACK_SECRET": "cb",
             },
             "lists 2 webhook URL(s) but CLAY_COMPANY_WEBHOOK_AUTH_TOKEN lists 1 token(s)",
         ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from pydantic import SecretStr
 
 from orchestrator.db.pool import Databases
 from orchestrator.engine.recovery import prepare_retry
@@ -40,7 +41,9 @@ def test_another_run_leaves_a_paused_batch_alone(dbs: Databases, local_settings:
 def test_retry_after_clay_was_unreachable_enriches_the_batch(
     dbs: Databases, local_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = local_settings.model_copy(update={"clay_max_attempts": 1})
+    settings = local_settings.model_copy(
+        update={"clay_max_attempts": 1, "callback_secret": SecretStr("paused-secret")}
+    )
     batch = upload(dbs, apollo_csv(60, 12, seed=4), PLAY).batch_id
     # Nothing listens on the discard port: every company fails, and its items with it.
     monkeypatch.setenv("CLAY_COMPANY_WEBHOOK_URL", "http://127.0.0.1:9/company")

@@ -10,9 +10,10 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
-from pydantic import Field, PrivateAttr, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,8 +38,8 @@ class Settings(BaseSettings):
         default=Path(".enrich"),
         description="Local state: the embedded Postgres data directory lives here.",
     )
-    pool_min_size: int = 1
-    pool_max_size: int = 10
+    pool_min_size: int = Field(default=1, ge=0)
+    pool_max_size: int = Field(default=10, ge=1)
     database_pooler: Literal["auto", "transaction", "session", "none"] = Field(
         default="auto",
         description="What DATABASE_URL points at. `transaction`: a transaction pooler (Supabase"
@@ -81,7 +82,7 @@ class Settings(BaseSettings):
     clay_max_payload_bytes: int = Field(
         default=100_000, ge=1, description="Largest row Clay accepts; larger rows FAIL unsent."
     )
-    clay_max_attempts: int = 5
+    clay_max_attempts: int = Field(default=5, ge=1)
     zenrows_api_key: SecretStr | None = None
     zenrows_api_url: str | None = None
     callback_secret: SecretStr | None = Field(
@@ -117,6 +118,35 @@ class Settings(BaseSettings):
         description="After Ctrl-C or SIGTERM: how long a run keeps receiving callbacks before"
         " it exits (a second Ctrl-C exits at once).",
     )
+
+    @field_validator("callback_signing_key")
+    @classmethod
+    def _signing_key_is_hex(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                key = bytes.fromhex(value.get_secret_value())
+            except ValueError:
+                raise ValueError("must be hexadecimal (openssl rand -hex 32)") from None
+            if len(key) < 16:
+                raise ValueError("must be at least 16 bytes: 32 hex digits (openssl rand -hex 32)")
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _base_url_is_http(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL such as https://<workspace>--...modal.run")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _pool_sizes_fit(self) -> Settings:
+        if self.pool_min_size > self.pool_max_size:
+            low, high = self.pool_min_size, self.pool_max_size
+            raise ValueError(f"POOL_MIN_SIZE ({low}) is above POOL_MAX_SIZE ({high})")
+        return self
 
     def lookup(self, name: str) -> str | None:
         """A variable named at run time (a registry row names its webhook's), from the

@@ -23,7 +23,7 @@ def migrate_command() -> None:
         reports = migrate_all(urls.hq, urls.workspace)
     except (ConfigurationError, MigrationError) as exc:
         console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        raise typer.Exit(2) from exc
     for report in reports:
         if report.applied:
             console.print(f"{report.database}: applied {len(report.applied)} migration(s)")

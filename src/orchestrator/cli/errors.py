@@ -54,8 +54,12 @@ def explained_errors(command: Callable[_P, _R]) -> Callable[_P, _R]:
             fail(settings_problem(exc))
         except psycopg.OperationalError as exc:
             fail(f"cannot reach the database: {str(exc).strip().splitlines()[0]}")
-        except psycopg.ProgrammingError as exc:
-            fail(f"cannot use the database URL (DATABASE_URL?): {str(exc).strip().splitlines()[0]}")
+        except psycopg.ProgrammingError:
+            # psycopg's message repeats the URL, password included: say what is expected.
+            fail(
+                "cannot use the database URL (DATABASE_URL or WORKSPACE_DATABASE_URL): expected"
+                " postgresql://user:password@host:port/database"
+            )
         except KeyboardInterrupt:
             # Outside a batch's run (which says how to resume): nothing was left half-done.
             err.print("interrupted")
@@ -75,9 +79,13 @@ def settings_problem(exc: pydantic.ValidationError) -> str:
     values of secrets and URLs are not repeated."""
     problems = []
     for error in exc.errors():
-        name = str(error["loc"][0]).upper() if error["loc"] else "?"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if not error["loc"]:  # a rule over several settings: its message names them
+            problems.append(message)
+            continue
+        name = str(error["loc"][0]).upper()
         shown = "" if _secret(name) else f", not {str(error.get('input'))[:40]!r}"
-        problems.append(f"{name}: {error['msg']}{shown}")
+        problems.append(f"{name}: {message}{shown}")
     return "bad configuration (environment or .env): " + "; ".join(problems)
 
 

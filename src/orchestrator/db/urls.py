@@ -112,8 +112,9 @@ def require_session(urls: DatabaseUrls) -> DatabaseUrls:
     ):
         if pooler == "transaction":
             raise ConfigurationError(
-                f"{name} points at a transaction pooler ({describe_url(url)}), which cannot hold"
-                " the lock migrations take; migrate through the session pooler or the direct"
-                f" connection (port 5432), e.g. {name}='...:5432/postgres' enrich db migrate"
+                f"{name} points at a transaction pooler ({describe_url(url)}: port 6543, or"
+                " DATABASE_POOLER=transaction), which cannot hold the lock migrations take;"
+                " migrate through the session pooler or the direct connection (port 5432),"
+                f" e.g. {name}='...:5432/postgres' DATABASE_POOLER=auto enrich db migrate"
             )
     return urls

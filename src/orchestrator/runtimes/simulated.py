@@ -24,6 +24,7 @@ from orchestrator.runtimes.providers import (
 )
 from orchestrator.settings import Settings
 from orchestrator.steps.clay_gateway import ClayGateway
+from orchestrator.steps.webhook_config import ClayConfigurationError
 
 
 def simulated_webhooks(
@@ -56,6 +57,13 @@ def setup_providers(
     base = settings.public_base_url or callback_base_url
     clay_workflows = workflows_of(dbs, "clay")
     if clay_simulator is None and configured(clay_workflows, settings):
+        if settings.callback_secret is None:
+            # Without it every callback of the real Clay is refused, and the run waits for
+            # nothing until the leases expire.
+            raise ClayConfigurationError(
+                "CALLBACK_SECRET must be set when Clay webhooks are: Clay's HTTP API column"
+                " sends it back in the x-callback-secret header (see docs/clay-setup.md)"
+            )
         result.targets["clay"] = describe_webhooks(clay_workflows, settings)
         result.gateways["clay"] = clay_gateway(settings, dbs, base)
     else:

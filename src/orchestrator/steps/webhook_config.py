@@ -56,8 +56,11 @@ def configured_endpoints(
     url_variable: str, lookup: Lookup, fallback_token: str | None = None
 ) -> list[ClayEndpoint]:
     """The webhooks `url_variable` lists, each with its token; [] when it is unset."""
-    urls = split_list(lookup(url_variable))
+    raw = lookup(url_variable)
+    urls = split_list(raw)
     if not urls:
+        if raw and raw.strip():
+            raise ClayConfigurationError(f"{url_variable} is set but lists no URL")
         return []
     for url in urls:
         _check_url(url_variable, url)

@@ -402,3 +402,33 @@ def test_a_killed_run_leaves_sending_only_what_clay_never_took(
     sent = {entity for entity, status in rows if status == "SENT"}
     assert sending and not (sending & accepted)  # nothing Clay took is left to send again
     assert sent <= accepted and len(accepted - sent) <= 1  # the last may have been in flight
+
+
+def test_a_wrong_token_is_named_by_its_variable_and_place_in_the_list(
+    dbs: Databases, local_settings: Settings
+) -> None:
+    """Every Clay webhook is on api.clay.com: the host cannot say which token is wrong."""
+    config = SimulatorConfig(callback_secret="limits-secret", auth_token="good")
+    with ClaySimulator(config) as clay:
+        settings = _settings(local_settings, clay, 2, clay_webhook_submission_limit=2)
+        settings = settings.model_copy(
+            update={
+                "clay_company_webhook_auth_token": SecretStr("good,wrong"),
+                "clay_person_webhook_auth_token": SecretStr("good,good,good,good"),
+                "clay_max_attempts": 1,
+            }
+        )
+        batch = upload(dbs, apollo_csv(4, 4, seed=10), PLAY).batch_id
+        with LocalService(settings, dbs) as service:
+            service.runtime.run_batch(batch, timeout=60)
+    with dbs.hq.connection() as conn:
+        errors = conn.execute(
+            "SELECT error FROM entity_dispatches"
+            " WHERE entity_type = 'company' AND error IS NOT NULL"
+        ).fetchall()
+    assert len(errors) == 2
+    assert all(
+        e["error"].startswith("CLAY_COMPANY_WEBHOOK_URL #2: Clay webhook 127.0.0.1")
+        and "HTTP 401" in e["error"]
+        for e in errors
+    ), errors

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from orchestrator.db.pool import Conn
@@ -159,6 +159,8 @@ class ClayGateway:
             outcome = _send_one(self._client(item.endpoint), item.body, paced)
             if outcome.ok and on_accepted is not None:
                 on_accepted(index)
+            if outcome.error and item.endpoint.label:
+                outcome = replace(outcome, error=f"{item.endpoint.label}: {outcome.error}")
             return outcome
 
         return list(self._senders.map(send, enumerate(sends)))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from orchestrator.providers.clay_client import webhook_host
@@ -31,6 +31,9 @@ class ClayConfigurationError(RuntimeError):
 class ClayEndpoint:
     url: str
     auth_token: str | None = None
+    # Which one it is, for messages: "CLAY_COMPANY_WEBHOOK_URL #2" (every Clay URL has the
+    # same host, so the host alone cannot tell a wrong token's webhook).
+    label: str = field(default="", compare=False)
 
     @property
     def key(self) -> str:
@@ -68,14 +71,19 @@ def configured_endpoints(
         raise ClayConfigurationError(f"{url_variable} lists the same webhook URL twice")
     tokens_variable = token_variable(url_variable)
     tokens = split_list(lookup(tokens_variable))
+    labels = [f"{url_variable} #{n}" for n in range(1, len(urls) + 1)]
     if not tokens:
-        return [ClayEndpoint(url, fallback_token) for url in urls]
+        return [
+            ClayEndpoint(u, fallback_token, label) for u, label in zip(urls, labels, strict=True)
+        ]
     if len(tokens) != len(urls):
         raise ClayConfigurationError(
             f"{url_variable} lists {len(urls)} webhook URL(s) but {tokens_variable} lists"
             f" {len(tokens)} token(s): give one token per URL, in the same order"
         )
-    return [ClayEndpoint(url, token) for url, token in zip(urls, tokens, strict=True)]
+    return [
+        ClayEndpoint(u, token, label) for u, token, label in zip(urls, tokens, labels, strict=True)
+    ]
 
 
 def _check_url(variable: str, url: str) -> None:

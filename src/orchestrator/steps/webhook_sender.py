@@ -15,6 +15,9 @@ import time
 from typing import Any, NamedTuple
 from uuid import UUID
 
+import psycopg
+from psycopg_pool import PoolTimeout
+
 from orchestrator.db.pool import Conn
 from orchestrator.db.queries import query
 from orchestrator.engine.calls import release_unstarted
@@ -42,6 +45,9 @@ from orchestrator.steps.submissions import (
 from orchestrator.steps.webhook_config import ClayEndpoint
 
 log = logging.getLogger(__name__)
+
+# A sender never waits long for a connection to mark its row SENT: the chunk's record does too.
+MARK_TIMEOUT_SECONDS = 5.0
 
 
 class _Chunk(NamedTuple):
@@ -215,10 +221,13 @@ def _send(ctx: StepContext, gateway: ClayGateway, chunk: _Chunk) -> list[SendOut
             sends.append(Send(target, body, wait))
 
     def accepted(index: int) -> None:
-        with ctx.dbs.hq.connection() as conn:
-            conn.execute(
-                query("mark_dispatch_sent"), {"id": chunk.claims[rows[index]]["dispatch_id"]}
-            )
+        dispatch_id = chunk.claims[rows[index]]["dispatch_id"]
+        try:
+            with ctx.dbs.hq.connection(timeout=MARK_TIMEOUT_SECONDS) as conn:
+                conn.execute(query("mark_dispatch_sent"), {"id": dispatch_id})
+        except (PoolTimeout, psycopg.Error):
+            # The chunk's record marks it anyway; only a crash before then would send it again.
+            log.warning("could not mark dispatch %s SENT as it was accepted", dispatch_id)
 
     on_accepted = accepted if gateway.shared_rate is not None else None
     sent = iter(gateway.send_all(sends, on_accepted))

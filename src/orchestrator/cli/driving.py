@@ -81,10 +81,14 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)
+    # A process started in the background by a shell without job control inherits SIGINT
+    # ignored, and Python then never turns it into KeyboardInterrupt: a run must stop on it.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def _interrupted(service: LocalService, batch_id: UUID, as_json: bool) -> NoReturn:

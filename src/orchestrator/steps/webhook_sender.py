@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections import Counter
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -252,13 +253,15 @@ def _settle_refused(
     limit = gateway.submission_limit
     if limit is None:
         return
-    unsent: dict[str, int] = {}
+    unsent: Counter[str] = Counter()
     refused: list[int] = []
     for index, (target, outcome) in enumerate(zip(chunk.targets, outcomes, strict=True)):
         if target is not None and outcome.skipped:
-            unsent[target.key] = unsent.get(target.key, 0) + 1
+            unsent[target.key] += 1
         elif target is not None and outcome.http_status == SPENT_STATUS:
             refused.append(index)
+    if not unsent and not refused:
+        return  # the usual chunk: no transaction of its own for nothing
     with conn.transaction():
         if unsent:
             conn.execute(

@@ -11,13 +11,13 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.cli.errors import explained_errors, fail
-from orchestrator.db.pool import Databases, open_databases
+from orchestrator.db.pool import open_databases
 from orchestrator.engine.plays import run_play_step, step_states
 from orchestrator.reports import integrity as integrity_check
 from orchestrator.reports.batches import resolve_batch
+from orchestrator.reports.workflows import check_workflows
 from orchestrator.runtimes.service import LocalService
-from orchestrator.state.destinations import destination_problems
-from orchestrator.state.registry import RegistryError, parse_workflow
+from orchestrator.state.registry import RegistryError
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -106,36 +106,10 @@ def integrity(
 def workflows() -> None:
     """List the registry and check each workflow's destination table and columns."""
     with open_databases() as dbs:
-        problems = _registry_problems(dbs)
-    for slug, issues in problems.items():
+        checks = check_workflows(dbs)
+    for check in checks:
+        issues = check.problems
         mark = "[green]ok[/green]" if not issues else "[red]" + "; ".join(issues) + "[/red]"
-        console.print(f"{slug}: {mark}")
-    if any(problems.values()):
+        console.print(f"{check.slug}: {mark}")
+    if any(c.problems for c in checks):
         raise typer.Exit(1)
-
-
-def _registry_problems(dbs: Databases) -> dict[str, list[str]]:
-    with dbs.hq.connection() as conn:
-        rows = [
-            dict(r)
-            for r in conn.execute(
-                "SELECT * FROM db_driven_enrichment_workflows ORDER BY overall_step_number"
-            )
-        ]
-    found: dict[str, list[str]] = {}
-    for row in rows:
-        try:
-            workflow = parse_workflow(row)
-        except RegistryError as exc:
-            found[str(row["workflow_slug"])] = [str(exc)]
-            continue
-        entity_table = workflow.destination_table_name in (
-            None,
-            "company_enrichment_results",
-            "person_enrichment_results",
-        )
-        internal = workflow.provider == "internal"
-        found[workflow.workflow_slug] = (
-            [] if internal or entity_table else destination_problems(dbs, workflow)
-        )
-    return found

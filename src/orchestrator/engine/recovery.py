@@ -104,3 +104,17 @@ def prepare_retry(dbs: Databases, batch_id: UUID) -> RecoveryReport:
         items = conn.execute(query("retry_failed_item_steps"), {"batch_id": batch_id}).rowcount
     _reopen(dbs, batch_id)
     return RecoveryReport(items, entities)
+
+
+def retry_failure_group(dbs: Databases, batch_id: UUID, step_name: str, reason: str) -> int:
+    """The items of one failure group (a step and a reason) go back to PENDING, with the failed
+    entities behind them; other failures of the batch stay as they are. Returns the items."""
+    params = {"batch_id": batch_id, "step_name": step_name, "reason": reason}
+    # One transaction (the pool's connection block): the entities and their items together.
+    with dbs.hq.connection() as conn:
+        for kind in KINDS.values():
+            conn.execute(entity_query("retry_failure_group_entities", kind), params)
+        items = conn.execute(query("retry_failure_group_items"), params).rowcount
+        if items:
+            conn.execute(query("reopen_batch"), {"batch_id": batch_id})
+    return items

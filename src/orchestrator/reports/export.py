@@ -9,7 +9,7 @@ them as text instead of running them; `raw=True` keeps them as stored.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, Literal
 from uuid import UUID
@@ -89,15 +89,23 @@ def export_query(kind: ExportKind, raw: bool) -> sql.Composed:
     )
 
 
-def copy_out(
-    dbs: Databases, batch_id: UUID, out: BinaryIO, kind: ExportKind = "leads", raw: bool = False
-) -> int:
-    """Write the CSV to `out`; returns the number of data rows."""
+def csv_chunks(
+    dbs: Databases, batch_id: UUID, kind: ExportKind = "leads", raw: bool = False
+) -> Iterator[bytes]:
+    """The CSV as Postgres writes it, chunk by chunk (a download streams it as it comes)."""
     with dbs.hq.connection() as conn:
         cur = conn.cursor()
         with cur.copy(export_query(kind, raw), {"batch_id": batch_id}) as copy:
             for chunk in copy:
-                out.write(chunk)
+                yield bytes(chunk)
+
+
+def copy_out(
+    dbs: Databases, batch_id: UUID, out: BinaryIO, kind: ExportKind = "leads", raw: bool = False
+) -> int:
+    """Write the CSV to `out`; returns the number of data rows."""
+    for chunk in csv_chunks(dbs, batch_id, kind, raw):
+        out.write(chunk)
     # Counted apart: a value holding a newline makes lines of the CSV differ from rows.
     return _rows(dbs, batch_id, kind)
 

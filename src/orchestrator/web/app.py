@@ -21,6 +21,7 @@ from orchestrator.web.auth import AppRuntime, RuntimeDep, require_api_key
 from orchestrator.web.columnline_routes import add_columnline_routes
 from orchestrator.web.play_routes import add_play_routes
 from orchestrator.web.receiver_routes import add_receiver_routes
+from orchestrator.web.ui import add_ui_routes
 
 
 class UploadResponse(BaseModel):
@@ -70,6 +71,7 @@ def create_app(runtime_factory: Callable[[], AppRuntime]) -> FastAPI:
     add_receiver_routes(app)
     add_play_routes(app)
     add_columnline_routes(app)
+    add_ui_routes(app)
     return app
 
 

@@ -9,12 +9,16 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyHeader
 
 from orchestrator.callbacks.receive import ReceiverRuntime
+from orchestrator.engine.dispatch import Dispatcher
 from orchestrator.settings import Settings
 
 
 class AppRuntime(ReceiverRuntime, Protocol):
     @property
     def settings(self) -> Settings: ...
+
+    @property
+    def dispatcher(self) -> Dispatcher: ...
 
     @property
     def api_key(self) -> str: ...

@@ -63,6 +63,18 @@ SELECT b.id, b.client_name, b.file_name, b.status, b.created_at,
          WHERE batch_id = b.id AND status = 'FAILED') AS failed,
        (SELECT COALESCE(sum(credits), 0) FROM entity_dispatches
          WHERE batch_id = b.id) AS credits,
+       -- Entities waiting on a provider: their current call is being sent, or was accepted
+       -- and not answered yet.
+       (SELECT count(*) FROM entity_dispatches d
+         WHERE d.batch_id = b.id AND d.status IN ('SENDING', 'SENT')
+           AND (EXISTS (SELECT 1 FROM company_workflow_states s
+                        WHERE d.entity_type = 'company' AND s.company_id = d.entity_id
+                          AND s.workflow_slug = d.workflow_slug AND s.dispatch_id = d.id
+                          AND s.status = 'IN_PROGRESS')
+                OR EXISTS (SELECT 1 FROM person_workflow_states s
+                           WHERE d.entity_type = 'person' AND s.person_id = d.entity_id
+                             AND s.workflow_slug = d.workflow_slug AND s.dispatch_id = d.id
+                             AND s.status = 'IN_PROGRESS'))) AS waiting,
        -- Is anyone working on it: item-steps held by a live runner (or by the cloud, which
        -- does not register), and did anything ever start.
        EXISTS (SELECT 1 FROM workflow_states ws

@@ -1,0 +1,197 @@
+"""Batches: the board of every batch with the upload form, and one batch whole, with its
+actions (retry a failure group, resume) and its CSV downloads."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+
+from orchestrator.engine.recovery import prepare_resume, retry_failure_group
+from orchestrator.reports.batch_view import batch_view, board, dead_letters, webhook_usage
+from orchestrator.reports.export import ExportKind, csv_chunks
+from orchestrator.reports.queues import play_names
+from orchestrator.state.registry import DEFAULT_PLAY
+from orchestrator.upload.csv_reader import UploadError
+from orchestrator.upload.ingest import ingest_upload
+from orchestrator.web.auth import RuntimeDep
+from orchestrator.web.ui.render import render
+from orchestrator.web.ui.session import CsrfDep, SessionDep
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+# Notices an action leaves for the page it returns to: a code in the URL, never the text.
+NOTICES = {
+    "uploaded": "Uploaded: the batch is running.",
+    "existing": "This client already had a batch of this file: here it is, continued.",
+    "retried": "The failure group went back to its step: its rows are being retried.",
+    "nothing": "Nothing to retry: those rows are not failed any more.",
+    "resumed": "Resumed: work left by a stopped process is taken over.",
+}
+
+
+def _batch_id(text: str) -> UUID | None:
+    try:
+        return UUID(text)
+    except ValueError:
+        return None
+
+
+def _not_found(request: Request, text: str) -> HTMLResponse:
+    return render(
+        request,
+        "message.html",
+        status_code=404,
+        title="No such batch",
+        message=f"There is no upload batch {text[:80]!r}. The batches page lists them all.",
+    )
+
+
+def _board_page(
+    request: Request, runtime: RuntimeDep, status_code: int = 200, **context: object
+) -> HTMLResponse:
+    with runtime.dbs.hq.connection() as conn:
+        lines = board(conn)
+        plays = play_names(conn)
+    context.setdefault("error", None)
+    context.setdefault("client", "")
+    return render(
+        request,
+        "batches.html",
+        status_code=status_code,
+        section="batches",
+        lines=lines,
+        plays=plays,
+        default_play=DEFAULT_PLAY,
+        **context,
+    )
+
+
+@router.get("/", response_class=HTMLResponse)
+def batches(request: Request, runtime: RuntimeDep, session: SessionDep) -> HTMLResponse:
+    return _board_page(request, runtime)
+
+
+@router.get("/fragments/batches", response_class=HTMLResponse)
+def batches_fragment(request: Request, runtime: RuntimeDep, session: SessionDep) -> HTMLResponse:
+    with runtime.dbs.hq.connection() as conn:
+        lines = board(conn)
+    return render(request, "_batch_board.html", lines=lines)
+
+
+@router.post("/batches", response_class=HTMLResponse)
+def upload(
+    request: Request,
+    runtime: RuntimeDep,
+    session: CsrfDep,
+    file: Annotated[UploadFile, File()],
+    client: Annotated[str, Form(max_length=200)] = "",
+    play: Annotated[str, Form(max_length=200)] = DEFAULT_PLAY,
+) -> Response:
+    client_name = client.strip() or "default"
+    try:
+        result = ingest_upload(
+            runtime.dbs,
+            file.file,
+            file_name=file.filename or "upload.csv",
+            client_name=client_name,
+            play_name=play,
+        )
+    except UploadError as exc:
+        error = {"message": str(exc), "row": exc.row, "column": exc.column}
+        return _board_page(request, runtime, 422, error=error, client=client_name)
+    runtime.trigger.request(result.batch_id)
+    notice = "existing" if result.existing else "uploaded"
+    return RedirectResponse(f"/ui/batches/{result.batch_id}?notice={notice}", status_code=303)
+
+
+def _view_context(runtime: RuntimeDep, batch_id: UUID) -> dict[str, object] | None:
+    with runtime.dbs.hq.connection() as conn:
+        try:
+            view = batch_view(conn, batch_id)
+        except LookupError:
+            return None
+        limit = runtime.settings.clay_webhook_submission_limit
+        return {
+            "view": view,
+            "webhooks": webhook_usage(conn, batch_id, limit),
+            "dead_letters": dead_letters(conn),
+        }
+
+
+@router.get("/batches/{batch}", response_class=HTMLResponse)
+def batch_page(
+    request: Request, runtime: RuntimeDep, session: SessionDep, batch: str, notice: str = ""
+) -> HTMLResponse:
+    batch_id = _batch_id(batch)
+    context = _view_context(runtime, batch_id) if batch_id else None
+    if context is None:
+        return _not_found(request, batch)
+    return render(request, "batch.html", section="batches", notice=NOTICES.get(notice), **context)
+
+
+@router.get("/batches/{batch}/live", response_class=HTMLResponse)
+def batch_live(
+    request: Request, runtime: RuntimeDep, session: SessionDep, batch: str
+) -> HTMLResponse:
+    batch_id = _batch_id(batch)
+    context = _view_context(runtime, batch_id) if batch_id else None
+    if context is None:
+        return _not_found(request, batch)
+    return render(request, "_batch_live.html", **context)
+
+
+@router.post("/batches/{batch}/retry")
+def retry_group(
+    request: Request,
+    runtime: RuntimeDep,
+    session: CsrfDep,
+    batch: str,
+    step: Annotated[str, Form(max_length=200)],
+    reason: Annotated[str, Form(max_length=500)],
+) -> Response:
+    batch_id = _batch_id(batch)
+    if batch_id is None:
+        return _not_found(request, batch)
+    items = retry_failure_group(runtime.dbs, batch_id, step, reason)
+    if items:
+        runtime.trigger.request(batch_id)
+    notice = "retried" if items else "nothing"
+    return RedirectResponse(f"/ui/batches/{batch_id}?notice={notice}", status_code=303)
+
+
+@router.post("/batches/{batch}/resume")
+def resume(
+    request: Request,
+    runtime: RuntimeDep,
+    session: CsrfDep,
+    batch: str,
+    resend_now: Annotated[bool, Form()] = False,
+) -> Response:
+    batch_id = _batch_id(batch)
+    if batch_id is None or _view_context(runtime, batch_id) is None:
+        return _not_found(request, batch)
+    prepare_resume(runtime.dbs, batch_id, resend_now=resend_now)
+    runtime.trigger.request(batch_id)
+    return RedirectResponse(f"/ui/batches/{batch_id}?notice=resumed", status_code=303)
+
+
+@router.get("/batches/{batch}/export/{kind}.csv")
+def export(
+    request: Request, runtime: RuntimeDep, session: SessionDep, batch: str, kind: str
+) -> Response:
+    batch_id = _batch_id(batch)
+    if batch_id is None or kind not in ("leads", "failed"):
+        return _not_found(request, batch)
+    with runtime.dbs.hq.connection() as conn:
+        if not conn.execute("SELECT 1 FROM upload_batches WHERE id = %s", (batch_id,)).fetchone():
+            return _not_found(request, batch)
+    chosen: ExportKind = "leads" if kind == "leads" else "failed"
+    name = f"batch-{str(batch_id)[:8]}-{chosen}.csv"
+    return StreamingResponse(
+        csv_chunks(runtime.dbs, batch_id, chosen),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{name}"'},
+    )

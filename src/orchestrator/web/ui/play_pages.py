@@ -1,0 +1,252 @@
+"""Step queues of a play ("Manual GTM Enrichment Stages") with "Run step N", the company
+pipeline ("X / N steps completed"), and the workflow registry."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote, urlencode
+from uuid import UUID
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from orchestrator.engine.plays import run_play_step
+from orchestrator.reports import queues
+from orchestrator.reports.workflows import check_workflows
+from orchestrator.state.registry import DEFAULT_PLAY, RegistryError
+from orchestrator.web.auth import RuntimeDep
+from orchestrator.web.ui.render import render
+from orchestrator.web.ui.session import CsrfDep, SessionDep
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+PAGE = 100
+MAX_RUN = 1000  # companies one click runs: ten pages of the queue
+
+
+def _uuid(text: str | None) -> UUID | None:
+    try:
+        return UUID(text) if text else None
+    except ValueError:
+        return None
+
+
+def _message(request: Request, title: str, message: str, status_code: int) -> HTMLResponse:
+    return render(request, "message.html", status_code=status_code, title=title, message=message)
+
+
+def _chosen_step(steps: list[queues.QueueStep], step: int | None) -> queues.QueueStep | None:
+    runnable = [s for s in steps if s.runnable]
+    for candidate in runnable:
+        if candidate.step_number == step:
+            return candidate
+    return runnable[0] if runnable else None
+
+
+@router.get("/plays", response_class=HTMLResponse)
+def plays(request: Request, runtime: RuntimeDep, session: SessionDep, play: str = "") -> Response:
+    with runtime.dbs.hq.connection() as conn:
+        names = queues.play_names(conn)
+    if play not in names:
+        play = DEFAULT_PLAY if DEFAULT_PLAY in names or not names else names[0]
+    return RedirectResponse(f"/ui/plays/{quote(play, safe='')}", status_code=303)
+
+
+@router.get("/plays/{play}", response_class=HTMLResponse)
+def play_page(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    play: str,
+    step: int | None = None,
+    batch: str = "",
+    q: str = "",
+    after: str = "",
+    ran: int | None = None,
+) -> HTMLResponse:
+    batch_id = _uuid(batch)
+    with runtime.dbs.hq.connection() as conn:
+        names = queues.play_names(conn)
+        if play not in names:
+            return _message(request, "No such play", f"There is no play {play[:80]!r}.", 404)
+        steps = queues.queue_steps(conn, play, batch_id)
+        chosen = _chosen_step(steps, step)
+        try:
+            companies = (
+                queues.queued_companies(
+                    conn, play, chosen, batch_id=batch_id, search=q, after=after, limit=PAGE
+                )
+                if chosen
+                else []
+            )
+        except ValueError as exc:
+            return _message(request, "Bad page link", str(exc), 400)
+    following = ""
+    if len(companies) == PAGE:
+        last = companies[-1]
+        params = {"step": chosen.step_number if chosen else "", "batch": batch, "q": q}
+        params["after"] = queues.cursor_of(last.domain, last.id)
+        following = f"/ui/plays/{play}?{urlencode(params)}"
+    return render(
+        request,
+        "play.html",
+        section="plays",
+        play=play,
+        plays=names,
+        steps=steps,
+        chosen=chosen,
+        companies=companies,
+        batch=batch,
+        q=q,
+        next_page=following,
+        ran=ran,
+    )
+
+
+@router.get("/plays/{play}/pills", response_class=HTMLResponse)
+def play_pills(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    play: str,
+    step: int | None = None,
+    batch: str = "",
+) -> HTMLResponse:
+    with runtime.dbs.hq.connection() as conn:
+        steps = queues.queue_steps(conn, play, _uuid(batch))
+    return render(
+        request,
+        "_pills.html",
+        play=play,
+        steps=steps,
+        chosen=_chosen_step(steps, step),
+        batch=batch,
+    )
+
+
+def _companies(values: list[str]) -> list[UUID] | str:
+    """The chosen companies, or what is wrong with the choice."""
+    ids = [_uuid(v) for v in values]
+    if any(i is None for i in ids):
+        return "The form named a company that is not an id: reload the page and choose again."
+    chosen = list(dict.fromkeys(i for i in ids if i is not None))
+    if not chosen:
+        return "Choose at least one company (tick its box) before running a step."
+    if len(chosen) > MAX_RUN:
+        return f"At most {MAX_RUN:,} companies run in one click; {len(chosen):,} were chosen."
+    return chosen
+
+
+def _step_of(runtime: RuntimeDep, play: str, step_number: int) -> queues.QueueStep | None:
+    with runtime.dbs.hq.connection() as conn:
+        steps = queues.queue_steps(conn, play)
+    return next((s for s in steps if s.step_number == step_number and s.runnable), None)
+
+
+@router.post("/plays/{play}/steps/{step_number}/confirm", response_class=HTMLResponse)
+def confirm_run(
+    request: Request,
+    runtime: RuntimeDep,
+    session: CsrfDep,
+    play: str,
+    step_number: int,
+    company: Annotated[list[str], Form()] = [],  # noqa: B006 - FastAPI copies defaults
+) -> HTMLResponse:
+    step = _step_of(runtime, play, step_number)
+    if step is None:
+        return _message(
+            request, "No such step", f"{play!r} has no company step {step_number}.", 404
+        )
+    chosen = _companies(company)
+    if isinstance(chosen, str):
+        return _message(request, "Nothing to run", chosen, 422)
+    with runtime.dbs.hq.connection() as conn:
+        rows = conn.execute(
+            "SELECT id, domain FROM normalized_companies WHERE id = ANY(%s) ORDER BY domain",
+            (chosen,),
+        ).fetchall()
+    return render(
+        request,
+        "confirm_run.html",
+        section="plays",
+        play=play,
+        step=step,
+        companies=rows,
+        credits=step.credits_per_call * len(rows),
+    )
+
+
+@router.post("/plays/{play}/steps/{step_number}/run")
+def run_step(
+    request: Request,
+    runtime: RuntimeDep,
+    session: CsrfDep,
+    play: str,
+    step_number: int,
+    company: Annotated[list[str], Form()] = [],  # noqa: B006
+) -> Response:
+    chosen = _companies(company)
+    if isinstance(chosen, str):
+        return _message(request, "Nothing to run", chosen, 422)
+    try:
+        run = run_play_step(runtime.dbs, runtime.dispatcher, play, step_number, company_ids=chosen)
+    except RegistryError as exc:
+        return _message(request, "This step cannot run", str(exc), 422)
+    query = urlencode({"step": step_number, "ran": len(run.company_ids)})
+    return RedirectResponse(f"/ui/plays/{play}?{query}", status_code=303)
+
+
+@router.get("/companies", response_class=HTMLResponse)
+def companies_page(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    play: str = DEFAULT_PLAY,
+    q: str = "",
+    after: str = "",
+) -> HTMLResponse:
+    with runtime.dbs.hq.connection() as conn:
+        names = queues.play_names(conn)
+        steps = [s for s in queues.queue_steps(conn, play) if s.runnable]
+        try:
+            lines = queues.pipeline_list(conn, play, search=q, after=after, limit=PAGE)
+        except ValueError as exc:
+            return _message(request, "Bad page link", str(exc), 400)
+    following = ""
+    if len(lines) == PAGE:
+        cursor = queues.cursor_of(lines[-1].domain, lines[-1].id)
+        following = "/ui/companies?" + urlencode({"play": play, "q": q, "after": cursor})
+    return render(
+        request,
+        "companies.html",
+        section="companies",
+        play=play,
+        plays=names,
+        steps=steps,
+        lines=lines,
+        q=q,
+        next_page=following,
+    )
+
+
+@router.get("/companies/{company_id}", response_class=HTMLResponse)
+def company_page(
+    request: Request, runtime: RuntimeDep, session: SessionDep, company_id: str
+) -> HTMLResponse:
+    ident = _uuid(company_id)
+    try:
+        if ident is None:
+            raise LookupError(company_id)
+        with runtime.dbs.hq.connection() as conn:
+            found = queues.company(conn, ident)
+    except LookupError:
+        text = f"There is no company {company_id[:80]!r}. The companies page lists them."
+        return _message(request, "No such company", text, 404)
+    pipelines = queues.company_pipelines(runtime.dbs, ident)
+    return render(request, "company.html", section="companies", company=found, pipelines=pipelines)
+
+
+@router.get("/workflows", response_class=HTMLResponse)
+def workflows_page(request: Request, runtime: RuntimeDep, session: SessionDep) -> HTMLResponse:
+    return render(
+        request, "workflows.html", section="workflows", checks=check_workflows(runtime.dbs)
+    )

@@ -261,6 +261,10 @@ def read_data():
     if migrate is not None and hasattr(migrate, "discover"):
         folders = [migrate.hq_migrations_dir(), migrate.workspace_migrations_dir()]
         data["migrations"] = sorted(m.path.name for m in migrate.discover(folders))
+    render = sys.modules.get("orchestrator.web.ui.render")
+    if render is not None and hasattr(render, "templates"):
+        static = sorted(p.name for p in render.STATIC_DIR.iterdir())
+        data["dashboard"] = sorted(render.templates.env.list_templates()) + static
 attempt("data files", read_data)
 before_worker = top_level_loaded()
 if "worker" in names:
@@ -327,8 +331,18 @@ def source_data() -> dict[str, list[str]]:
     from orchestrator.db.migrate import discover, hq_migrations_dir, workspace_migrations_dir
     from orchestrator.db.queries import query_names
 
+    from orchestrator.web.ui.render import STATIC_DIR, templates
+
     migrations = discover([hq_migrations_dir(), workspace_migrations_dir()])
-    return {"queries": query_names(), "migrations": sorted(m.path.name for m in migrations)}
+    dashboard = sorted(templates.env.list_templates()) + sorted(
+        p.name for p in STATIC_DIR.iterdir()
+    )
+    return {
+        "queries": query_names(),
+        "migrations": sorted(m.path.name for m in migrations),
+        # The pages the api function serves: templates, htmx and the stylesheet.
+        "dashboard": dashboard,
+    }
 
 
 # A worker.py that leaves a needed package out, as an old one left out `columnline`.

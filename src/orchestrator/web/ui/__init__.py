@@ -3,13 +3,22 @@ file, no build step), served by the same app as the API, locally and on Modal.""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from orchestrator.web.ui import batch_pages, play_pages, sign_in  # TEMP
+from orchestrator.web.ui import batch_pages, lead_pages, play_pages, sign_in
 from orchestrator.web.ui.render import STATIC_DIR, render
 from orchestrator.web.ui.session import CsrfRefused, SignInRequired, sign_in_url
+
+
+# Every router of the dashboard; tests walk their routes to check each one.
+ROUTERS: tuple[APIRouter, ...] = (
+    sign_in.router,
+    batch_pages.router,
+    play_pages.router,
+    lead_pages.router,
+)
 
 
 def _signed_out(request: Request, exc: Exception) -> Response:
@@ -42,5 +51,5 @@ def add_ui_routes(app: FastAPI) -> None:
     def root() -> RedirectResponse:
         return RedirectResponse("/ui/", status_code=307)
 
-    for module in (sign_in, batch_pages, play_pages):  # TEMP
-        app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)

@@ -117,7 +117,7 @@ def customers_upload(
 ) -> Response:
     params = {"client": client.strip(), "batch": "", "company": "", "title": "", "q": ""}
     if not params["client"]:
-        error = {"message": "Name the client whose customers these are.", "row": None}
+        error: dict[str, object] = {"message": "Name the client whose customers these are."}
         return _page(request, runtime, params, False, status_code=422, upload_error=error)
     try:
         result = upload_customers(runtime.dbs, file.file, params["client"])

@@ -73,6 +73,8 @@ HQ_TABLES = {
     "runners",
     "provider_rate_limits",
     "provider_holds",
+    "client_customers",
+    "customer_alumni_jobs",  # a view: the alumni matching rule
 }
 WORKSPACE_TABLES = {"company_homepage_scrapes", "company_case_studies_page"}
 PIPELINE = [

@@ -330,7 +330,6 @@ def source_data() -> dict[str, list[str]]:
     """The named SQL and migrations of the source tree, to compare the copy's with."""
     from orchestrator.db.migrate import discover, hq_migrations_dir, workspace_migrations_dir
     from orchestrator.db.queries import query_names
-
     from orchestrator.web.ui.render import STATIC_DIR, templates
 
     migrations = discover([hq_migrations_dir(), workspace_migrations_dir()])

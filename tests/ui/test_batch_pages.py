@@ -95,6 +95,9 @@ def test_upload_watch_retry_and_download(
     leads = _scalar(dbs, "SELECT count(*) FROM final_leads WHERE batch_id = %s", batch_id)
     assert leads > 0 and len(rows) == leads
     shoot(page, request, "batch-after-retry")
+    page.get_by_role("link", name="Batches").first.click()
+    expect(page.get_by_role("cell", name="leads-300.csv")).to_be_visible()
+    shoot(page, request, "batches")
 
 
 def test_a_bad_file_is_refused_with_its_row_and_column(

@@ -88,3 +88,6 @@ def test_running_a_step_moves_exactly_the_chosen_companies(
     expect(page.get_by_test_id(f"completed-{PLAY}")).to_have_text("1 / 2 steps completed")
     expect(page.get_by_text("company_homepage_scrapes")).to_be_visible()
     shoot(page, request, "company-pipeline")
+    page.get_by_role("link", name="Workflows").click()
+    expect(page.get_by_role("cell", name="valid").first).to_be_visible()
+    shoot(page, request, "workflows")

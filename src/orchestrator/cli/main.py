@@ -8,6 +8,7 @@ import typer
 
 from orchestrator.cli import (
     batch_commands,
+    customer_commands,
     db_commands,
     recovery_commands,
     report_commands,
@@ -23,6 +24,7 @@ app = typer.Typer(
 )
 app.add_typer(db_commands.app, name="db")
 app.add_typer(workflow_commands.step_app, name="step")
+app.add_typer(customer_commands.app, name="customers")
 for command in (
     batch_commands.sample,
     batch_commands.upload,

@@ -25,8 +25,9 @@ def serve(
     base = runtime.settings.public_base_url or f"http://{host}:{port}"
     providers = start_providers(runtime, base)
     console.print(targets_line(providers, runtime.dbs), highlight=False)
+    console.print(f"dashboard on http://{host}:{port}/ui/  (sign in with the API key)")
     console.print(f"API on http://{host}:{port}  (docs: /docs)")
-    console.print(f"send the header  x-api-key: {runtime.api_key}")
+    console.print(f"API key (the header x-api-key): {runtime.api_key}")
     for name, simulator in providers.simulators.items():
         console.print(f"{name} simulator at {simulator.url}")
     # uvicorn shuts down gracefully on SIGTERM, then raises it again: as an exit, not a kill,

@@ -19,6 +19,7 @@ from orchestrator.upload.csv_reader import UploadError
 from orchestrator.upload.ingest import ingest_upload
 from orchestrator.web.auth import AppRuntime, RuntimeDep, require_api_key
 from orchestrator.web.columnline_routes import add_columnline_routes
+from orchestrator.web.customer_routes import add_customer_routes
 from orchestrator.web.play_routes import add_play_routes
 from orchestrator.web.receiver_routes import add_receiver_routes
 from orchestrator.web.ui import add_ui_routes
@@ -71,6 +72,7 @@ def create_app(runtime_factory: Callable[[], AppRuntime]) -> FastAPI:
     add_receiver_routes(app)
     add_play_routes(app)
     add_columnline_routes(app)
+    add_customer_routes(app)
     add_ui_routes(app)
     return app
 

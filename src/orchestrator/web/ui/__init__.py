@@ -11,7 +11,6 @@ from orchestrator.web.ui import batch_pages, lead_pages, play_pages, sign_in
 from orchestrator.web.ui.render import STATIC_DIR, render
 from orchestrator.web.ui.session import CsrfRefused, SignInRequired, sign_in_url
 
-
 # Every router of the dashboard; tests walk their routes to check each one.
 ROUTERS: tuple[APIRouter, ...] = (
     sign_in.router,

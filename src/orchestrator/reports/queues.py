@@ -14,6 +14,7 @@ from psycopg import sql
 
 from orchestrator.db.pool import Conn, Databases
 from orchestrator.db.queries import query
+from orchestrator.reports.leads import decode_cursor, encode_cursor
 
 _FIRST_ID = UUID(int=0)
 RESULT_TABLE = "company_enrichment_results"
@@ -76,19 +77,18 @@ def _like(search: str | None) -> str | None:
 
 
 def _after(cursor: str | None) -> tuple[str, UUID]:
-    """A page starts after (domain, id); the cursor is `id` of the last row shown, with its
-    domain before the last '|'."""
+    """A page starts after the (domain, id) of the last row of the page before."""
     if not cursor:
         return "", _FIRST_ID
-    domain, _, ident = cursor.rpartition("|")
+    domain, ident = decode_cursor(cursor)
     try:
         return domain, UUID(ident)
     except ValueError:
-        raise ValueError(f"bad page cursor {cursor[:60]!r}: follow the page's own links") from None
+        raise ValueError(f"malformed cursor {cursor[:40]!r}: follow the page's own links") from None
 
 
 def cursor_of(domain: str, company_id: UUID) -> str:
-    return f"{domain}|{company_id}"
+    return encode_cursor(domain, str(company_id))
 
 
 def queued_companies(

@@ -14,6 +14,7 @@ from orchestrator.reports import queues
 from orchestrator.reports.batch_view import batch_view, board
 from orchestrator.runtimes.service import LocalService
 from orchestrator.settings import Settings
+from support.faults import wait_until
 from support.pipeline import add_normalize_split_play, apollo_csv, upload
 
 
@@ -101,3 +102,20 @@ def test_retrying_one_failure_group_leaves_the_others_failed(
         for group in kept + retryable[1:]:
             assert after[(group.step_name, group.reason)] == group.items
         service.runtime.run_batch(batch, timeout=60)
+
+
+def test_calls_the_simulator_of_a_stopped_process_took_are_shown_as_lost(
+    dbs: Databases, local_settings: Settings
+) -> None:
+    """Their lease says "wait 30 min", but nobody will ever answer them: the page says so."""
+    batch = upload(dbs, apollo_csv(10, 3, seed=4), "apollo-lead-enrichment").batch_id
+
+    def waiting() -> list[bool]:
+        with dbs.hq.connection() as conn:
+            return [w.unanswerable for w in batch_view(conn, batch).waiting]
+
+    with LocalService(local_settings, dbs, simulator=SimulatorConfig(drop_rate=1.0)) as service:
+        service.runtime.trigger.request(batch)
+        wait_until(lambda: len(waiting()) == 3, timeout=60)
+        assert waiting() == [False] * 3  # its process lives: the answer may still come
+    assert waiting() == [True] * 3

@@ -74,6 +74,7 @@ HQ_TABLES = {
     "provider_rate_limits",
     "provider_holds",
     "client_customers",
+    "dashboard_sessions",
     "customer_alumni_jobs",  # a view: the alumni matching rule
 }
 WORKSPACE_TABLES = {"company_homepage_scrapes", "company_case_studies_page"}

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from orchestrator.db.pool import Conn
 from orchestrator.db.queries import query
+from orchestrator.engine.runners import live_runners
 from orchestrator.reports.batches import overview, shown_status
 
 # Failures that are the data's, not a provider's: retrying them fails the same way.
@@ -105,6 +106,9 @@ class WaitingEntity:
     attempt: int
     age_seconds: float
     lease_left_seconds: float | None
+    # Accepted by the built-in simulator of a process that is gone: `enrich resume` (or the
+    # page's Resume) sends it again at once; waiting for the lease would only lose time.
+    unanswerable: bool = False
 
     @property
     def overdue(self) -> bool:
@@ -177,7 +181,8 @@ def funnel(conn: Conn, batch_id: UUID, items: int) -> list[FunnelStep]:
 
 def waiting_entities(conn: Conn, batch_id: UUID, limit: int = 20) -> list[WaitingEntity]:
     found = []
-    for r in conn.execute(query("batch_waiting_entities"), {"batch_id": batch_id, "limit": limit}):
+    params = {"batch_id": batch_id, "limit": limit, "live": live_runners(conn)}
+    for r in conn.execute(query("batch_waiting_entities"), params):
         now: datetime = r["now"]
         lease = r["lease_expires_at"]
         found.append(
@@ -190,6 +195,7 @@ def waiting_entities(conn: Conn, batch_id: UUID, limit: int = 20) -> list[Waitin
                 int(r["attempt"]),
                 (now - r["since"]).total_seconds(),
                 (lease - now).total_seconds() if lease is not None else None,
+                bool(r["unanswerable"]),
             )
         )
     return found

@@ -20,6 +20,9 @@ ORDER BY p.step_number;
 -- retries). An answered call (stored, or an error that failed the entity) waits no more.
 WITH waiting AS (
     SELECT d.entity_type, d.entity_id, d.workflow_slug, d.status, d.attempt, d.id,
+           -- A built-in simulator dies with its process: its calls can never be answered.
+           (d.simulated AND NOT COALESCE(d.runner_id = ANY(%(live)s::uuid[]), FALSE))
+               AS unanswerable,
            COALESCE(d.sent_at, d.created_at) AS since,
            COALESCE(cs.lease_expires_at, ps.lease_expires_at) AS lease_expires_at,
            COALESCE(c.domain, p.full_name, '') AS label
@@ -190,3 +193,30 @@ ORDER BY p.play_name, p.step_number;
 
 -- name: play_names
 SELECT play_name, count(*) AS steps FROM play_steps GROUP BY play_name ORDER BY play_name;
+
+-- name: start_dashboard_session
+-- Sessions long over are forgotten as new ones start: the table stays the size of a day's.
+WITH forgotten AS (
+    DELETE FROM dashboard_sessions WHERE expires_at < NOW() - INTERVAL '1 day'
+)
+INSERT INTO dashboard_sessions (csrf_token, expires_at)
+VALUES (%(csrf_token)s, NOW() + make_interval(secs => %(seconds)s))
+RETURNING id;
+
+-- name: live_dashboard_session
+SELECT csrf_token FROM dashboard_sessions
+WHERE id = %(id)s AND ended_at IS NULL AND expires_at > NOW();
+
+-- name: end_dashboard_session
+UPDATE dashboard_sessions SET ended_at = NOW() WHERE id = %(id)s AND ended_at IS NULL;
+
+-- name: run_candidates
+-- The chosen companies that exist, and whether each already completed the play step (a run
+-- without force leaves those alone).
+SELECT c.id, c.domain,
+       EXISTS (SELECT 1 FROM company_play_step_completions x
+               WHERE x.company_id = c.id AND x.play_name = %(play_name)s
+                 AND x.step_number = %(step_number)s) AS done
+FROM normalized_companies c
+WHERE c.id = ANY(%(ids)s::uuid[])
+ORDER BY c.domain, c.id;

@@ -4,32 +4,41 @@ actions (retry a failure group, resume) and its CSV downloads."""
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 from uuid import UUID
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from orchestrator.engine.recovery import prepare_resume, retry_failure_group
-from orchestrator.reports.batch_view import batch_view, board, dead_letters, webhook_usage
+from orchestrator.reports.batch_view import (
+    batch_view,
+    board,
+    board_line,
+    dead_letters,
+    webhook_usage,
+)
 from orchestrator.reports.export import ExportKind, csv_chunks
 from orchestrator.reports.queues import play_names
 from orchestrator.state.registry import DEFAULT_PLAY
 from orchestrator.upload.csv_reader import UploadError
 from orchestrator.upload.ingest import ingest_upload
 from orchestrator.web.auth import RuntimeDep
-from orchestrator.web.ui.render import render
+from orchestrator.web.ui.render import PAGE_HEADERS, render
 from orchestrator.web.ui.session import CsrfDep, SessionDep
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 # Notices an action leaves for the page it returns to: a code in the URL, never the text.
 NOTICES = {
-    "uploaded": "Uploaded: the batch is running.",
+    "uploaded": "The file was uploaded and its batch started.",
     "existing": "This client already had a batch of this file: here it is, continued.",
-    "retried": "The failure group went back to its step: its rows are being retried.",
+    "retried": "The failure group went back to its step: its rows were retried.",
     "nothing": "Nothing to retry: those rows are not failed any more.",
-    "resumed": "Resumed: work left by a stopped process is taken over.",
+    "resumed": "Resumed: what the stopped process left was taken over.",
+    "not-paused": "Nothing to resume: this batch is not waiting for anyone (see its status).",
 }
+RESUMABLE = frozenset({"PAUSED", "UPLOADED"})
 
 
 def _batch_id(text: str) -> UUID | None:
@@ -121,15 +130,32 @@ def _view_context(runtime: RuntimeDep, batch_id: UUID) -> dict[str, object] | No
         }
 
 
+def _notice(code: str, released: int, resent: int) -> str | None:
+    text = NOTICES.get(code)
+    if code == "resumed" and text:
+        text += (
+            f" {max(released, 0):,} interrupted item-step(s) went back to the queue;"
+            f" {max(resent, 0):,} call(s) nobody could answer any more were sent again."
+        )
+    return text
+
+
 @router.get("/batches/{batch}", response_class=HTMLResponse)
 def batch_page(
-    request: Request, runtime: RuntimeDep, session: SessionDep, batch: str, notice: str = ""
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    batch: str,
+    notice: str = "",
+    released: int = 0,
+    resent: int = 0,
 ) -> HTMLResponse:
     batch_id = _batch_id(batch)
     context = _view_context(runtime, batch_id) if batch_id else None
     if context is None:
         return _not_found(request, batch)
-    return render(request, "batch.html", section="batches", notice=NOTICES.get(notice), **context)
+    shown = _notice(notice, released, resent)
+    return render(request, "batch.html", section="batches", notice=shown, **context)
 
 
 @router.get("/batches/{batch}/live", response_class=HTMLResponse)
@@ -171,11 +197,21 @@ def resume(
     resend_now: Annotated[bool, Form()] = False,
 ) -> Response:
     batch_id = _batch_id(batch)
-    if batch_id is None or _view_context(runtime, batch_id) is None:
+    try:
+        if batch_id is None:
+            raise LookupError(batch)
+        with runtime.dbs.hq.connection() as conn:
+            status = board_line(conn, batch_id).status
+    except LookupError:
         return _not_found(request, batch)
-    prepare_resume(runtime.dbs, batch_id, resend_now=resend_now)
+    if status not in RESUMABLE:
+        return RedirectResponse(f"/ui/batches/{batch_id}?notice=not-paused", status_code=303)
+    report = prepare_resume(runtime.dbs, batch_id, resend_now=resend_now)
     runtime.trigger.request(batch_id)
-    return RedirectResponse(f"/ui/batches/{batch_id}?notice=resumed", status_code=303)
+    counts = urlencode(
+        {"notice": "resumed", "released": report.item_steps, "resent": report.resent}
+    )
+    return RedirectResponse(f"/ui/batches/{batch_id}?{counts}", status_code=303)
 
 
 @router.get("/batches/{batch}/export/{kind}.csv")
@@ -193,5 +229,5 @@ def export(
     return StreamingResponse(
         csv_chunks(runtime.dbs, batch_id, chosen),
         media_type="text/csv; charset=utf-8",
-        headers={"content-disposition": f'attachment; filename="{name}"'},
+        headers={"content-disposition": f'attachment; filename="{name}"', **PAGE_HEADERS},
     )

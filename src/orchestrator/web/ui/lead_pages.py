@@ -10,7 +10,9 @@ from uuid import UUID
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from orchestrator.db.pool import Conn
 from orchestrator.reports import leads
+from orchestrator.reports.batches import BatchRefError, resolve_batch
 from orchestrator.upload.customers import CustomerFileError, upload_customers
 from orchestrator.web.auth import RuntimeDep
 from orchestrator.web.ui.render import render
@@ -18,19 +20,21 @@ from orchestrator.web.ui.session import CsrfDep, SessionDep
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 PAGE = 50
+_NO_BATCH = UUID(int=0)
 
 
 def _filter(
-    client: str, batch: str, company: str, title: str, q: str, alumni: bool
+    conn: Conn, client: str, batch: str, company: str, title: str, q: str, alumni: bool
 ) -> tuple[leads.LeadFilter, str | None]:
     """The filter the query asks for, and what is wrong with it (shown, not raised)."""
     batch_id = None
     problem = None
     if batch.strip():
         try:
-            batch_id = UUID(batch.strip())
-        except ValueError:
-            problem = f"{batch[:60]!r} is not a batch id; the batch filter is ignored."
+            batch_id = resolve_batch(conn, batch)
+        except BatchRefError as exc:
+            # No lead rather than every lead: a filter that names nothing must not widen.
+            problem, batch_id = str(exc), _NO_BATCH
     if alumni and not client.strip() and batch_id is None:
         problem = "Choose a client: the alumni filter matches the leads of one client."
         alumni = False
@@ -54,10 +58,16 @@ def _page(
     status_code: int = 200,
     **context: object,
 ) -> HTMLResponse:
-    chosen, problem = _filter(
-        params["client"], params["batch"], params["company"], params["title"], params["q"], alumni
-    )
     with runtime.dbs.hq.connection() as conn:
+        chosen, problem = _filter(
+            conn,
+            params["client"],
+            params["batch"],
+            params["company"],
+            params["title"],
+            params["q"],
+            alumni,
+        )
         try:
             page = leads.find_leads(conn, chosen, after=after or None, limit=PAGE)
         except ValueError as exc:
@@ -72,6 +82,8 @@ def _page(
             query["alumni"] = "1"
         following = "/ui/leads?" + urlencode(query)
     context.setdefault("upload_error", None)
+    context.setdefault("uploaded", None)
+    context["unknown_client"] = bool(chosen.client) and chosen.client not in clients
     return render(
         request,
         "leads.html",

@@ -10,8 +10,11 @@ from uuid import UUID
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from orchestrator.db.pool import Conn
+from orchestrator.db.queries import query
 from orchestrator.engine.plays import run_play_step
 from orchestrator.reports import queues
+from orchestrator.reports.batches import BatchRefError, resolve_batch
 from orchestrator.reports.workflows import check_workflows
 from orchestrator.state.registry import DEFAULT_PLAY, RegistryError
 from orchestrator.web.auth import RuntimeDep
@@ -20,7 +23,7 @@ from orchestrator.web.ui.session import CsrfDep, SessionDep
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 PAGE = 100
-MAX_RUN = 1000  # companies one click runs: ten pages of the queue
+MAX_RUN = 500  # companies one click runs (a page of the queue holds 100)
 
 
 def _uuid(text: str | None) -> UUID | None:
@@ -32,6 +35,22 @@ def _uuid(text: str | None) -> UUID | None:
 
 def _message(request: Request, title: str, message: str, status_code: int) -> HTMLResponse:
     return render(request, "message.html", status_code=status_code, title=title, message=message)
+
+
+class BatchFilterError(LookupError):
+    """The batch filter names no batch (or more than one)."""
+
+
+def _batch_filter(conn: Conn, text: str) -> UUID | None:
+    """The batch a filter names (a full id, or a unique prefix as the batches page shows);
+    None for no filter. Raises BatchFilterError: a filter that names nothing must not quietly
+    widen to every client's companies."""
+    if not text.strip():
+        return None
+    try:
+        return resolve_batch(conn, text)
+    except BatchRefError as exc:
+        raise BatchFilterError(str(exc)) from None
 
 
 def _chosen_step(steps: list[queues.QueueStep], step: int | None) -> queues.QueueStep | None:
@@ -61,13 +80,17 @@ def play_page(
     batch: str = "",
     q: str = "",
     after: str = "",
-    ran: int | None = None,
+    ran: int = 0,
+    skipped: int = 0,
 ) -> HTMLResponse:
-    batch_id = _uuid(batch)
     with runtime.dbs.hq.connection() as conn:
         names = queues.play_names(conn)
         if play not in names:
-            return _message(request, "No such play", f"There is no play {play[:80]!r}.", 404)
+            return _message(request, "No such play", f"There is no play “{play[:80]}”.", 404)
+        try:
+            batch_id = _batch_filter(conn, batch)
+        except BatchFilterError as exc:
+            return _message(request, "No such batch", str(exc), 404)
         steps = queues.queue_steps(conn, play, batch_id)
         chosen = _chosen_step(steps, step)
         try:
@@ -98,7 +121,8 @@ def play_page(
         batch=batch,
         q=q,
         next_page=following,
-        ran=ran,
+        ran=max(ran, 0),
+        skipped=max(skipped, 0),
     )
 
 
@@ -112,7 +136,11 @@ def play_pills(
     batch: str = "",
 ) -> HTMLResponse:
     with runtime.dbs.hq.connection() as conn:
-        steps = queues.queue_steps(conn, play, _uuid(batch))
+        try:
+            batch_id = _batch_filter(conn, batch)
+        except BatchFilterError:
+            batch_id = None  # the page said so; the pills count every company meanwhile
+        steps = queues.queue_steps(conn, play, batch_id)
     return render(
         request,
         "_pills.html",
@@ -134,6 +162,21 @@ def _companies(values: list[str]) -> list[UUID] | str:
     if len(chosen) > MAX_RUN:
         return f"At most {MAX_RUN:,} companies run in one click; {len(chosen):,} were chosen."
     return chosen
+
+
+def _candidates(
+    runtime: RuntimeDep, play: str, step_number: int, chosen: list[UUID]
+) -> list[dict[str, object]] | str:
+    """The chosen companies that exist, each with whether it completed the step already; or
+    what is wrong when none exists."""
+    params = {"play_name": play, "step_number": step_number, "ids": chosen}
+    with runtime.dbs.hq.connection() as conn:
+        rows = [dict(r) for r in conn.execute(query("run_candidates"), params)]
+    if not rows:
+        return (
+            "The chosen companies do not exist (none of them): reload the queue and choose again."
+        )
+    return rows
 
 
 def _step_of(runtime: RuntimeDep, play: str, step_number: int) -> queues.QueueStep | None:
@@ -159,19 +202,19 @@ def confirm_run(
     chosen = _companies(company)
     if isinstance(chosen, str):
         return _message(request, "Nothing to run", chosen, 422)
-    with runtime.dbs.hq.connection() as conn:
-        rows = conn.execute(
-            "SELECT id, domain FROM normalized_companies WHERE id = ANY(%s) ORDER BY domain",
-            (chosen,),
-        ).fetchall()
+    candidates = _candidates(runtime, play, step_number, chosen)
+    if isinstance(candidates, str):
+        return _message(request, "Nothing to run", candidates, 422)
+    pending = [c for c in candidates if not c["done"]]
     return render(
         request,
         "confirm_run.html",
         section="plays",
         play=play,
         step=step,
-        companies=rows,
-        credits=step.credits_per_call * len(rows),
+        companies=pending,
+        skipped=len(candidates) - len(pending),
+        credits=step.credits_per_call * len(pending),
     )
 
 
@@ -187,12 +230,23 @@ def run_step(
     chosen = _companies(company)
     if isinstance(chosen, str):
         return _message(request, "Nothing to run", chosen, 422)
+    candidates = _candidates(runtime, play, step_number, chosen)
+    if isinstance(candidates, str):
+        return _message(request, "Nothing to run", candidates, 422)
+    pending = [UUID(str(c["id"])) for c in candidates if not c["done"]]
+    if not pending:
+        text = (
+            f"All {len(candidates):,} chosen companies already completed step {step_number}:"
+            " nothing was sent and no credits were spent."
+        )
+        return _message(request, "Nothing to run", text, 200)
     try:
-        run = run_play_step(runtime.dbs, runtime.dispatcher, play, step_number, company_ids=chosen)
+        run_play_step(runtime.dbs, runtime.dispatcher, play, step_number, company_ids=pending)
     except RegistryError as exc:
         return _message(request, "This step cannot run", str(exc), 422)
-    query = urlencode({"step": step_number, "ran": len(run.company_ids)})
-    return RedirectResponse(f"/ui/plays/{play}?{query}", status_code=303)
+    skipped = len(candidates) - len(pending)
+    query_text = urlencode({"step": step_number, "ran": len(pending), "skipped": skipped})
+    return RedirectResponse(f"/ui/plays/{quote(play, safe='')}?{query_text}", status_code=303)
 
 
 @router.get("/companies", response_class=HTMLResponse)

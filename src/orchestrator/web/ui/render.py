@@ -14,6 +14,14 @@ from fastapi.templating import Jinja2Templates
 from orchestrator.web.ui.session import CSRF_FIELD, read_session
 
 NOTHING = "\u2013"  # an en dash: no value
+# Pages hold leads' personal data: no copy kept by the browser (Back after signing out shows
+# nothing), and no framing by another site (clickjacking).
+PAGE_HEADERS = {
+    "cache-control": "no-store",
+    "x-frame-options": "DENY",
+    "content-security-policy": "frame-ancestors 'none'",
+    "referrer-policy": "same-origin",
+}
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -91,4 +99,6 @@ def render(request: Request, template: str, **context: Any) -> HTMLResponse:
         csrf_field=CSRF_FIELD,
         signed_in=session is not None,
     )
-    return templates.TemplateResponse(request, template, context, status_code=status_code)
+    response = templates.TemplateResponse(request, template, context, status_code=status_code)
+    response.headers.update(PAGE_HEADERS)
+    return response

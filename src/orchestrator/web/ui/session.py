@@ -1,10 +1,12 @@
-"""Dashboard sessions: the API key, entered once, buys a signed cookie; every action checks a
-CSRF token kept in that cookie.
+"""Dashboard sessions: the API key, entered once, buys a session; every action checks the
+session's CSRF token.
 
-The cookie is HttpOnly and SameSite=Strict (a page of another site cannot send it), Secure
-when the app is served over HTTPS, and signed with a key derived from the API key: changing
-the key signs everybody out. The CSRF token travels in each form (`csrf_token`) or, for htmx
-requests, in the `X-CSRF-Token` header, and must equal the session's.
+A session is a row of `dashboard_sessions` (signing out ends it for every copy of the cookie);
+the cookie names it, signed with a key derived from the API key (changing the key signs
+everybody out). The cookie is HttpOnly and SameSite=Strict (a page of another site cannot send
+it), and Secure when the app is served over HTTPS. The CSRF token travels in each form
+(`csrf_token`) or, for htmx requests, in the `X-CSRF-Token` header, and must equal the
+session's.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
+from uuid import UUID
 
 from fastapi import Depends, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from orchestrator.db.queries import query
 from orchestrator.web.auth import AppRuntime, runtime_of
 
 COOKIE = "enrich_session"
@@ -40,8 +44,24 @@ class CsrfRefused(Exception):  # noqa: N818 - control flow: answered with a 403 
     """An action without the session's CSRF token: refused, nothing done."""
 
 
+class BadInputError(ValueError):
+    """A value no page can take (a NUL character: Postgres text cannot hold one)."""
+
+
+_NUL = "\x00"
+
+
+def _refuse_nul(values: list[str], where: str) -> None:
+    if any(_NUL in value for value in values):
+        raise BadInputError(
+            f"The {where} holds a NUL character (\\0), which no text here can contain: remove"
+            " it and try again."
+        )
+
+
 @dataclass(frozen=True)
 class Session:
+    id: UUID
     csrf_token: str
 
 
@@ -56,12 +76,17 @@ def key_matches(runtime: AppRuntime, api_key: str) -> bool:
 
 
 def start_session(request: Request, response: Response) -> Session:
-    """Set a fresh session cookie on the response."""
-    session = Session(secrets.token_urlsafe(32))
-    value = _serializer(runtime_of(request)).dumps({"csrf": session.csrf_token})
+    """A new session, and its cookie on the response."""
+    runtime = runtime_of(request)
+    token = secrets.token_urlsafe(32)
+    params = {"csrf_token": token, "seconds": MAX_AGE_SECONDS}
+    with runtime.dbs.hq.connection() as conn:
+        row = conn.execute(query("start_dashboard_session"), params).fetchone()
+    assert row is not None
+    session = Session(row["id"], token)
     response.set_cookie(
         COOKIE,
-        value,
+        _serializer(runtime).dumps({"sid": str(session.id)}),
         max_age=MAX_AGE_SECONDS,
         path="/",
         httponly=True,
@@ -71,20 +96,36 @@ def start_session(request: Request, response: Response) -> Session:
     return session
 
 
-def end_session(response: Response) -> None:
+def end_session(request: Request, response: Response, session: Session) -> None:
+    with runtime_of(request).dbs.hq.connection() as conn:
+        conn.execute(query("end_dashboard_session"), {"id": session.id})
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
 
 
-def read_session(request: Request) -> Session | None:
+def _session_id(request: Request) -> UUID | None:
     value = request.cookies.get(COOKIE)
     if not value:
         return None
     try:
         data = _serializer(runtime_of(request)).loads(value, max_age=MAX_AGE_SECONDS)
-    except BadSignature:
+        return UUID(data["sid"])
+    except (BadSignature, KeyError, TypeError, ValueError):
         return None
-    token = data.get("csrf") if isinstance(data, dict) else None
-    return Session(token) if isinstance(token, str) and token else None
+
+
+def read_session(request: Request) -> Session | None:
+    """The request's live session (looked up once per request), or None."""
+    if hasattr(request.state, "dashboard_session"):
+        known: Session | None = request.state.dashboard_session
+        return known
+    session = None
+    session_id = _session_id(request)
+    if session_id is not None:
+        with runtime_of(request).dbs.hq.connection() as conn:
+            row = conn.execute(query("live_dashboard_session"), {"id": session_id}).fetchone()
+        session = Session(session_id, str(row["csrf_token"])) if row else None
+    request.state.dashboard_session = session
+    return session
 
 
 def sign_in_url(next_path: str) -> str:
@@ -98,13 +139,33 @@ def safe_next(next_path: str | None) -> str:
     return "/ui/"
 
 
+def _local_path(url: str | None, request: Request) -> str | None:
+    """The dashboard path of a URL of this very site, with its query; None for anything else."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.netloc and parts.netloc != request.url.netloc:
+        return None
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    return path if path.startswith("/ui/") and not path.startswith("/ui//") else None
+
+
+def return_path(request: Request) -> str:
+    """Where to come back to after signing in. A page: itself. A fragment htmx polls: the page
+    it is on. A form sent after the session ended: the page it was sent from (the action's URL
+    only takes POST)."""
+    if request.headers.get("hx-request"):
+        return _local_path(request.headers.get("hx-current-url"), request) or "/ui/"
+    if request.method != "GET":
+        return _local_path(request.headers.get("referer"), request) or "/ui/"
+    return _local_path(str(request.url), request) or "/ui/"
+
+
 def require_session(request: Request) -> Session:
+    _refuse_nul([v for pair in request.query_params.multi_items() for v in pair], "address")
     session = read_session(request)
     if session is None:
-        path = request.url.path
-        if request.url.query:
-            path += "?" + request.url.query
-        raise SignInRequired(path)
+        raise SignInRequired(return_path(request))
     return session
 
 
@@ -113,9 +174,10 @@ SessionDep = Annotated[Session, Depends(require_session)]
 
 async def require_csrf(request: Request, session: SessionDep) -> Session:
     """For every POST of the dashboard: the token of the form or header equals the session's."""
+    form = await request.form()
+    _refuse_nul([v for _, v in form.multi_items() if isinstance(v, str)], "form")
     sent = request.headers.get(CSRF_HEADER)
     if sent is None:
-        form = await request.form()
         value = form.get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
     if not sent or not secrets.compare_digest(sent.encode(), session.csrf_token.encode()):

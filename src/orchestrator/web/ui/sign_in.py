@@ -46,5 +46,5 @@ def sign_in(
 @router.post("/sign-out")
 def sign_out(request: Request, session: CsrfDep) -> Response:
     response = RedirectResponse("/ui/sign-in", status_code=303)
-    end_session(response)
+    end_session(request, response, session)
     return response

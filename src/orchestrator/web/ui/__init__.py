@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from orchestrator.web.ui import batch_pages, lead_pages, play_pages, sign_in
-from orchestrator.web.ui.render import STATIC_DIR, render
+from orchestrator.web.ui.render import STATIC_DIR, message_page
 from orchestrator.web.ui.session import BadInputError, CsrfRefused, SignInRequired, sign_in_url
 
 # Every router of the dashboard; tests walk their routes to check each one.
@@ -34,22 +34,15 @@ def _signed_out(request: Request, exc: Exception) -> Response:
 
 
 def _csrf_refused(request: Request, exc: Exception) -> HTMLResponse:
-    return render(
-        request,
-        "message.html",
-        status_code=403,
-        title="Action refused",
-        message="This form was not sent from a page of this dashboard, or it is out of date"
-        " (you signed in again since). Nothing was changed: reload the page and try again.",
+    text = (
+        "This form was not sent from a page of this dashboard, or it is out of date (you signed"
+        " in again since). Nothing was changed: reload the page and try again."
     )
-
-
-def _message(request: Request, status_code: int, title: str, message: str) -> HTMLResponse:
-    return render(request, "message.html", status_code=status_code, title=title, message=message)
+    return message_page(request, "Action refused", text, 403)
 
 
 def _bad_input(request: Request, exc: Exception) -> HTMLResponse:
-    return _message(request, 400, "Bad request", str(exc))
+    return message_page(request, "Bad request", str(exc), 400)
 
 
 def _on_ui(request: Request) -> bool:
@@ -66,7 +59,7 @@ async def _not_valid(request: Request, exc: Exception) -> Response:
         for error in exc.errors()[:3]
     )
     text = f"This address or form has a value the page cannot use ({wrong}). Follow the"
-    return _message(request, 422, "Bad request", text + " page's own links and forms.")
+    return message_page(request, "Bad request", text + " page's own links and forms.", 422)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -76,7 +69,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     text = "There is no such page. The links at the top lead to every page of the dashboard."
     if exc.status_code == 405:
         text = "This address takes a form, not a visit: go back to the page that sends it."
-    return _message(request, exc.status_code, "Page not found", text)
+    return message_page(request, "Page not found", text, exc.status_code)
 
 
 def add_ui_routes(app: FastAPI) -> None:

@@ -24,7 +24,7 @@ from orchestrator.state.registry import DEFAULT_PLAY
 from orchestrator.upload.csv_reader import UploadError
 from orchestrator.upload.ingest import ingest_upload
 from orchestrator.web.auth import RuntimeDep
-from orchestrator.web.ui.render import PAGE_HEADERS, render
+from orchestrator.web.ui.render import PAGE_HEADERS, message_page, render
 from orchestrator.web.ui.session import CsrfDep, SessionDep
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -49,13 +49,8 @@ def _batch_id(text: str) -> UUID | None:
 
 
 def _not_found(request: Request, text: str) -> HTMLResponse:
-    return render(
-        request,
-        "message.html",
-        status_code=404,
-        title="No such batch",
-        message=f"There is no upload batch {text[:80]!r}. The batches page lists them all.",
-    )
+    message = f"There is no upload batch “{text[:80]}”. The batches page lists them all."
+    return message_page(request, "No such batch", message, 404)
 
 
 def _board_page(

@@ -18,7 +18,7 @@ from orchestrator.reports.batches import BatchRefError, resolve_batch
 from orchestrator.reports.workflows import check_workflows
 from orchestrator.state.registry import DEFAULT_PLAY, RegistryError
 from orchestrator.web.auth import RuntimeDep
-from orchestrator.web.ui.render import render
+from orchestrator.web.ui.render import message_page, render
 from orchestrator.web.ui.session import CsrfDep, SessionDep
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -31,10 +31,6 @@ def _uuid(text: str | None) -> UUID | None:
         return UUID(text) if text else None
     except ValueError:
         return None
-
-
-def _message(request: Request, title: str, message: str, status_code: int) -> HTMLResponse:
-    return render(request, "message.html", status_code=status_code, title=title, message=message)
 
 
 class BatchFilterError(LookupError):
@@ -86,11 +82,11 @@ def play_page(
     with runtime.dbs.hq.connection() as conn:
         names = queues.play_names(conn)
         if play not in names:
-            return _message(request, "No such play", f"There is no play “{play[:80]}”.", 404)
+            return message_page(request, "No such play", f"There is no play “{play[:80]}”.", 404)
         try:
             batch_id = _batch_filter(conn, batch)
         except BatchFilterError as exc:
-            return _message(request, "No such batch", str(exc), 404)
+            return message_page(request, "No such batch", str(exc), 404)
         steps = queues.queue_steps(conn, play, batch_id)
         chosen = _chosen_step(steps, step)
         try:
@@ -102,7 +98,7 @@ def play_page(
                 else []
             )
         except ValueError as exc:
-            return _message(request, "Bad page link", str(exc), 400)
+            return message_page(request, "Bad page link", str(exc), 400)
     following = ""
     if len(companies) == PAGE:
         last = companies[-1]
@@ -196,15 +192,18 @@ def confirm_run(
 ) -> HTMLResponse:
     step = _step_of(runtime, play, step_number)
     if step is None:
-        return _message(
-            request, "No such step", f"{play!r} has no company step {step_number}.", 404
+        return message_page(
+            request,
+            "No such step",
+            f"The play “{play[:80]}” has no company step {step_number}.",
+            404,
         )
     chosen = _companies(company)
     if isinstance(chosen, str):
-        return _message(request, "Nothing to run", chosen, 422)
+        return message_page(request, "Nothing to run", chosen, 422)
     candidates = _candidates(runtime, play, step_number, chosen)
     if isinstance(candidates, str):
-        return _message(request, "Nothing to run", candidates, 422)
+        return message_page(request, "Nothing to run", candidates, 422)
     pending = [c for c in candidates if not c["done"]]
     return render(
         request,
@@ -229,21 +228,21 @@ def run_step(
 ) -> Response:
     chosen = _companies(company)
     if isinstance(chosen, str):
-        return _message(request, "Nothing to run", chosen, 422)
+        return message_page(request, "Nothing to run", chosen, 422)
     candidates = _candidates(runtime, play, step_number, chosen)
     if isinstance(candidates, str):
-        return _message(request, "Nothing to run", candidates, 422)
+        return message_page(request, "Nothing to run", candidates, 422)
     pending = [UUID(str(c["id"])) for c in candidates if not c["done"]]
     if not pending:
         text = (
             f"All {len(candidates):,} chosen companies already completed step {step_number}:"
             " nothing was sent and no credits were spent."
         )
-        return _message(request, "Nothing to run", text, 200)
+        return message_page(request, "Nothing to run", text, 200)
     try:
         run_play_step(runtime.dbs, runtime.dispatcher, play, step_number, company_ids=pending)
     except RegistryError as exc:
-        return _message(request, "This step cannot run", str(exc), 422)
+        return message_page(request, "This step cannot run", str(exc), 422)
     skipped = len(candidates) - len(pending)
     query_text = urlencode({"step": step_number, "ran": len(pending), "skipped": skipped})
     return RedirectResponse(f"/ui/plays/{quote(play, safe='')}?{query_text}", status_code=303)
@@ -264,7 +263,7 @@ def companies_page(
         try:
             lines = queues.pipeline_list(conn, play, search=q, after=after, limit=PAGE)
         except ValueError as exc:
-            return _message(request, "Bad page link", str(exc), 400)
+            return message_page(request, "Bad page link", str(exc), 400)
     following = ""
     if len(lines) == PAGE:
         cursor = queues.cursor_of(lines[-1].domain, lines[-1].id)
@@ -293,8 +292,8 @@ def company_page(
         with runtime.dbs.hq.connection() as conn:
             found = queues.company(conn, ident)
     except LookupError:
-        text = f"There is no company {company_id[:80]!r}. The companies page lists them."
-        return _message(request, "No such company", text, 404)
+        text = f"There is no company “{company_id[:80]}”. The companies page lists them."
+        return message_page(request, "No such company", text, 404)
     pipelines = queues.company_pipelines(runtime.dbs, ident)
     return render(request, "company.html", section="companies", company=found, pipelines=pipelines)
 

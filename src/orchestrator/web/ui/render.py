@@ -102,3 +102,8 @@ def render(request: Request, template: str, **context: Any) -> HTMLResponse:
     response = templates.TemplateResponse(request, template, context, status_code=status_code)
     response.headers.update(PAGE_HEADERS)
     return response
+
+
+def message_page(request: Request, title: str, message: str, status_code: int) -> HTMLResponse:
+    """A page that says one thing: what went wrong, or that nothing was done, and why."""
+    return render(request, "message.html", status_code=status_code, title=title, message=message)

@@ -119,3 +119,5 @@ def test_calls_the_simulator_of_a_stopped_process_took_are_shown_as_lost(
         wait_until(lambda: len(waiting()) == 3, timeout=60)
         assert waiting() == [False] * 3  # its process lives: the answer may still come
     assert waiting() == [True] * 3
+    with dbs.hq.connection() as conn:
+        assert board(conn)[0].waiting == 0  # nobody will ever answer them: no wait is shown

@@ -121,6 +121,8 @@ def test_the_queue_filter_names_a_batch_or_says_it_cannot(service: LocalService)
         page = session.get(url, params={"step": 1, "batch": bad}, timeout=30)
         assert page.status_code == 404, bad
         assert 'name="company"' not in page.text and "No such batch" in page.text, bad
+        leads = session.get(f"{service.server.url}/ui/leads", params={"batch": bad}, timeout=30)
+        assert 'role="alert"' in leads.text and "data-lead" not in leads.text, bad
 
 
 def test_running_a_step_counts_what_it_really_starts(service: LocalService) -> None:
@@ -161,7 +163,7 @@ def test_bad_addresses_get_pages_not_errors_or_json(service: LocalService) -> No
         answer = session.get(url + path, timeout=30)
         assert answer.status_code == status, path
         assert answer.headers["content-type"].startswith("text/html"), path
-        assert "<h1>" in answer.text and "detail" not in answer.text, path
+        assert "<h1>" in answer.text and '{"detail"' not in answer.text, path
     assert session.get(f"{url}/health", timeout=30).json() == {"status": "ok"}
     assert requests.get(f"{url}/no-such-api", timeout=30).json() == {"detail": "Not Found"}
 
@@ -181,3 +183,88 @@ def test_pages_name_their_assets_by_path_whatever_the_host_header(service: Local
     )
     assert "evil.example" not in answer.text
     assert 'src="/ui/static/htmx.min.js"' in answer.text
+
+
+def test_a_file_goes_only_to_a_play_that_runs_on_its_rows_and_to_a_named_client(
+    service: LocalService,
+) -> None:
+    session, token = _signed_in(service)
+    board = session.get(f"{service.server.url}/ui/", timeout=30).text
+    assert 'value="apollo-lead-enrichment"' in board and 'value="company-research"' not in board
+    for data, reason in (
+        ({"client": "acme", "play": "company-research"}, "cannot take a file"),
+        ({"client": "   ", "play": "apollo-lead-enrichment"}, "Name the client"),
+    ):
+        answer = session.post(
+            f"{service.server.url}/ui/batches",
+            data={**data, "csrf_token": token},
+            files={"file": ("a.csv", apollo_csv(5, 2, seed=3), "text/csv")},
+            timeout=30,
+        )
+        assert answer.status_code == 422 and reason in answer.text, reason
+    with service.dbs.hq.connection() as conn:
+        row = conn.execute("SELECT count(*) AS n FROM upload_batches").fetchone()
+    assert row is not None and row["n"] == 0
+
+
+def test_after_a_run_the_queue_keeps_its_filter(service: LocalService) -> None:
+    batch = _companies(service)
+    session, token = _signed_in(service)
+    with service.dbs.hq.connection() as conn:
+        company = conn.execute("SELECT id FROM normalized_companies LIMIT 1").fetchone()
+    assert company is not None
+    answer = session.post(
+        f"{service.server.url}/ui/plays/company-research/steps/1/run",
+        data={
+            "company": [str(company["id"])],
+            "batch": str(batch)[:8],
+            "q": "a",
+            "csrf_token": token,
+        },
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert answer.status_code == 303
+    assert f"batch={str(batch)[:8]}&q=a&ran=1" in answer.headers["location"]
+
+
+def test_a_form_sent_from_a_forms_result_page_signs_in_to_the_batches_page(
+    service: LocalService,
+) -> None:
+    answer = requests.post(
+        f"{service.server.url}/ui/batches",
+        headers={"Referer": f"{service.server.url}/ui/batches"},  # where a refused upload was
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert answer.headers["location"] == "/ui/sign-in?next=/ui/"
+
+
+def test_a_group_whose_own_data_failed_is_not_retried_and_a_short_id_finds_its_batch(
+    service: LocalService,
+) -> None:
+    dbs = service.dbs
+    play = add_normalize_split_play(dbs)
+    batch = upload(dbs, apollo_csv(40, 8, seed=6, underivable_fraction=0.3), play)
+    service.runtime.run_batch(batch.batch_id, timeout=60)
+    session, token = _signed_in(service)
+    failed = "SELECT count(*) AS n FROM workflow_states WHERE status = 'FAILED'"
+    with dbs.hq.connection() as conn:
+        before = conn.execute(failed).fetchone()
+    assert before is not None and before["n"] > 0
+    answer = session.post(
+        f"{service.server.url}/ui/batches/{batch.batch_id}/retry",
+        data={
+            "step": "normalize_all_core_values",
+            "reason": "no_company_domain",
+            "csrf_token": token,
+        },
+        timeout=30,
+    )
+    assert answer.status_code == 422 and "fail the same way" in answer.text
+    with dbs.hq.connection() as conn:
+        assert conn.execute(failed).fetchone() == before
+    short = session.get(
+        f"{service.server.url}/ui/batches/{str(batch.batch_id)[:8]}", allow_redirects=False
+    )
+    assert short.headers["location"] == f"/ui/batches/{batch.batch_id}"

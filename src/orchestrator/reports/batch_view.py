@@ -123,6 +123,11 @@ class FailedRow:
     error: str
 
 
+def retryable(step_name: str, reason: str) -> bool:
+    """A provider or a lease failed, not the row's own data (which would fail the same way)."""
+    return step_name not in _DATA_STEPS and not reason.startswith("no_")
+
+
 @dataclass
 class FailureGroup:
     step_number: int
@@ -134,8 +139,7 @@ class FailureGroup:
 
     @property
     def retryable(self) -> bool:
-        """A provider or a lease failed, not the row's own data."""
-        return self.step_name not in _DATA_STEPS and not self.reason.startswith("no_")
+        return retryable(self.step_name, self.reason)
 
 
 @dataclass(frozen=True)

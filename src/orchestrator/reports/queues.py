@@ -51,6 +51,11 @@ def play_names(conn: Conn) -> list[str]:
     return [str(r["play_name"]) for r in conn.execute(query("play_names"))]
 
 
+def upload_play_names(conn: Conn) -> list[str]:
+    """The plays a file can be uploaded to (their first step works on its rows)."""
+    return [str(r["play_name"]) for r in conn.execute(query("upload_play_names"))]
+
+
 def queue_steps(conn: Conn, play_name: str, batch_id: UUID | None = None) -> list[QueueStep]:
     params = {"play_name": play_name, "batch_id": batch_id}
     return [

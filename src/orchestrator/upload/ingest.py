@@ -129,6 +129,19 @@ def _file_label(name: str) -> str:
     return "".join(ch for ch in name if ch.isprintable())[:255] or "upload.csv"
 
 
+def _takes_rows(play: Play) -> None:
+    """A play whose first step works on companies or people (a manual play, run on companies
+    already known) has nothing to do with the rows of a file: every row would fail."""
+    first = play.steps[0].workflow
+    if first.entity_type != "item":
+        raise UploadError(
+            f"play {play.name!r} cannot take a file: its step 1 ({first.workflow_slug}) runs on"
+            f" {first.entity_type}s already known, not on the rows of an upload. Upload to a play"
+            f" that starts with row steps, such as {DEFAULT_PLAY!r}, and run {play.name!r} on its"
+            " companies from its step queue."
+        )
+
+
 def ingest_upload(
     dbs: Databases,
     stream: BinaryIO,
@@ -160,6 +173,7 @@ def ingest_upload(
             play = load_play(conn, play_name)
         except RegistryError as exc:
             raise UploadError(str(exc)) from None
+        _takes_rows(play)
         use_copy = not python_reader and stream.seekable() and copyable(conn)
         file = _File(stream, file_name, client_name, known_sha, allow_duplicate)
         try:

@@ -194,6 +194,14 @@ ORDER BY p.play_name, p.step_number;
 -- name: play_names
 SELECT play_name, count(*) AS steps FROM play_steps GROUP BY play_name ORDER BY play_name;
 
+-- name: upload_play_names
+-- Plays a file can go to: their first step works on the rows (items), not on companies.
+SELECT p.play_name FROM play_steps p
+JOIN db_driven_enrichment_workflows w ON w.workflow_slug = p.workflow_slug
+WHERE p.step_number = (SELECT min(q.step_number) FROM play_steps q WHERE q.play_name = p.play_name)
+  AND w.entity_type = 'item'
+ORDER BY p.play_name;
+
 -- name: start_dashboard_session
 -- Sessions long over are forgotten as new ones start: the table stays the size of a day's.
 WITH forgotten AS (

@@ -67,6 +67,8 @@ SELECT b.id, b.client_name, b.file_name, b.status, b.created_at,
        -- and not answered yet.
        (SELECT count(*) FROM entity_dispatches d
          WHERE d.batch_id = b.id AND d.status IN ('SENDING', 'SENT')
+           -- Not those a gone process's own simulator took: nobody will ever answer them.
+           AND NOT (d.simulated AND NOT COALESCE(d.runner_id = ANY(%(live)s::uuid[]), FALSE))
            AND (EXISTS (SELECT 1 FROM company_workflow_states s
                         WHERE d.entity_type = 'company' AND s.company_id = d.entity_id
                           AND s.workflow_slug = d.workflow_slug AND s.dispatch_id = d.id

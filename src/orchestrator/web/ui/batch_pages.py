@@ -16,10 +16,12 @@ from orchestrator.reports.batch_view import (
     board,
     board_line,
     dead_letters,
+    retryable,
     webhook_usage,
 )
+from orchestrator.reports.batches import BatchRefError, resolve_batch
 from orchestrator.reports.export import ExportKind, csv_chunks
-from orchestrator.reports.queues import play_names
+from orchestrator.reports.queues import upload_play_names
 from orchestrator.state.registry import DEFAULT_PLAY
 from orchestrator.upload.csv_reader import UploadError
 from orchestrator.upload.ingest import ingest_upload
@@ -33,8 +35,8 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 NOTICES = {
     "uploaded": "The file was uploaded and its batch started.",
     "existing": "This client already had a batch of this file: here it is, continued.",
-    "retried": "The failure group went back to its step: its rows were retried.",
-    "nothing": "Nothing to retry: those rows are not failed any more.",
+    "retried": "The failure group went back to its step.",
+    "nothing": "Nothing was retried: no row of the batch is failed for that step and reason.",
     "resumed": "Resumed: what the stopped process left was taken over.",
     "not-paused": "Nothing to resume: this batch is not waiting for anyone (see its status).",
 }
@@ -58,7 +60,7 @@ def _board_page(
 ) -> HTMLResponse:
     with runtime.dbs.hq.connection() as conn:
         lines = board(conn)
-        plays = play_names(conn)
+        plays = upload_play_names(conn)
     context.setdefault("error", None)
     context.setdefault("client", "")
     return render(
@@ -94,7 +96,11 @@ def upload(
     client: Annotated[str, Form(max_length=200)] = "",
     play: Annotated[str, Form(max_length=200)] = DEFAULT_PLAY,
 ) -> Response:
-    client_name = client.strip() or "default"
+    client_name = client.strip()
+    if not client_name:
+        # Filed under "default" it would mix with that client's leads (and customers).
+        error: dict[str, object] = {"message": "Name the client this file is for."}
+        return _board_page(request, runtime, 422, error=error, client="")
     try:
         result = ingest_upload(
             runtime.dbs,
@@ -104,7 +110,7 @@ def upload(
             play_name=play,
         )
     except UploadError as exc:
-        error = {"message": str(exc), "row": exc.row, "column": exc.column}
+        error = {"message": str(exc)}
         return _board_page(request, runtime, 422, error=error, client=client_name)
     runtime.trigger.request(result.batch_id)
     notice = "existing" if result.existing else "uploaded"
@@ -127,6 +133,8 @@ def _view_context(runtime: RuntimeDep, batch_id: UUID) -> dict[str, object] | No
 
 def _notice(code: str, released: int, resent: int) -> str | None:
     text = NOTICES.get(code)
+    if code == "retried" and text:
+        text += f" {max(released, 0):,} row(s) are being retried."
     if code == "resumed" and text:
         text += (
             f" {max(released, 0):,} interrupted item-step(s) went back to the queue;"
@@ -144,9 +152,17 @@ def batch_page(
     notice: str = "",
     released: int = 0,
     resent: int = 0,
-) -> HTMLResponse:
+) -> Response:
     batch_id = _batch_id(batch)
-    context = _view_context(runtime, batch_id) if batch_id else None
+    if batch_id is None:
+        # The first characters, as the batches table shows them: the page of that batch.
+        with runtime.dbs.hq.connection() as conn:
+            try:
+                full = resolve_batch(conn, batch)
+            except BatchRefError:
+                return _not_found(request, batch)
+        return RedirectResponse(f"/ui/batches/{full}", status_code=303)
+    context = _view_context(runtime, batch_id)
     if context is None:
         return _not_found(request, batch)
     shown = _notice(notice, released, resent)
@@ -176,11 +192,17 @@ def retry_group(
     batch_id = _batch_id(batch)
     if batch_id is None:
         return _not_found(request, batch)
+    if not retryable(step, reason):
+        text = (
+            f"The rows that failed with “{reason}” at {step} failed for their own data: a"
+            " retry would fail the same way. Fix the file and upload it again."
+        )
+        return message_page(request, "Not retried", text, 422)
     items = retry_failure_group(runtime.dbs, batch_id, step, reason)
     if items:
         runtime.trigger.request(batch_id)
-    notice = "retried" if items else "nothing"
-    return RedirectResponse(f"/ui/batches/{batch_id}?notice={notice}", status_code=303)
+    notice = urlencode({"notice": "retried" if items else "nothing", "released": items})
+    return RedirectResponse(f"/ui/batches/{batch_id}?{notice}", status_code=303)
 
 
 @router.post("/batches/{batch}/resume")
@@ -214,8 +236,11 @@ def export(
     request: Request, runtime: RuntimeDep, session: SessionDep, batch: str, kind: str
 ) -> Response:
     batch_id = _batch_id(batch)
-    if batch_id is None or kind not in ("leads", "failed"):
+    if batch_id is None:
         return _not_found(request, batch)
+    if kind not in ("leads", "failed"):
+        text = "A batch exports its leads (leads.csv) or its failed rows (failed.csv)."
+        return message_page(request, "No such download", text, 404)
     with runtime.dbs.hq.connection() as conn:
         if not conn.execute("SELECT 1 FROM upload_batches WHERE id = %s", (batch_id,)).fetchone():
             return _not_found(request, batch)

@@ -134,7 +134,7 @@ def customers_upload(
     try:
         result = upload_customers(runtime.dbs, file.file, params["client"])
     except CustomerFileError as exc:
-        error = {"message": str(exc), "row": exc.row, "column": exc.column}
+        error = {"message": str(exc)}
         return _page(request, runtime, params, False, status_code=422, upload_error=error)
     target = urlencode({"client": params["client"], "alumni": "1", "uploaded": result.customers})
     return RedirectResponse(f"/ui/leads?{target}", status_code=303)

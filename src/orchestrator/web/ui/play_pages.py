@@ -189,6 +189,8 @@ def confirm_run(
     play: str,
     step_number: int,
     company: Annotated[list[str], Form()] = [],  # noqa: B006 - FastAPI copies defaults
+    batch: Annotated[str, Form(max_length=100)] = "",
+    q: Annotated[str, Form(max_length=200)] = "",
 ) -> HTMLResponse:
     step = _step_of(runtime, play, step_number)
     if step is None:
@@ -214,6 +216,8 @@ def confirm_run(
         companies=pending,
         skipped=len(candidates) - len(pending),
         credits=step.credits_per_call * len(pending),
+        batch=batch,
+        q=q,
     )
 
 
@@ -225,6 +229,8 @@ def run_step(
     play: str,
     step_number: int,
     company: Annotated[list[str], Form()] = [],  # noqa: B006
+    batch: Annotated[str, Form(max_length=100)] = "",
+    q: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     chosen = _companies(company)
     if isinstance(chosen, str):
@@ -244,7 +250,10 @@ def run_step(
     except RegistryError as exc:
         return message_page(request, "This step cannot run", str(exc), 422)
     skipped = len(candidates) - len(pending)
-    query_text = urlencode({"step": step_number, "ran": len(pending), "skipped": skipped})
+    # Back to the queue as it was filtered: never to every client's companies.
+    query_text = urlencode(
+        {"step": step_number, "batch": batch, "q": q, "ran": len(pending), "skipped": skipped}
+    )
     return RedirectResponse(f"/ui/plays/{quote(play, safe='')}?{query_text}", status_code=303)
 
 

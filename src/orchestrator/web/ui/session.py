@@ -21,6 +21,7 @@ from uuid import UUID
 
 from fastapi import Depends, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.routing import Match
 
 from orchestrator.db.queries import query
 from orchestrator.web.auth import AppRuntime, runtime_of
@@ -150,15 +151,23 @@ def _local_path(url: str | None, request: Request) -> str | None:
     return path if path.startswith("/ui/") and not path.startswith("/ui//") else None
 
 
+def _is_page(request: Request, path: str) -> bool:
+    """Whether a GET of the path reaches a route (a form's result page may take POST only)."""
+    scope = {"type": "http", "method": "GET", "path": urlsplit(path).path}
+    return any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes)
+
+
 def return_path(request: Request) -> str:
     """Where to come back to after signing in. A page: itself. A fragment htmx polls: the page
     it is on. A form sent after the session ended: the page it was sent from (the action's URL
-    only takes POST)."""
+    only takes POST), or the batches page when that too was a form's result."""
     if request.headers.get("hx-request"):
-        return _local_path(request.headers.get("hx-current-url"), request) or "/ui/"
-    if request.method != "GET":
-        return _local_path(request.headers.get("referer"), request) or "/ui/"
-    return _local_path(str(request.url), request) or "/ui/"
+        found = _local_path(request.headers.get("hx-current-url"), request)
+    elif request.method != "GET":
+        found = _local_path(request.headers.get("referer"), request)
+    else:
+        found = _local_path(str(request.url), request)
+    return found if found and _is_page(request, found) else "/ui/"
 
 
 def require_session(request: Request) -> Session:

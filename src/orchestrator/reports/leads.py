@@ -189,7 +189,9 @@ def _filter_params(lead_filter: LeadFilter) -> dict[str, Any]:
 
 def _lead_query(name: str) -> sql.Composed:
     return query(name).format(
-        filters=query("lead_filters"), first_match=query("alumni_first_match")
+        filters=query("lead_filters"),
+        first_match=query("alumni_first_match"),
+        lead_columns=query("lead_columns"),
     )
 
 

@@ -15,12 +15,15 @@ AND (%(search)s::text IS NULL
 AND (%(after_name)s::text IS NULL
      OR (COALESCE(f.full_name, ''), f.id) > (%(after_name)s::text, %(after_id)s::uuid))
 
+-- name: lead_columns
+-- What a lead row shows, text never NULL; composed into the statements below as
+-- {lead_columns}.
+COALESCE(f.full_name, '') AS full_name, COALESCE(f.title, '') AS title,
+COALESCE(f.email, '') AS email, COALESCE(f.company_name, '') AS company_name,
+COALESCE(f.company_domain, '') AS company_domain, COALESCE(f.linkedin_url, '') AS linkedin_url
+
 -- name: leads_page
-SELECT f.id, f.batch_id, b.client_name, COALESCE(f.full_name, '') AS full_name,
-       COALESCE(f.title, '') AS title, COALESCE(f.email, '') AS email,
-       COALESCE(f.company_name, '') AS company_name,
-       COALESCE(f.company_domain, '') AS company_domain,
-       COALESCE(f.linkedin_url, '') AS linkedin_url
+SELECT f.id, f.batch_id, b.client_name, {lead_columns}
 FROM final_leads f
 JOIN upload_batches b ON b.id = f.batch_id
 WHERE {filters}
@@ -43,11 +46,7 @@ LIMIT 1
 -- alumni are common. Always one row at least: how many leads the window held and the last of
 -- them (where alumni_after goes on when the window was full and found too few).
 WITH walk AS NOT MATERIALIZED (
-    SELECT f.id, f.batch_id, f.person_id, b.client_name, COALESCE(f.full_name, '') AS full_name,
-           COALESCE(f.title, '') AS title, COALESCE(f.email, '') AS email,
-           COALESCE(f.company_name, '') AS company_name,
-           COALESCE(f.company_domain, '') AS company_domain,
-           COALESCE(f.linkedin_url, '') AS linkedin_url
+    SELECT f.id, f.batch_id, f.person_id, b.client_name, {lead_columns}
     FROM final_leads f
     JOIN upload_batches b ON b.id = f.batch_id
     WHERE {filters}
@@ -75,11 +74,7 @@ LEFT JOIN LATERAL (
 -- for where alumni are rare. Run with hash joins off (leads_hash_joins_off).
 SELECT l.*, m.*
 FROM (
-    SELECT f.id, f.batch_id, f.person_id, b.client_name, COALESCE(f.full_name, '') AS full_name,
-           COALESCE(f.title, '') AS title, COALESCE(f.email, '') AS email,
-           COALESCE(f.company_name, '') AS company_name,
-           COALESCE(f.company_domain, '') AS company_domain,
-           COALESCE(f.linkedin_url, '') AS linkedin_url
+    SELECT f.id, f.batch_id, f.person_id, b.client_name, {lead_columns}
     FROM final_leads f
     JOIN upload_batches b ON b.id = f.batch_id
     WHERE {filters}

@@ -270,7 +270,10 @@ def test_calls_a_real_provider_accepted_wait_for_their_lease_unless_resent_now(
             lines.append(waiting.stdout.readline())
         time.sleep(3)  # what it would re-send too early, it would send by now
         waiting.send_signal(signal.SIGINT)
-        rest, _ = waiting.communicate(timeout=60)
+        # Through the same reader as the lines above: communicate() reads the pipe itself and
+        # would lose what that reader had already buffered (the line after "waiting for").
+        rest = waiting.stdout.read()
+        waiting.wait(timeout=60)
         output = "".join(lines) + rest
         said = re.search(r"waiting for (\d+) callback", output)
         assert said is not None, output

@@ -47,37 +47,40 @@ def _percent(part: int, whole: int) -> int:
     return 100 if whole == 0 else min(100, round(100 * part / whole))
 
 
-def _saved(conn: Conn, batch_id: UUID) -> Decimal:
-    row = conn.execute(query("batch_credits_saved"), {"batch_id": batch_id}).fetchone()
-    return Decimal(row["saved"]) if row else Decimal(0)
-
-
-def _line(conn: Conn, row: dict[str, Any]) -> BoardLine:
-    batch_id = UUID(str(row["id"]))
-    return BoardLine(
-        batch_id,
-        str(row["client_name"]),
-        str(row["file_name"] or ""),
-        shown_status(row),
-        int(row["items"]),
-        int(row["done"]),
-        int(row["failed"]),
-        int(row["waiting"]),
-        Decimal(row["credits"]),
-        _saved(conn, batch_id),
-        row["created_at"],
-    )
+def _lines(conn: Conn, rows: list[dict[str, Any]]) -> list[BoardLine]:
+    """The board's lines, with what dedupe saved each batch found for all of them at once."""
+    ids = [UUID(str(row["id"])) for row in rows]
+    saved = {
+        r["batch_id"]: Decimal(r["saved"])
+        for r in conn.execute(query("batch_credits_saved"), {"batch_ids": ids})
+    }
+    return [
+        BoardLine(
+            batch_id,
+            str(row["client_name"]),
+            str(row["file_name"] or ""),
+            shown_status(row),
+            int(row["items"]),
+            int(row["done"]),
+            int(row["failed"]),
+            int(row["waiting"]),
+            Decimal(row["credits"]),
+            saved.get(batch_id, Decimal(0)),
+            row["created_at"],
+        )
+        for batch_id, row in zip(ids, rows, strict=True)
+    ]
 
 
 def board(conn: Conn, limit: int = 50) -> list[BoardLine]:
-    return [_line(conn, row) for row in overview(conn, None, limit)]
+    return _lines(conn, overview(conn, None, limit))
 
 
 def board_line(conn: Conn, batch_id: UUID) -> BoardLine:
-    rows = overview(conn, batch_id, 1)
-    if not rows:
+    lines = _lines(conn, overview(conn, batch_id, 1))
+    if not lines:
         raise LookupError(f"no upload batch {batch_id}")
-    return _line(conn, rows[0])
+    return lines[0]
 
 
 @dataclass(frozen=True)

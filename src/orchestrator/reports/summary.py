@@ -81,7 +81,7 @@ def _provider_usage(conn: Conn, batch_id: UUID) -> dict[str, Any]:
         if row["provider"] == "clay":
             calls[str(row["entity_type"])] += int(row["calls"])
         spent += Decimal(row["credits"])
-    saved = conn.execute(query("batch_credits_saved"), {"batch_id": batch_id}).fetchone()
+    saved = conn.execute(query("batch_credits_saved"), {"batch_ids": [batch_id]}).fetchone()
     usage: dict[str, Any] = {
         "clay_calls": calls,
         "credits_spent": float(spent),

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, UploadFile, status
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel
 
 from orchestrator.reports.summary import BatchCounts, FailureReason, summarize
@@ -22,6 +22,7 @@ from orchestrator.web.columnline_routes import add_columnline_routes
 from orchestrator.web.customer_routes import add_customer_routes
 from orchestrator.web.play_routes import add_play_routes
 from orchestrator.web.receiver_routes import add_receiver_routes
+from orchestrator.web.refusals import UploadErrorResponse, refused_file
 from orchestrator.web.ui import add_ui_routes
 
 
@@ -33,12 +34,6 @@ class UploadResponse(BaseModel):
     existing: bool
     # Header rows repeated inside the file (exports pasted together), skipped like blank rows.
     repeated_headers: int = 0
-
-
-class UploadErrorResponse(BaseModel):
-    error: str
-    row: int | None = None
-    column: str | None = None
 
 
 class StepStatus(BaseModel):
@@ -116,8 +111,7 @@ def _add_batch_routes(app: FastAPI) -> None:
                 allow_duplicate=allow_duplicate,
             )
         except UploadError as exc:
-            body = UploadErrorResponse(error=str(exc), row=exc.row, column=exc.column)
-            return JSONResponse(body.model_dump(), status_code=422)
+            return refused_file(exc)
         runtime.trigger.request(result.batch_id)
         if result.existing:
             # One batch per file per client: the same file again is that batch, which this

@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, HTTPException, Path, Query, UploadFile
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from orchestrator.reports.leads import MAX_PAGE, customer_count, list_customers
 from orchestrator.upload.customers import CustomerFileError, upload_customers
 from orchestrator.web.auth import RuntimeDep, require_api_key
+from orchestrator.web.refusals import UploadErrorResponse, refused_file
 
 ClientPath = Annotated[str, Path(min_length=1, max_length=200)]
 
@@ -22,12 +22,6 @@ class CustomerUploadResponse(BaseModel):
     customers: int
     duplicates: int
     blank_rows: int
-
-
-class CustomerFileErrorResponse(BaseModel):
-    error: str
-    row: int | None = None
-    column: str | None = None
 
 
 class CustomerOut(BaseModel):
@@ -49,7 +43,7 @@ def add_customer_routes(app: FastAPI) -> None:
     @app.put(
         "/clients/{client}/customers",
         response_model=CustomerUploadResponse,
-        responses={422: {"model": CustomerFileErrorResponse}},
+        responses={422: {"model": UploadErrorResponse}},
         dependencies=secured,
         tags=["customers"],
     )
@@ -62,8 +56,7 @@ def add_customer_routes(app: FastAPI) -> None:
         try:
             result = upload_customers(runtime.dbs, file.file, client)
         except CustomerFileError as exc:
-            body = CustomerFileErrorResponse(error=str(exc), row=exc.row, column=exc.column)
-            return JSONResponse(body.model_dump(), status_code=422)
+            return refused_file(exc)
         return CustomerUploadResponse(
             client=result.client_name,
             customers=result.customers,

@@ -21,25 +21,27 @@ GROUP BY provider, entity_type;
 -- Dedupe saved what the items of an entity workflow did not each pay: items that completed the
 -- step, less the entities a provider accepted a call for. Counted from outcomes, not from
 -- which item sent, so a batch recovered after a crash (re-sent by another item) counts right.
+-- For each of `batch_ids` that reused anything (a batch without a row saved nothing).
 WITH completed AS (
-    SELECT ws.step_name, count(*) AS items
+    SELECT ws.batch_id, ws.step_name, count(*) AS items
     FROM workflow_states ws
     JOIN db_driven_enrichment_workflows w
       ON w.workflow_slug = ws.step_name AND w.entity_type IN ('company', 'person')
-    WHERE ws.batch_id = %(batch_id)s AND ws.status = 'COMPLETED'
-    GROUP BY ws.step_name
+    WHERE ws.batch_id = ANY(%(batch_ids)s::uuid[]) AND ws.status = 'COMPLETED'
+    GROUP BY ws.batch_id, ws.step_name
 ), called AS (
-    SELECT workflow_slug, count(DISTINCT entity_id) AS entities
+    SELECT batch_id, workflow_slug, count(DISTINCT entity_id) AS entities
     FROM entity_dispatches
-    WHERE batch_id = %(batch_id)s AND sent_at IS NOT NULL
-    GROUP BY workflow_slug
+    WHERE batch_id = ANY(%(batch_ids)s::uuid[]) AND sent_at IS NOT NULL
+    GROUP BY batch_id, workflow_slug
 ), reused AS (
-    SELECT c.step_name, GREATEST(c.items - COALESCE(d.entities, 0), 0) AS items
-    FROM completed c LEFT JOIN called d ON d.workflow_slug = c.step_name
+    SELECT c.batch_id, c.step_name, GREATEST(c.items - COALESCE(d.entities, 0), 0) AS items
+    FROM completed c
+    LEFT JOIN called d ON d.batch_id = c.batch_id AND d.workflow_slug = c.step_name
 )
-SELECT COALESCE(sum(r.items * w.credits_per_call), 0) AS saved,
-       COALESCE(sum(r.items), 0) AS reused
-FROM reused r JOIN db_driven_enrichment_workflows w ON w.workflow_slug = r.step_name;
+SELECT r.batch_id, sum(r.items * w.credits_per_call) AS saved, sum(r.items) AS reused
+FROM reused r JOIN db_driven_enrichment_workflows w ON w.workflow_slug = r.step_name
+GROUP BY r.batch_id;
 
 -- name: batches_by_prefix
 -- Batches whose id starts with the given text; two rows are enough to call it ambiguous.

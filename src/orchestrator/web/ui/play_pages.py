@@ -33,20 +33,11 @@ def _uuid(text: str | None) -> UUID | None:
         return None
 
 
-class BatchFilterError(LookupError):
-    """The batch filter names no batch (or more than one)."""
-
-
 def _batch_filter(conn: Conn, text: str) -> UUID | None:
     """The batch a filter names (a full id, or a unique prefix as the batches page shows);
-    None for no filter. Raises BatchFilterError: a filter that names nothing must not quietly
+    None for no filter. A filter that names nothing raises BatchRefError: it must not quietly
     widen to every client's companies."""
-    if not text.strip():
-        return None
-    try:
-        return resolve_batch(conn, text)
-    except BatchRefError as exc:
-        raise BatchFilterError(str(exc)) from None
+    return resolve_batch(conn, text) if text.strip() else None
 
 
 def _chosen_step(steps: list[queues.QueueStep], step: int | None) -> queues.QueueStep | None:
@@ -85,7 +76,7 @@ def play_page(
             return message_page(request, "No such play", f"There is no play “{play[:80]}”.", 404)
         try:
             batch_id = _batch_filter(conn, batch)
-        except BatchFilterError as exc:
+        except BatchRefError as exc:
             return message_page(request, "No such batch", str(exc), 404)
         steps = queues.queue_steps(conn, play, batch_id)
         chosen = _chosen_step(steps, step)
@@ -134,7 +125,7 @@ def play_pills(
     with runtime.dbs.hq.connection() as conn:
         try:
             batch_id = _batch_filter(conn, batch)
-        except BatchFilterError:
+        except BatchRefError:
             batch_id = None  # the page said so; the pills count every company meanwhile
         steps = queues.queue_steps(conn, play, batch_id)
     return render(
@@ -160,11 +151,14 @@ def _companies(values: list[str]) -> list[UUID] | str:
     return chosen
 
 
-def _candidates(
-    runtime: RuntimeDep, play: str, step_number: int, chosen: list[UUID]
-) -> list[dict[str, object]] | str:
-    """The chosen companies that exist, each with whether it completed the step already; or
-    what is wrong when none exists."""
+def _choice(
+    runtime: RuntimeDep, play: str, step_number: int, values: list[str]
+) -> tuple[list[dict[str, object]], int] | str:
+    """The chosen companies that exist and have not completed the step, and how many chosen
+    ones already have; or what is wrong with the choice."""
+    chosen = _companies(values)
+    if isinstance(chosen, str):
+        return chosen
     params = {"play_name": play, "step_number": step_number, "ids": chosen}
     with runtime.dbs.hq.connection() as conn:
         rows = [dict(r) for r in conn.execute(query("run_candidates"), params)]
@@ -172,7 +166,8 @@ def _candidates(
         return (
             "The chosen companies do not exist (none of them): reload the queue and choose again."
         )
-    return rows
+    pending = [r for r in rows if not r["done"]]
+    return pending, len(rows) - len(pending)
 
 
 def _step_of(runtime: RuntimeDep, play: str, step_number: int) -> queues.QueueStep | None:
@@ -200,13 +195,10 @@ def confirm_run(
             f"The play “{play[:80]}” has no company step {step_number}.",
             404,
         )
-    chosen = _companies(company)
-    if isinstance(chosen, str):
-        return message_page(request, "Nothing to run", chosen, 422)
-    candidates = _candidates(runtime, play, step_number, chosen)
-    if isinstance(candidates, str):
-        return message_page(request, "Nothing to run", candidates, 422)
-    pending = [c for c in candidates if not c["done"]]
+    choice = _choice(runtime, play, step_number, company)
+    if isinstance(choice, str):
+        return message_page(request, "Nothing to run", choice, 422)
+    pending, skipped = choice
     return render(
         request,
         "confirm_run.html",
@@ -214,7 +206,7 @@ def confirm_run(
         play=play,
         step=step,
         companies=pending,
-        skipped=len(candidates) - len(pending),
+        skipped=skipped,
         credits=step.credits_per_call * len(pending),
         batch=batch,
         q=q,
@@ -232,16 +224,14 @@ def run_step(
     batch: Annotated[str, Form(max_length=100)] = "",
     q: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    chosen = _companies(company)
-    if isinstance(chosen, str):
-        return message_page(request, "Nothing to run", chosen, 422)
-    candidates = _candidates(runtime, play, step_number, chosen)
-    if isinstance(candidates, str):
-        return message_page(request, "Nothing to run", candidates, 422)
-    pending = [UUID(str(c["id"])) for c in candidates if not c["done"]]
+    choice = _choice(runtime, play, step_number, company)
+    if isinstance(choice, str):
+        return message_page(request, "Nothing to run", choice, 422)
+    rows, skipped = choice
+    pending = [UUID(str(r["id"])) for r in rows]
     if not pending:
         text = (
-            f"All {len(candidates):,} chosen companies already completed step {step_number}:"
+            f"All {skipped:,} chosen companies already completed step {step_number}:"
             " nothing was sent and no credits were spent."
         )
         return message_page(request, "Nothing to run", text, 200)
@@ -249,7 +239,6 @@ def run_step(
         run_play_step(runtime.dbs, runtime.dispatcher, play, step_number, company_ids=pending)
     except RegistryError as exc:
         return message_page(request, "This step cannot run", str(exc), 422)
-    skipped = len(candidates) - len(pending)
     # Back to the queue as it was filtered: never to every client's companies.
     query_text = urlencode(
         {"step": step_number, "batch": batch, "q": q, "ran": len(pending), "skipped": skipped}

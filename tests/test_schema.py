@@ -76,6 +76,11 @@ HQ_TABLES = {
     "client_customers",
     "dashboard_sessions",
     "customer_alumni_jobs",  # a view: the alumni matching rule
+    "client_credit_caps",
+    "budget_holds",
+    "credit_ledger",
+    "company_results",  # views: an entity's own results and the one it reuses
+    "person_results",
 }
 WORKSPACE_TABLES = {"company_homepage_scrapes", "company_case_studies_page"}
 PIPELINE = [

@@ -54,7 +54,9 @@ def explained_errors(command: Callable[_P, _R]) -> Callable[_P, _R]:
             fail(settings_problem(exc))
         except psycopg.OperationalError as exc:
             fail(f"cannot reach the database: {str(exc).strip().splitlines()[0]}")
-        except psycopg.ProgrammingError:
+        except psycopg.ProgrammingError as exc:
+            if exc.sqlstate is not None:
+                raise  # a statement the server refused (a defect), not the URL
             # psycopg's message repeats the URL, password included: say what is expected.
             fail(
                 "cannot use the database URL (DATABASE_URL or WORKSPACE_DATABASE_URL): expected"

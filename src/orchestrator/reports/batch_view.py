@@ -13,6 +13,7 @@ from orchestrator.db.pool import Conn
 from orchestrator.db.queries import query
 from orchestrator.engine.runners import live_runners
 from orchestrator.reports.batches import overview, shown_status
+from orchestrator.reports.credits import Credits, batch_credits
 
 # Failures that are the data's, not a provider's: retrying them fails the same way.
 _DATA_STEPS = frozenset({"normalize_all_core_values"})
@@ -29,8 +30,7 @@ class BoardLine:
     done: int
     failed: int
     waiting: int
-    credits_spent: Decimal
-    credits_saved: Decimal
+    credits: Credits
     created_at: datetime
 
     @property
@@ -50,10 +50,7 @@ def _percent(part: int, whole: int) -> int:
 def _lines(conn: Conn, rows: list[dict[str, Any]]) -> list[BoardLine]:
     """The board's lines, with what dedupe saved each batch found for all of them at once."""
     ids = [UUID(str(row["id"])) for row in rows]
-    saved = {
-        r["batch_id"]: Decimal(r["saved"])
-        for r in conn.execute(query("batch_credits_saved"), {"batch_ids": ids})
-    }
+    credits = batch_credits(conn, ids)
     return [
         BoardLine(
             batch_id,
@@ -64,8 +61,7 @@ def _lines(conn: Conn, rows: list[dict[str, Any]]) -> list[BoardLine]:
             int(row["done"]),
             int(row["failed"]),
             int(row["waiting"]),
-            Decimal(row["credits"]),
-            saved.get(batch_id, Decimal(0)),
+            credits.get(batch_id, Credits()),
             row["created_at"],
         )
         for batch_id, row in zip(ids, rows, strict=True)

@@ -27,7 +27,7 @@ class QueueStep:
     title: str
     provider: str
     entity_type: str
-    credits_per_call: Decimal
+    call_ceiling: Decimal  # the most one call costs
     previous_step: int | None
     ready: int | None  # None: not a company step, so no queue of companies
 
@@ -65,7 +65,7 @@ def queue_steps(conn: Conn, play_name: str, batch_id: UUID | None = None) -> lis
             str(r["title"]),
             str(r["provider"]),
             str(r["entity_type"]),
-            Decimal(r["credits_per_call"]),
+            Decimal(r["call_ceiling"]),
             r["previous_step"],
             None if r["ready"] is None else int(r["ready"]),
         )

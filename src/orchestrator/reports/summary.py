@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from orchestrator.db.pool import Conn
 from orchestrator.db.queries import query
 from orchestrator.reports.batches import overview, shown_status
+from orchestrator.reports.credits import Credits, batch_credits
 
 
 @dataclass
@@ -76,18 +76,11 @@ def summarize(conn: Conn, batch_id: UUID, seconds: float = 0.0) -> BatchSummary:
 
 def _provider_usage(conn: Conn, batch_id: UUID) -> dict[str, Any]:
     calls: dict[str, int] = {"company": 0, "person": 0}
-    spent = Decimal(0)
     for row in conn.execute(query("batch_provider_usage"), {"batch_id": batch_id}):
         if row["provider"] == "clay":
             calls[str(row["entity_type"])] += int(row["calls"])
-        spent += Decimal(row["credits"])
-    saved = conn.execute(query("batch_credits_saved"), {"batch_ids": [batch_id]}).fetchone()
-    usage: dict[str, Any] = {
-        "clay_calls": calls,
-        "credits_spent": float(spent),
-        "credits_saved": float(saved["saved"]) if saved else 0.0,
-        "items_reusing_enrichment": int(saved["reused"]) if saved else 0,
-    }
+    credits = batch_credits(conn, [batch_id]).get(batch_id, Credits())
+    usage: dict[str, Any] = {"clay_calls": calls} | credits.as_json()
     error = conn.execute(query("first_provider_error"), {"batch_id": batch_id}).fetchone()
     if error is not None:
         status = f"HTTP {error['http_status']}: " if error["http_status"] else ""

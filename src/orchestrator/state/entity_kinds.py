@@ -17,10 +17,16 @@ class EntityKind:
     state_table: str  # company_workflow_states / person_workflow_states
     result_table: str  # company_enrichment_results / person_enrichment_results
     id_column: str  # company_id / person_id (in state, result and batch_items tables)
+    results_view: str  # company_results / person_results: own results and the one reused
+    reuse_key: str  # domain / dedupe_key: what finds the same entity in a client's other batch
 
     @property
     def already_enriched(self) -> str:
         return f"{self.name}_already_enriched"
+
+    @property
+    def reused(self) -> str:
+        return f"{self.name}_result_reused"
 
     @property
     def in_progress(self) -> str:
@@ -33,6 +39,8 @@ class EntityKind:
             "state_table": sql.Identifier(self.state_table),
             "result_table": sql.Identifier(self.result_table),
             "id_column": sql.Identifier(self.id_column),
+            "results_view": sql.Identifier(self.results_view),
+            "reuse_key": sql.Identifier(self.reuse_key),
         }
 
 
@@ -42,6 +50,8 @@ COMPANY = EntityKind(
     "company_workflow_states",
     "company_enrichment_results",
     "company_id",
+    "company_results",
+    "domain",
 )
 PERSON = EntityKind(
     "person",
@@ -49,6 +59,8 @@ PERSON = EntityKind(
     "person_workflow_states",
     "person_enrichment_results",
     "person_id",
+    "person_results",
+    "dedupe_key",
 )
 KINDS: dict[str, EntityKind] = {"company": COMPANY, "person": PERSON}
 

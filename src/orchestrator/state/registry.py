@@ -44,11 +44,27 @@ class WorkflowConfig(BaseModel):
     destination_table_name: Identifier | None = None
     destination_field_mappings: dict[str, Identifier] = Field(default_factory=dict)
     webhook_url_secret_name: str | None = None
-    credits_per_call: Decimal = Decimal(0)
+    # Prices, as Clay bills: Actions of a run (at acceptance), the callback column's Action
+    # and data credits per data type returned (at the answer).
+    actions_per_run: Decimal = Field(default=Decimal(0), ge=0)
+    callback_actions: Decimal = Field(default=Decimal(0), ge=0)
+    data_credits: dict[str, Annotated[Decimal, Field(ge=0)]] = Field(default_factory=dict)
+    reuse_window_days: int | None = Field(default=None, gt=0)
     timeout_seconds: int = Field(default=900, gt=0)
     max_attempts: int = Field(default=3, gt=0)
     provider_params: dict[str, Any] = Field(default_factory=dict)
     is_active: bool = True
+
+    @property
+    def call_ceiling(self) -> Decimal:
+        """The most one call can cost: its Actions and every priced data type found."""
+        return self.actions_per_run + self.callback_actions + sum(
+            self.data_credits.values(), Decimal(0)
+        )
+
+    @property
+    def priced(self) -> bool:
+        return self.call_ceiling > 0
 
 
 def parse_workflow(row: dict[str, Any]) -> WorkflowConfig:

@@ -53,17 +53,41 @@ class Origin(NamedTuple):
     simulated: bool
 
 
+def reuse_fresh_results(
+    conn: Conn, kind: EntityKind, workflow: WorkflowConfig, call: StepCall, entity_ids: list[UUID]
+) -> int:
+    """Complete the chunk's entities that a fresh result of the same client covers, before any
+    is claimed for a call; how many. Only a batch's items: a manual run asks for fresh calls."""
+    if workflow.reuse_window_days is None or call.batch_id is None or call.entity_ids:
+        return 0
+    row = conn.execute(
+        entity_query("reuse_fresh_results", kind),
+        {
+            "batch_id": call.batch_id,
+            "entity_ids": entity_ids,
+            "workflow_slug": workflow.workflow_slug,
+            "window_days": workflow.reuse_window_days,
+            "id_key": kind.id_column,
+            "entity_type": kind.name,
+            "result_table": workflow.destination_table_name or kind.result_table,
+        },
+    ).fetchone()
+    return int(row["entities"]) if row else 0
+
+
 def claim_chunk(
     conn: Conn, kind: EntityKind, workflow: WorkflowConfig, call: StepCall, origin: Origin
 ) -> list[dict[str, Any]]:
     """Claim the chunk's unclaimed entities and mark every item; one transaction."""
     item_ids = list(call.item_ids)
     slug = workflow.workflow_slug
+    entity_ids = _entity_ids(conn, kind, call)
     with conn.transaction():
+        reuse_fresh_results(conn, kind, workflow, call, entity_ids)
         claims = conn.execute(
             entity_query("claim_entities", kind),
             {
-                "entity_ids": _entity_ids(conn, kind, call),
+                "entity_ids": entity_ids,
                 "workflow_slug": slug,
                 "timeout": workflow.timeout_seconds,
             },
@@ -100,6 +124,7 @@ def claim_chunk(
                 "workflow_slug": slug,
                 "id_key": kind.id_column,
                 "already": kind.already_enriched,
+                "reused": kind.reused,
                 "in_progress": kind.in_progress,
                 "entity_type": kind.name,
             },
@@ -146,7 +171,6 @@ def record_outcomes(
             query("record_sends"),
             {
                 "sends": Jsonb(sends),
-                "credits": workflow.credits_per_call,
                 "timeout": workflow.timeout_seconds,
                 "workflow_slug": workflow.workflow_slug,
             },

@@ -1,5 +1,6 @@
 -- name: consolidate_final_leads
--- One clean row per person, from the newest stored person and company results. Replaying it
+-- One clean row per person, from the newest stored person and company results (their own, or
+-- the result of the client's earlier batch they reuse). Replaying it
 -- rewrites the same values into the same rows.
 WITH people AS (
     SELECT DISTINCT person_id FROM batch_items
@@ -29,12 +30,12 @@ FROM people
 JOIN normalized_people p ON p.id = people.person_id
 JOIN normalized_companies c ON c.id = p.company_id
 LEFT JOIN LATERAL (
-    SELECT data FROM person_enrichment_results r
-    WHERE r.person_id = p.id ORDER BY r.created_at DESC, r.id LIMIT 1
+    SELECT data FROM person_results r
+    WHERE r.person_id = p.id ORDER BY r.created_at DESC, r.result_id LIMIT 1
 ) pr ON TRUE
 LEFT JOIN LATERAL (
-    SELECT data FROM company_enrichment_results r
-    WHERE r.company_id = c.id ORDER BY r.created_at DESC, r.id LIMIT 1
+    SELECT data FROM company_results r
+    WHERE r.company_id = c.id ORDER BY r.created_at DESC, r.result_id LIMIT 1
 ) cr ON TRUE
 ON CONFLICT (person_id) DO UPDATE SET
     first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
@@ -58,8 +59,8 @@ WITH people AS (
     SELECT people.*, job.value AS job, job.position::int AS position
     FROM people
     JOIN LATERAL (
-        SELECT data FROM person_enrichment_results r
-        WHERE r.person_id = people.person_id ORDER BY r.created_at DESC, r.id LIMIT 1
+        SELECT data FROM person_results r
+        WHERE r.person_id = people.person_id ORDER BY r.created_at DESC, r.result_id LIMIT 1
     ) pr ON TRUE
     CROSS JOIN LATERAL jsonb_array_elements(
         CASE WHEN jsonb_typeof(pr.data->'work_history') = 'array'

@@ -105,7 +105,7 @@ ORDER BY c.submissions DESC, c.webhook_key;
 -- company_play_step_completions alone.
 WITH steps AS (
     SELECT p.step_number, p.workflow_slug, w.title, w.provider, w.entity_type,
-           w.credits_per_call,
+           workflow_call_ceiling(w) AS call_ceiling,
            (SELECT max(q.step_number) FROM play_steps q
               JOIN db_driven_enrichment_workflows qw ON qw.workflow_slug = q.workflow_slug
              WHERE q.play_name = p.play_name AND q.step_number < p.step_number

@@ -1,5 +1,5 @@
--- Templates over an entity kind: {entity_table}, {state_table}, {result_table} and {id_column}
--- are filled with identifiers of the company or person tables.
+-- Templates over an entity kind: {entity_table}, {state_table}, {result_table}, {results_view},
+-- {reuse_key} and {id_column} are filled with identifiers of the company or person tables.
 
 -- name: entity_ids_for_items
 SELECT id AS item_id, {id_column} AS entity_id FROM batch_items
@@ -26,6 +26,112 @@ INSERT INTO {result_table} ({id_column}, workflow_slug, data, dispatch_id)
 VALUES (%(entity_id)s, %(workflow_slug)s, %(data)s, %(dispatch_id)s)
 ON CONFLICT (dispatch_id) DO NOTHING
 RETURNING id;
+
+-- name: reuse_fresh_results
+-- Entities of the batch not claimed yet (no state, or PENDING) whose key (a company's domain, a
+-- person's email else LinkedIn URL) has a COMPLETED result of the same workflow in another batch
+-- of the same client, stored within the window before this batch was uploaded, complete from
+-- it without a call: the state links the result (never a copy), says where it came from, and
+-- the ledger counts what it saved. Never a result that found nothing; never across clients;
+-- the newest such result, itself the original when that batch reused it too. The log row
+-- and, for companies, the play step completion are written as for an answer.
+WITH batch AS (
+    SELECT b.id, b.client_name, b.play_name, b.created_at,
+           (SELECT ps.step_number FROM play_steps ps
+            WHERE ps.play_name = b.play_name AND ps.workflow_slug = %(workflow_slug)s) AS step_number
+    FROM upload_batches b WHERE b.id = %(batch_id)s AND b.reuse_results
+), wanted AS (
+    SELECT e.id, e.{reuse_key} AS key, batch.client_name, batch.created_at
+    FROM {entity_table} e
+    JOIN batch ON batch.id = e.batch_id
+    LEFT JOIN {state_table} s ON s.{id_column} = e.id AND s.workflow_slug = %(workflow_slug)s
+    WHERE e.id = ANY(%(entity_ids)s::uuid[]) AND e.{reuse_key} NOT LIKE 'item:%%'
+      AND (s.id IS NULL OR s.status = 'PENDING')
+), found AS (
+    SELECT wanted.id AS entity_id, r.result_id, r.data, r.source_id, r.source_batch_id
+    FROM wanted
+    CROSS JOIN LATERAL (
+        SELECT v.result_id, v.data, src.id AS source_id, src.batch_id AS source_batch_id
+        FROM {entity_table} src
+        JOIN upload_batches sb ON sb.id = src.batch_id
+        JOIN {state_table} ss
+          ON ss.{id_column} = src.id AND ss.workflow_slug = %(workflow_slug)s
+         AND ss.status = 'COMPLETED'
+        JOIN {results_view} v
+          ON v.{id_column} = src.id AND v.workflow_slug = %(workflow_slug)s
+        WHERE src.{reuse_key} = wanted.key AND src.batch_id <> %(batch_id)s
+          AND sb.client_name = wanted.client_name
+          AND v.created_at >= wanted.created_at - make_interval(days => %(window_days)s)
+          AND result_has_data(v.data)
+        ORDER BY v.created_at DESC, v.result_id
+        LIMIT 1
+    ) r
+), inserted AS (
+    INSERT INTO {state_table} ({id_column}, workflow_slug, status, reused_result_id, meta)
+    SELECT entity_id, %(workflow_slug)s, 'COMPLETED', result_id,
+           jsonb_build_object('result_id', result_id, 'reused_from', jsonb_build_object(
+               'batch_id', source_batch_id, 'result_id', result_id,
+               %(id_key)s::text, source_id))
+    FROM found
+    ORDER BY entity_id
+    ON CONFLICT ({id_column}, workflow_slug) DO NOTHING
+    RETURNING {id_column} AS entity_id, reused_result_id
+), pending AS (
+    SELECT s.id, found.result_id, found.source_batch_id, found.source_id
+    FROM {state_table} s JOIN found ON s.{id_column} = found.entity_id
+    WHERE s.workflow_slug = %(workflow_slug)s AND s.status = 'PENDING'
+    ORDER BY s.id FOR UPDATE OF s SKIP LOCKED
+), updated AS (
+    UPDATE {state_table} s
+    SET status = 'COMPLETED', reused_result_id = pending.result_id, dispatch_id = NULL,
+        lease_expires_at = NULL, updated_at = NOW(),
+        meta = COALESCE(s.meta, '{{}}'::jsonb) || jsonb_build_object(
+            'result_id', pending.result_id, 'reused_from', jsonb_build_object(
+                'batch_id', pending.source_batch_id, 'result_id', pending.result_id,
+                %(id_key)s::text, pending.source_id))
+    FROM pending WHERE s.id = pending.id
+    RETURNING s.{id_column} AS entity_id, s.reused_result_id
+), reused AS (
+    SELECT * FROM inserted UNION ALL SELECT * FROM updated
+), target AS (
+    SELECT reused.entity_id, reused.reused_result_id, found.data, w.id AS workflow_id, w.actions_per_run,
+           w.callback_actions, w.data_credits, batch.client_name, batch.play_name,
+           batch.step_number,
+           c.id AS company_id, c.domain, p.id AS person_id
+    FROM reused
+    JOIN found ON found.entity_id = reused.entity_id
+    JOIN db_driven_enrichment_workflows w ON w.workflow_slug = %(workflow_slug)s
+    CROSS JOIN batch
+    LEFT JOIN normalized_people p ON %(entity_type)s = 'person' AND p.id = reused.entity_id
+    LEFT JOIN normalized_companies c
+      ON c.id = CASE WHEN %(entity_type)s = 'company' THEN reused.entity_id ELSE p.company_id END
+), ledger AS (
+    INSERT INTO credit_ledger (batch_id, client_name, workflow_slug, entity_type, entity_id,
+                               entry, actions, data_credits, data_types, result_id)
+    SELECT %(batch_id)s, client_name, %(workflow_slug)s, %(entity_type)s, entity_id, 'reuse',
+           actions_per_run + callback_actions, data_credits_for(data_credits, data),
+           priced_data_types(data_credits, data), reused_result_id
+    FROM target
+    ON CONFLICT DO NOTHING
+    RETURNING id
+), logged AS (
+    INSERT INTO enrichment_results_log
+        (workflow_id, workflow_slug, company_id, company_domain, person_id, batch_id, play_name,
+         step_number, status, error_message, result_table)
+    SELECT workflow_id, %(workflow_slug)s, company_id, domain, person_id, %(batch_id)s,
+           play_name, step_number, 'success', NULL, %(result_table)s
+    FROM target
+    RETURNING id
+), completed AS (
+    INSERT INTO company_play_step_completions (company_id, play_name, step_number, workflow_slug)
+    SELECT company_id, play_name, step_number, %(workflow_slug)s FROM target
+    WHERE %(entity_type)s = 'company' AND step_number IS NOT NULL
+    ORDER BY company_id
+    ON CONFLICT (company_id, play_name, step_number) DO NOTHING
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM reused) AS entities, (SELECT count(*) FROM ledger) AS saved,
+       (SELECT count(*) FROM logged) AS logged, (SELECT count(*) FROM completed) AS completed;
 
 -- name: claim_entities
 -- Atomic claim: the first sender to insert (or to flip a PENDING row) owns the entity and
@@ -118,9 +224,14 @@ SET status = CASE
         %(id_key)s::text, d.entity_id,
         'skipped', CASE
             WHEN d.entity_id IS NULL OR d.is_sender THEN NULL
+            WHEN d.entity_status = 'COMPLETED' AND d.entity_meta ? 'reused_from'
+                THEN %(reused)s::text
             WHEN d.entity_status = 'COMPLETED' THEN %(already)s::text
             WHEN d.entity_status = 'FAILED' THEN NULL
             ELSE %(in_progress)s::text END,
+        'reused_from', CASE
+            WHEN d.entity_status = 'COMPLETED' AND NOT d.is_sender
+                THEN d.entity_meta->'reused_from' END,
         'reason', CASE
             WHEN d.entity_id IS NULL THEN 'no_' || %(entity_type)s::text
             WHEN d.entity_status = 'FAILED' AND NOT d.is_sender
@@ -164,7 +275,6 @@ SET status = CASE WHEN d.status IN ('STORED', 'CALLED_BACK') THEN d.status
                   WHEN s.ok THEN 'SENT' ELSE 'FAILED' END,
     -- A paced send marks its row SENT as Clay accepts it (mark_dispatch_sent).
     sent_at = CASE WHEN s.ok THEN COALESCE(d.sent_at, NOW()) END,
-    credits = CASE WHEN s.ok THEN %(credits)s::numeric ELSE 0 END,
     http_status = s.http_status,
     error = s.error,
     webhook_key = COALESCE(s.webhook_key, d.webhook_key)

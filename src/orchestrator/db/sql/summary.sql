@@ -9,39 +9,64 @@ ORDER BY 3 DESC, 1, 2
 LIMIT 5;
 
 -- name: batch_provider_usage
--- Calls a provider accepted for this batch, and the credits they cost.
+-- Calls a provider accepted for this batch.
 SELECT provider, entity_type,
-       count(*) FILTER (WHERE status IN ('SENT', 'STORED', 'CALLED_BACK')) AS calls,
-       COALESCE(sum(credits), 0) AS credits
+       count(*) FILTER (WHERE status IN ('SENT', 'STORED', 'CALLED_BACK')) AS calls
 FROM entity_dispatches
 WHERE batch_id = %(batch_id)s
 GROUP BY provider, entity_type;
 
--- name: batch_credits_saved
--- Dedupe saved what the items of an entity workflow did not each pay: items that completed the
--- step, less the entities a provider accepted a call for. Counted from outcomes, not from
--- which item sent, so a batch recovered after a crash (re-sent by another item) counts right.
--- For each of `batch_ids` that reused anything (a batch without a row saved nothing).
-WITH completed AS (
-    SELECT ws.batch_id, ws.step_name, count(*) AS items
+-- name: batch_credits
+-- For each of `batch_ids`: what the ledger says was spent (Actions and data credits apart) and
+-- saved by reuse, and what dedupe saved: every item that completed an entity step beyond the
+-- first of its entity saved what that entity's result cost (its Actions and the data credits
+-- of the data types it holds). Counted from outcomes, so a batch recovered after a crash
+-- counts right.
+WITH ledger AS (
+    SELECT batch_id,
+           sum(actions) FILTER (WHERE entry <> 'reuse') AS actions,
+           sum(data_credits) FILTER (WHERE entry <> 'reuse') AS data_credits,
+           sum(actions + data_credits) FILTER (WHERE entry = 'reuse') AS saved_by_reuse,
+           count(*) FILTER (WHERE entry = 'reuse') AS reused
+    FROM credit_ledger
+    WHERE batch_id = ANY(%(batch_ids)s::uuid[])
+    GROUP BY batch_id
+), shared AS (
+    SELECT ws.batch_id, ws.step_name, w.entity_type,
+           CASE w.entity_type WHEN 'company' THEN bi.company_id ELSE bi.person_id END AS entity_id,
+           count(*) - 1 AS extra
     FROM workflow_states ws
     JOIN db_driven_enrichment_workflows w
       ON w.workflow_slug = ws.step_name AND w.entity_type IN ('company', 'person')
+    JOIN batch_items bi ON bi.id = ws.item_id
     WHERE ws.batch_id = ANY(%(batch_ids)s::uuid[]) AND ws.status = 'COMPLETED'
-    GROUP BY ws.batch_id, ws.step_name
-), called AS (
-    SELECT batch_id, workflow_slug, count(DISTINCT entity_id) AS entities
-    FROM entity_dispatches
-    WHERE batch_id = ANY(%(batch_ids)s::uuid[]) AND sent_at IS NOT NULL
-    GROUP BY batch_id, workflow_slug
-), reused AS (
-    SELECT c.batch_id, c.step_name, GREATEST(c.items - COALESCE(d.entities, 0), 0) AS items
-    FROM completed c
-    LEFT JOIN called d ON d.batch_id = c.batch_id AND d.workflow_slug = c.step_name
+    GROUP BY 1, 2, 3, 4
+    HAVING count(*) > 1
+), dedupe AS (
+    SELECT s.batch_id, sum(s.extra) AS items,
+           sum(s.extra * (w.actions_per_run + w.callback_actions
+                          + data_credits_for(w.data_credits, r.data))) AS saved
+    FROM shared s
+    JOIN db_driven_enrichment_workflows w ON w.workflow_slug = s.step_name
+    LEFT JOIN LATERAL (
+        SELECT v.data FROM company_results v
+        WHERE s.entity_type = 'company' AND v.company_id = s.entity_id
+          AND v.workflow_slug = s.step_name
+        UNION ALL
+        SELECT v.data FROM person_results v
+        WHERE s.entity_type = 'person' AND v.person_id = s.entity_id
+          AND v.workflow_slug = s.step_name
+        LIMIT 1
+    ) r ON TRUE
+    GROUP BY s.batch_id
 )
-SELECT r.batch_id, sum(r.items * w.credits_per_call) AS saved, sum(r.items) AS reused
-FROM reused r JOIN db_driven_enrichment_workflows w ON w.workflow_slug = r.step_name
-GROUP BY r.batch_id;
+SELECT b.id AS batch_id,
+       COALESCE(l.actions, 0) AS actions, COALESCE(l.data_credits, 0) AS data_credits,
+       COALESCE(l.saved_by_reuse, 0) AS saved_by_reuse, COALESCE(l.reused, 0) AS reused,
+       COALESCE(d.saved, 0) AS saved_by_dedupe, COALESCE(d.items, 0) AS deduped_items
+FROM unnest(%(batch_ids)s::uuid[]) AS b(id)
+LEFT JOIN ledger l ON l.batch_id = b.id
+LEFT JOIN dedupe d ON d.batch_id = b.id;
 
 -- name: batches_by_prefix
 -- Batches whose id starts with the given text; two rows are enough to call it ambiguous.
@@ -63,8 +88,8 @@ SELECT b.id, b.client_name, b.file_name, b.status, b.created_at,
                                  WHERE play_name = b.play_name)) AS done,
        (SELECT count(DISTINCT item_id) FROM workflow_states
          WHERE batch_id = b.id AND status = 'FAILED') AS failed,
-       (SELECT COALESCE(sum(credits), 0) FROM entity_dispatches
-         WHERE batch_id = b.id) AS credits,
+       (SELECT COALESCE(sum(actions + data_credits), 0) FROM credit_ledger
+         WHERE batch_id = b.id AND entry <> 'reuse') AS credits,
        -- Entities waiting on a provider: their current call is being sent, or was accepted
        -- and not answered yet.
        (SELECT count(*) FROM entity_dispatches d

@@ -56,7 +56,7 @@ WITH stale AS (
            -- Claimed by a runner that is gone: nothing is in flight for it.
            OR (ws.claimed_by IS NOT NULL AND NOT ws.claimed_by = ANY(%(live)s::uuid[])))
       AND (s.status IS DISTINCT FROM 'COMPLETED' OR EXISTS (
-          SELECT 1 FROM {result_table} r
+          SELECT 1 FROM {results_view} r
           WHERE r.{id_column} = bi.{id_column} AND r.workflow_slug = ws.step_name))
     ORDER BY ws.id
     FOR UPDATE OF ws SKIP LOCKED
@@ -74,7 +74,11 @@ SET status = CASE stale.entity_status WHEN 'COMPLETED' THEN 'COMPLETED'
         WHEN stale.entity_status = 'COMPLETED' AND NOT ws.meta ? 'skipped' AND NOT EXISTS (
             SELECT 1 FROM entity_dispatches d
             WHERE d.sender_item_id = ws.item_id AND d.workflow_slug = ws.step_name)
-        THEN jsonb_build_object('skipped', %(entity_type)s::text || '_already_enriched')
+        THEN CASE WHEN stale.entity_meta ? 'reused_from'
+                  THEN jsonb_build_object('skipped', %(entity_type)s::text || '_result_reused',
+                                          'reused_from', stale.entity_meta->'reused_from')
+                  ELSE jsonb_build_object('skipped', %(entity_type)s::text || '_already_enriched')
+             END
         ELSE '{{}}'::jsonb END
 FROM stale
 WHERE ws.id = stale.id
@@ -156,9 +160,9 @@ RETURNING s.{id_column} AS entity_id;
 
 -- name: provider_waits
 -- What the batch still waits for from a real provider whose caller is gone: each call's
--- entity lease, and what sending them again now would cost.
+-- entity lease, and the most sending them again now could cost.
 SELECT count(*) AS calls, min(s.lease_expires_at) AS earliest, max(s.lease_expires_at) AS latest,
-       COALESCE(sum(w.credits_per_call), 0) AS credits
+       COALESCE(sum(workflow_call_ceiling(w)), 0) AS credits
 FROM entity_dispatches d
 JOIN {state_table} s ON s.{id_column} = d.entity_id AND s.workflow_slug = d.workflow_slug
                     AND s.dispatch_id = d.id AND s.status = 'IN_PROGRESS'

@@ -14,13 +14,16 @@ FROM workflow_states ws JOIN batch_items bi ON bi.id = ws.item_id
 WHERE ws.batch_id = %(batch_id)s AND ws.step_name = %(workflow_slug)s;
 
 -- name: verify_entity_results
--- Seed check "enrichment results": every COMPLETED entity has its stored result.
+-- Seed check "enrichment results": every COMPLETED entity has its stored result, its own or the
+-- one of its client's earlier batch it reuses.
 SELECT count(*) FILTER (WHERE s.status = 'COMPLETED') AS completed,
        count(*) FILTER (WHERE s.status = 'COMPLETED' AND NOT EXISTS (
-           SELECT 1 FROM {result_table} r
+           SELECT 1 FROM {results_view} r
            WHERE r.{id_column} = s.{id_column} AND r.workflow_slug = s.workflow_slug
        )) AS completed_without_result,
-       (SELECT count(*) FROM {result_table} r JOIN {entity_table} e2 ON e2.id = r.{id_column}
+       count(*) FILTER (WHERE s.status = 'COMPLETED' AND s.reused_result_id IS NOT NULL)
+           AS reused,
+       (SELECT count(*) FROM {results_view} r JOIN {entity_table} e2 ON e2.id = r.{id_column}
          WHERE e2.batch_id = %(batch_id)s AND r.workflow_slug = %(workflow_slug)s) AS results
 FROM {state_table} s JOIN {entity_table} e ON e.id = s.{id_column}
 WHERE e.batch_id = %(batch_id)s AND s.workflow_slug = %(workflow_slug)s;
@@ -42,7 +45,7 @@ GROUP BY meta->>'skipped' ORDER BY 1 NULLS FIRST;
 SELECT count(*) AS n
 FROM workflow_states ws JOIN batch_items bi ON bi.id = ws.item_id
 WHERE ws.batch_id = %(batch_id)s AND ws.step_name = %(workflow_slug)s AND ws.status = 'COMPLETED'
-  AND NOT EXISTS (SELECT 1 FROM {result_table} r
+  AND NOT EXISTS (SELECT 1 FROM {results_view} r
                   WHERE r.{id_column} = bi.{id_column} AND r.workflow_slug = ws.step_name);
 
 -- name: verify_completions_without_data
@@ -50,7 +53,7 @@ WHERE ws.batch_id = %(batch_id)s AND ws.step_name = %(workflow_slug)s AND ws.sta
 SELECT count(*) AS n
 FROM company_play_step_completions c JOIN normalized_companies e ON e.id = c.company_id
 WHERE e.batch_id = %(batch_id)s AND c.workflow_slug = %(workflow_slug)s
-  AND NOT EXISTS (SELECT 1 FROM company_enrichment_results r
+  AND NOT EXISTS (SELECT 1 FROM company_results r
                   WHERE r.company_id = c.company_id AND r.workflow_slug = c.workflow_slug);
 
 -- name: verify_calls

@@ -207,7 +207,7 @@ def confirm_run(
         step=step,
         companies=pending,
         skipped=skipped,
-        credits=step.credits_per_call * len(pending),
+        credits=step.call_ceiling * len(pending),
         batch=batch,
         q=q,
     )

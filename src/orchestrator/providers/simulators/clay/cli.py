@@ -9,8 +9,10 @@ import logging
 import signal
 import threading
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 
+from orchestrator.providers.simulators.clay.billing import ClayPrice, prices_from_json
 from orchestrator.providers.simulators.clay.config import (
     DEFAULT_CALLBACK_SECRET_HEADER,
     SimulatorConfig,
@@ -58,6 +60,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--duplicate-rate", type=float, default=0.0)
     p.add_argument("--submit-failure-rate", type=float, default=0.0)
     p.add_argument("--callback-failure-rate", type=float, default=0.0)
+    p.add_argument(
+        "--no-result-rate",
+        type=float,
+        default=0.0,
+        help="share of rows whose enrichment finds nothing (data callback, every field null)",
+    )
+    p.add_argument(
+        "--prices",
+        type=Path,
+        default=None,
+        metavar="FILE.json",
+        help='what rows cost, per workflow_slug: {"slug": {"actions_per_run": n,'
+        ' "callback_actions": n, "data_credits": {"field": n}}}; other slugs are free',
+    )
     p.add_argument("--fail-first", type=int, default=0, help="answer 503 to the first N rows")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--callback-secret", default=None)
@@ -83,12 +99,28 @@ def _config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         duplicate_rate=args.duplicate_rate,
         submit_failure_rate=args.submit_failure_rate,
         callback_failure_rate=args.callback_failure_rate,
+        no_result_rate=args.no_result_rate,
         fail_first_n_submissions=args.fail_first,
         seed=args.seed,
         callback_secret_header=args.callback_secret_header,
         callback_secret=args.callback_secret,
         callback_workers=args.workers,
+        prices=_load_prices(args.prices),
     )
+
+
+def _load_prices(path: Path | None) -> dict[str, ClayPrice]:
+    """The --prices file; ValueError naming the file and what is wrong with it."""
+    if path is None:
+        return {}
+    try:
+        # Decimal, not float: prices like 0.1 must add up exactly.
+        document = json.loads(path.read_text(), parse_float=Decimal, parse_int=Decimal)
+        return prices_from_json(document)
+    except OSError as error:
+        raise ValueError(f"--prices {path}: cannot read it: {error.strerror or error}") from None
+    except ValueError as error:  # bad JSON and bad prices alike
+        raise ValueError(f"--prices {path}: {error}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,7 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     The first stdout line is machine-readable, `Clay simulator listening on
     http://HOST:PORT (POST rows to ...)`: parse the base URL with the regular
     expression `listening on (http://\\S+)`. The last line is the summary
-    `accepted=N rejected={...} callbacks sent=N failed=N dropped=N`.
+    `accepted=N rejected={...} callbacks sent=N failed=N dropped=N billed actions=X
+    data_credits=Y` (amounts as exact decimals).
     """
     parser = _parser()
     args = parser.parse_args(argv)
@@ -132,8 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _summary(simulator: ClaySimulator) -> str:
+    actions, data_credits = simulator.billed()
     return (
         f"accepted={simulator.submission_count()} rejected={dict(simulator.rejected)} "
         f"callbacks sent={simulator.callbacks_sent} failed={simulator.callbacks_failed} "
-        f"dropped={simulator.callbacks_dropped}"
+        f"dropped={simulator.callbacks_dropped} "
+        f"billed actions={actions:f} data_credits={data_credits:f}"
     )

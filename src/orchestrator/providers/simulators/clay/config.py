@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
+
+from orchestrator.providers.simulators.clay.billing import ClayPrice
 
 _T = TypeVar("_T")
 
@@ -15,6 +18,13 @@ CLAY_MAX_PAYLOAD_BYTES = 100_000
 CLAY_WEBHOOK_LIFETIME_LIMIT = 50_000  # submissions one webhook source accepts, ever
 # The server never reads a body larger than this, whatever max_payload_bytes says.
 ABSOLUTE_MAX_BODY_BYTES = 1_000_000
+_RATES = (
+    "drop_rate",
+    "duplicate_rate",
+    "submit_failure_rate",
+    "callback_failure_rate",
+    "no_result_rate",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +45,9 @@ class SimulatorConfig:
     duplicate_rate: float = 0.0  # rows whose callback is sent 2-3 times
     submit_failure_rate: float = 0.0  # submissions answered 503, not accepted
     callback_failure_rate: float = 0.0  # rows that call back with an "error"
+    # Rows whose enrichment finds nothing: their data callback has every field None.
+    # Rolled independently of callback_failure_rate; an error wins over a no-result.
+    no_result_rate: float = 0.0
     fail_first_n_submissions: int = 0  # first N webhook POSTs get 503 (outage)
     seed: int = 0
     callback_secret_header: str = DEFAULT_CALLBACK_SECRET_HEADER
@@ -45,9 +58,13 @@ class SimulatorConfig:
     # Keep every Submission / CallbackOutcome for introspection. Counters are
     # always kept; switch this off for very long benchmark runs to bound memory.
     record_history: bool = True
+    # workflow_slug -> what a row of it costs (see billing.py); other slugs are free.
+    # Out of the hash (a dict has none) but still compared.
+    prices: Mapping[str, ClayPrice] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
-        for name in ("drop_rate", "duplicate_rate", "submit_failure_rate", "callback_failure_rate"):
+        self._check_prices()
+        for name in _RATES:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {value}")
@@ -67,6 +84,13 @@ class SimulatorConfig:
             raise ValueError(f"max_payload_bytes must be within [1, {ABSOLUTE_MAX_BODY_BYTES}]")
         if self.webhook_lifetime_limit is not None and self.webhook_lifetime_limit < 0:
             raise ValueError("webhook_lifetime_limit must be >= 0")
+
+    def _check_prices(self) -> None:
+        for slug, price in self.prices.items():
+            if not isinstance(price, ClayPrice):
+                raise ValueError(f"prices[{slug!r}] must be a ClayPrice, got {price!r}")
+        # A copy: the caller's dict may change after the config was made.
+        object.__setattr__(self, "prices", dict(self.prices))
 
     def with_clay_limits(self) -> SimulatorConfig:
         """A copy enforcing Clay's real limits wherever this config sets none."""

@@ -30,10 +30,12 @@ class Dispatcher:
         config: SimulatorConfig,
         record: Callable[[CallbackOutcome], None],
         on_status: Callable[[int], None],
+        on_send: Callable[[CallbackJob], None],
     ) -> None:
         self._config = config
         self._record = record
         self._on_status = on_status
+        self._on_send = on_send  # before a job's first attempt; Clay bills what it sends
         self._executor = ThreadPoolExecutor(config.callback_workers, "clay-sim-callback")
         self._poster = Poster(config.callback_timeout)
         self._cond = threading.Condition()
@@ -118,6 +120,7 @@ class Dispatcher:
 
     def _deliver(self, job: CallbackJob) -> None:
         try:
+            self._on_send(job)
             self._record(self._attempt_all(job))
         except Exception:  # a bug here must not leave wait_idle hanging
             logger.exception("simulator callback crashed")

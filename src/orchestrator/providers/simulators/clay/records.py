@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.providers.simulators.clay.billing import CallbackCharge
+
 
 @dataclass(frozen=True, slots=True)
 class Submission:
@@ -40,6 +42,8 @@ class CallbackJob:
     entity_id: str
     kind: str
     duplicate: bool
+    # Shared by a row's duplicated copies, so whichever is sent first bills the row.
+    charge: CallbackCharge | None = None
 
 
 @dataclass(slots=True)

@@ -16,7 +16,8 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from dataclasses import replace
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from orchestrator.providers.ratelimit import TokenBucket
@@ -30,6 +31,8 @@ from orchestrator.providers.simulators.clay.synthesis import entity_type_of, syn
 logger = logging.getLogger(__name__)
 
 _WEBHOOK_PATH = re.compile(r"^/webhooks/([^/]+)/?$")
+# What a row's callback says: enrichment data, data with nothing found, or an error.
+_Answer = Literal["data", "no_result", "error"]
 
 
 class _RejectedError(Exception):
@@ -72,7 +75,9 @@ class ClaySimulator(SimulatorState):
         if self._server is not None:
             raise RuntimeError("simulator already started")
         self._stopped.clear()
-        self._dispatcher = Dispatcher(self.config, self._record_outcome, self._record_status)
+        self._dispatcher = Dispatcher(
+            self.config, self._record_outcome, self._record_status, self._record_send
+        )
         self._server = WebhookServer((self.config.host, self.config.port), self)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -256,18 +261,21 @@ class ClaySimulator(SimulatorState):
         entity_id = row["entity_id"]
         entity_type = entity_type_of(row)
         row_id = uuid.uuid4().hex
+        slug = _workflow_slug(row)
         with self._lock:
             if self.config.record_history:
                 self._submissions.append(
                     Submission(row_id, webhook, entity_type, entity_id, row, time.time())
                 )
             self._accepted += 1
-            slug = row.get("workflow_slug")
-            self._traffic.accept(time.monotonic(), webhook, str(slug or ""), entity_id)
+            self._traffic.accept(time.monotonic(), webhook, slug, entity_id)
             self._by_entity[entity_id] += 1
             self._by_webhook[webhook] += 1
             self._by_type[entity_type] += 1
             nth = self._by_entity[entity_id]
+            # Billed now, as the enrichment runs, whether or not a callback ever goes out;
+            # under the state lock so /stats never shows the row without its bill.
+            self._ledger.charge_run(slug)
         jobs = self._plan_callbacks(row, row_id, nth)
         if self._dispatcher is not None:
             self._dispatcher.reserve(len(jobs))
@@ -282,9 +290,7 @@ class ClaySimulator(SimulatorState):
             with self._lock:
                 self._callbacks_dropped += 1
             return []
-        job = self._callback_job(
-            row, row_id, self._chance("fail", entity_id, nth) < cfg.callback_failure_rate
-        )
+        job = self._callback_job(row, row_id, self._roll_answer(entity_id, nth))
         copies = 1
         if self._chance("duplicate", entity_id, nth) < cfg.duplicate_rate:
             # "possibly twice": a quarter of duplicated rows get two extra copies.
@@ -297,16 +303,36 @@ class ClaySimulator(SimulatorState):
             for i in range(copies)
         ]
 
-    def _callback_job(self, row: dict[str, Any], row_id: str, failed: bool) -> CallbackJob:
+    def _roll_answer(self, entity_id: str, nth: int) -> _Answer:
+        if self._chance("fail", entity_id, nth) < self.config.callback_failure_rate:
+            return "error"
+        if self._chance("no_result", entity_id, nth) < self.config.no_result_rate:
+            return "no_result"
+        return "data"
+
+    def _answer_data(self, row: dict[str, Any], answer: _Answer) -> dict[str, Any] | None:
+        """The callback's `data`; None for an error callback."""
+        if answer == "error":
+            return None
+        data = self._synthesize(row)
+        # Clay's HTTP-API column sends its body template whatever was found: every
+        # field is still there, the empty columns as null.
+        return dict.fromkeys(data) if answer == "no_result" else data
+
+    def _callback_job(self, row: dict[str, Any], row_id: str, answer: _Answer) -> CallbackJob:
         payload: dict[str, Any] = {
             "entity_id": row["entity_id"],
             "workflow_slug": row.get("workflow_slug"),
             "callback_token": row["callback_token"],
         }
-        if failed:
+        data = self._answer_data(row, answer)
+        if data is None:
             payload["error"] = "Simulated enrichment failure: provider returned no result"
         else:
-            payload["data"] = self._synthesize(row)
+            payload["data"] = data
+        charge = self._ledger.price_callback(
+            _workflow_slug(row), data, no_result=answer == "no_result"
+        )
         headers = {"Content-Type": "application/json"}
         if self.config.callback_secret is not None:
             headers[self.config.callback_secret_header] = self.config.callback_secret
@@ -316,8 +342,9 @@ class ClaySimulator(SimulatorState):
             headers=headers,
             row_id=row_id,
             entity_id=row["entity_id"],
-            kind="error" if failed else "data",
+            kind="error" if answer == "error" else "data",
             duplicate=False,
+            charge=charge,
         )
 
     def _delay(self, entity_id: str, nth: int, copy: int) -> float:
@@ -346,9 +373,12 @@ def _take_token(bucket: TokenBucket, message: str) -> None:
 
 
 def _duplicate_of(job: CallbackJob) -> CallbackJob:
-    return CallbackJob(
-        job.url, job.body, job.headers, job.row_id, job.entity_id, job.kind, duplicate=True
-    )
+    # The copy keeps the original's charge, so the row is billed once.
+    return replace(job, duplicate=True)
+
+
+def _workflow_slug(row: Mapping[str, Any]) -> str:
+    return str(row.get("workflow_slug") or "")
 
 
 def _parse_row(body: bytes) -> dict[str, Any]:

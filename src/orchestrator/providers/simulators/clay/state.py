@@ -6,10 +6,12 @@ import contextlib
 import socket
 import threading
 from collections import Counter, deque
+from decimal import Decimal
 from typing import Any
 
+from orchestrator.providers.simulators.clay.billing import Ledger
 from orchestrator.providers.simulators.clay.config import SimulatorConfig
-from orchestrator.providers.simulators.clay.records import CallbackOutcome, Submission
+from orchestrator.providers.simulators.clay.records import CallbackJob, CallbackOutcome, Submission
 
 
 class WindowMax:
@@ -120,6 +122,7 @@ class SimulatorState:
         self._callbacks_duplicated = 0
         self._callbacks_errored = 0
         self._traffic = Traffic()
+        self._ledger = Ledger(config.prices)  # its own lock, taken after this one if both
 
     # -- introspection -----------------------------------------------------
 
@@ -189,6 +192,10 @@ class SimulatorState:
         with self._lock:
             return list(self._outcomes)
 
+    def billed(self) -> tuple[Decimal, Decimal]:
+        """(Actions, data credits) billed so far; the breakdown is stats()["billing"]."""
+        return self._ledger.totals()
+
     def _stats(self, now: float) -> dict[str, Any]:
         """Everything GET /stats reports, except what the dispatcher knows."""
         with self._lock:
@@ -202,6 +209,9 @@ class SimulatorState:
                 callbacks_dropped=self._callbacks_dropped,
                 callbacks_duplicated=self._callbacks_duplicated,
                 callbacks_errored=self._callbacks_errored,
+                # Acceptances are billed under this lock too, so `accepted` and the rows
+                # billed agree (lock order: state, then ledger).
+                billing=self._ledger.snapshot(),
             )
         return snapshot
 
@@ -216,6 +226,10 @@ class SimulatorState:
                 self._callbacks_sent += 1
             else:
                 self._callbacks_failed += 1
+
+    def _record_send(self, job: CallbackJob) -> None:
+        if job.charge is not None:
+            self._ledger.settle(job.charge)
 
     def _record_status(self, status: int) -> None:
         with self._lock:

@@ -289,12 +289,13 @@ def test_no_result_rate_is_deterministic_per_entity(make_sim: Any, receiver: Rec
     rows = [company_row(receiver, n, entity_id=f"entity-{n}") for n in range(60)]
     nothing_found: list[set[str]] = []
     for _ in range(2):
-        before = {id(body) for body in receiver.received()}
+        with receiver.lock:
+            receiver.bodies.clear()
         sim = make_sim(no_result_rate=0.5, seed=3)
         for row in rows:
             assert post(sim, row) == 200
         assert sim.wait_idle(10)
-        answers = [body for body in receiver.received() if id(body) not in before]
+        answers = receiver.received()
         empty = {b["entity_id"] for b in answers if not any(map(has_value, b["data"].values()))}
         nothing_found.append(empty)
         found = len(rows) - len(empty)
@@ -341,8 +342,8 @@ def test_no_prices_bill_nothing(make_sim: Any, receiver: Receiver) -> None:
 
 # -- rejected rows -----------------------------------------------------------------
 
-REJECTIONS = {
-    # status: (config, extra row fields, headers)
+# status: (config, extra row fields, headers)
+REJECTIONS: dict[int, tuple[dict[str, Any], dict[str, Any], dict[str, str]]] = {
     401: ({"auth_token": "right"}, {}, {"x-clay-webhook-auth": "wrong"}),
     413: ({"max_payload_bytes": 300}, {"pad": "x" * 400}, {}),
     429: ({"workspace_rate_per_second": 0.001, "workspace_burst": 1}, {}, {}),
@@ -463,11 +464,7 @@ def test_cli_refuses_a_bad_prices_file(
 
 def test_cli_bills_at_the_prices_given_and_says_so(tmp_path: Path, receiver: Receiver) -> None:
     prices = tmp_path / "prices.json"
-    prices.write_text(
-        json.dumps(
-            {COMPANY: {"actions_per_run": 2, "callback_actions": 0.5, "data_credits": {}}}
-        ).replace("0.5", "0.5")
-    )
+    # 0.1 as a float would not add up to exactly 6.3.
     prices.write_text(
         '{"company-enrichment": {"actions_per_run": 2, "callback_actions": 0.1,'
         ' "data_credits": {"industry": 0.2, "phone": 9}}}'
@@ -475,7 +472,7 @@ def test_cli_bills_at_the_prices_given_and_says_so(tmp_path: Path, receiver: Rec
     src = Path(__file__).resolve().parents[2] / "src"
     env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     cmd = [sys.executable, "-m", "orchestrator.providers.simulators.clay", "--port", "0"]
-    cmd += ["--prices", str(prices), "--no-result-rate", "0"]
+    cmd += ["--prices", str(prices), "--no-result-rate", "1"]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
     )
@@ -488,11 +485,16 @@ def test_cli_bills_at_the_prices_given_and_says_so(tmp_path: Path, receiver: Rec
             response = requests.post(f"{url}/webhooks/c", json=company_row(receiver, n), timeout=10)
             assert response.status_code == 200
         billing = _await_callbacks(url, 3)
-        assert (billing["actions"], billing["data_credits"]) == ("6.3", "0.6")
+        assert billing == {
+            "actions": "6.3",
+            "data_credits": "0",  # nothing found, so no industry to pay for
+            "no_result_answers": 3,
+            "by_workflow": {COMPANY: bill(3, 3, "6.3", "0", no_results=3)},
+        }
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=15)
         assert proc.returncode == 0
-        assert out.strip().splitlines()[-1].endswith("billed actions=6.3 data_credits=0.6")
+        assert out.strip().splitlines()[-1].endswith("billed actions=6.3 data_credits=0")
     finally:
         if proc.poll() is None:
             proc.kill()

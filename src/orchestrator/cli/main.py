@@ -8,11 +8,11 @@ import typer
 
 from orchestrator.cli import (
     batch_commands,
+    credit_commands,
     customer_commands,
-    db_commands,
     recovery_commands,
     report_commands,
-    serve_command,
+    service_commands,
     workflow_commands,
 )
 from orchestrator.cli.errors import explained_errors
@@ -22,7 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-app.add_typer(db_commands.app, name="db")
+app.add_typer(service_commands.db_app, name="db")
 app.add_typer(workflow_commands.step_app, name="step")
 app.add_typer(customer_commands.app, name="customers")
 for command in (
@@ -39,7 +39,7 @@ for command in (
     recovery_commands.retry,
     workflow_commands.integrity,
     workflow_commands.workflows,
-    serve_command.serve,
+    service_commands.serve,
 ):
     app.command()(explained_errors(command))
 

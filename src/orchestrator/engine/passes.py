@@ -38,11 +38,16 @@ class UnknownBatchError(LookupError):
     pass
 
 
-def _batch_play(dbs: Databases, conn: Conn, batch_id: UUID) -> Play:
+# An uploaded batch held for launch: its forecast can be read before anything is sent.
+HELD = "HELD"
+
+
+def _batch_play(dbs: Databases, conn: Conn, batch_id: UUID) -> tuple[Play, bool]:
+    """The batch's play, and whether it is held for launch (it sends nothing until then)."""
     row = conn.execute(query("batch_play"), {"batch_id": batch_id}).fetchone()
     if row is None:
         raise UnknownBatchError(f"no upload batch {batch_id}")
-    return cached_play(dbs, conn, str(row["play_name"]))
+    return cached_play(dbs, conn, str(row["play_name"])), row["status"] == HELD
 
 
 def _apply(conn: Conn, batch_id: UUID) -> int:
@@ -101,13 +106,13 @@ def run_pass(
 ) -> PassResult:
     """Complete, advance, claim (as `runner_id`, up to `claim_limit`), dispatch; see above."""
     with dbs.hq.connection() as conn:
-        play = _batch_play(dbs, conn, batch_id)
+        play, held = _batch_play(dbs, conn, batch_id)
         applied = _apply(conn, batch_id)
         advanced = _advance(conn, batch_id, play)
-        claimed = _claim(conn, batch_id, play, claim_limit, runner_id)
+        claimed = [] if held else _claim(conn, batch_id, play, claim_limit, runner_id)
         # Claims must be visible to the step functions before they run.
         conn.commit()
-        done = not (applied or advanced or claimed) and _finished(conn, batch_id)
+        done = not (applied or advanced or claimed or held) and _finished(conn, batch_id)
     calls = chunk_calls(batch_id, claimed, chunk_size)
     dispatcher.dispatch(calls)
     return PassResult(batch_id, applied, advanced, len(claimed), len(calls), done)

@@ -118,3 +118,23 @@ def retry_failure_group(dbs: Databases, batch_id: UUID, step_name: str, reason: 
         if items:
             conn.execute(query("reopen_batch"), {"batch_id": batch_id})
     return items
+
+
+class NotHeldError(ValueError):
+    """Only a batch held for launch can be launched."""
+
+
+def launch_batch(dbs: Databases, batch_id: UUID, *, reuse: bool | None = None) -> None:
+    """Start a batch uploaded held (HELD -> RUNNING); `reuse` False makes it call for every
+    entity instead of reusing the client's fresh results. Its runner then drives it."""
+    with dbs.hq.connection() as conn:
+        launched = conn.execute(
+            query("launch_batch"), {"batch_id": batch_id, "reuse": reuse}
+        ).fetchone()
+        if launched is None:
+            row = conn.execute(query("batch_play"), {"batch_id": batch_id}).fetchone()
+            status = "unknown" if row is None else str(row["status"])
+            raise NotHeldError(
+                f"batch {batch_id} is not held for launch (its status is {status});"
+                " only a batch uploaded with --hold waits for a launch"
+            )

@@ -21,9 +21,12 @@ from orchestrator.state.entity_kinds import COMPANY, PERSON, EntityKind
 
 
 @lru_cache(maxsize=256)
-def entity_query(name: str, kind: EntityKind) -> sql.Composed:
-    """The named template filled with the kind's tables; composed once, reused per call."""
-    return query(name).format(**kind.identifiers())
+def entity_query(name: str, kind: EntityKind, *fragments: str) -> sql.Composed:
+    """The named template filled with the kind's tables, and with the named `fragments`
+    (templates themselves) where it says `{fragment}`."""
+    ids = kind.identifiers()
+    parts = {f: query(f).format(**ids) for f in fragments}
+    return query(name).format(**ids, **parts)
 
 
 def entity_ids_for_items(conn: Conn, kind: EntityKind, item_ids: list[UUID]) -> dict[UUID, UUID]:

@@ -61,7 +61,7 @@ def reuse_fresh_results(
     if workflow.reuse_window_days is None or call.batch_id is None or call.entity_ids:
         return 0
     row = conn.execute(
-        entity_query("reuse_fresh_results", kind),
+        entity_query("reuse_fresh_results", kind, "fresh_result"),
         {
             "batch_id": call.batch_id,
             "entity_ids": entity_ids,

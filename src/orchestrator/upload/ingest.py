@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import BinaryIO
 from uuid import UUID
 
@@ -34,6 +35,17 @@ __all__ = ["UploadError", "UploadResult", "ingest_upload"]
 
 # The unique index that keeps a client's file to one batch, deliberate repeats aside.
 ONE_BATCH_PER_FILE = "idx_upload_batches_one_per_file"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How an uploaded batch starts: `hold` keeps it HELD (nothing is sent) until launched, so
+    its forecast can be read first; `reuse` lets it reuse the client's fresh results;
+    `credit_cap` stops its sending once it has spent that many credits."""
+
+    hold: bool = False
+    reuse: bool = True
+    credit_cap: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +163,7 @@ def ingest_upload(
     play_name: str = DEFAULT_PLAY,
     allow_duplicate: bool = False,
     python_reader: bool = False,
+    launch: Launch = Launch(),
 ) -> UploadResult:
     """Load one CSV as a new batch, or raise UploadError and leave the database untouched.
 
@@ -175,7 +188,7 @@ def ingest_upload(
             raise UploadError(str(exc)) from None
         _takes_rows(play)
         use_copy = not python_reader and stream.seekable() and copyable(conn)
-        file = _File(stream, file_name, client_name, known_sha, allow_duplicate)
+        file = _File(stream, file_name, client_name, known_sha, allow_duplicate, launch)
         try:
             return _load_batch(conn, file, play, use_copy)
         except _DuplicateUploadError as dup:
@@ -191,6 +204,7 @@ class _File:
     # The file's hash when it was read before loading (a seekable stream), else None.
     known_sha: str | None
     allow_duplicate: bool
+    launch: Launch
 
 
 def _load_batch(conn: Conn, file: _File, play: Play, use_copy: bool) -> UploadResult:
@@ -239,6 +253,9 @@ def _insert_batch(conn: Conn, headers: tuple[str, ...], file: _File, play: Play)
         "headers": list(headers),
         "sha256": file.known_sha,
         "duplicate_allowed": False,
+        "status": "HELD" if file.launch.hold else "RUNNING",
+        "reuse_results": file.launch.reuse,
+        "credit_cap": file.launch.credit_cap,
     }
     batch = conn.execute(query("insert_upload_batch"), params).fetchone()
     if batch is None:

@@ -27,6 +27,35 @@ VALUES (%(entity_id)s, %(workflow_slug)s, %(data)s, %(dispatch_id)s)
 ON CONFLICT (dispatch_id) DO NOTHING
 RETURNING id;
 
+-- name: fresh_result
+-- A fragment: the newest COMPLETED result of the workflow for an entity with key `wanted.key`
+-- in another batch of the client `wanted.client_name`, stored since `wanted.since`, that
+-- found something; with the entity and batch it belongs to.
+SELECT v.result_id, v.data, src.id AS source_id, src.batch_id AS source_batch_id
+FROM {entity_table} src
+JOIN upload_batches sb ON sb.id = src.batch_id
+JOIN {state_table} ss
+  ON ss.{id_column} = src.id AND ss.workflow_slug = %(workflow_slug)s AND ss.status = 'COMPLETED'
+JOIN {results_view} v ON v.{id_column} = src.id AND v.workflow_slug = %(workflow_slug)s
+WHERE src.{reuse_key} = wanted.key AND src.batch_id IS DISTINCT FROM %(batch_id)s::uuid
+  AND sb.client_name = wanted.client_name AND v.created_at >= wanted.since
+  AND result_has_data(v.data)
+ORDER BY v.created_at DESC, v.result_id
+LIMIT 1
+
+-- name: reusable_keys
+-- Of `keys`, those the client's fresh results cover (as reuse_fresh_results finds them), each
+-- with the data credits its result holds: what a forecast counts as reused.
+WITH wanted AS (
+    SELECT DISTINCT k.key, %(client_name)s::text AS client_name,
+           %(since)s::timestamptz AS since
+    FROM unnest(%(keys)s::text[]) AS k(key)
+)
+SELECT wanted.key, data_credits_for(w.data_credits, r.data) AS data_credits
+FROM wanted
+CROSS JOIN LATERAL ({fresh_result}) r
+JOIN db_driven_enrichment_workflows w ON w.workflow_slug = %(workflow_slug)s;
+
 -- name: reuse_fresh_results
 -- Entities of the batch not claimed yet (no state, or PENDING) whose key (a company's domain, a
 -- person's email else LinkedIn URL) has a COMPLETED result of the same workflow in another batch
@@ -41,7 +70,8 @@ WITH batch AS (
             WHERE ps.play_name = b.play_name AND ps.workflow_slug = %(workflow_slug)s) AS step_number
     FROM upload_batches b WHERE b.id = %(batch_id)s AND b.reuse_results
 ), wanted AS (
-    SELECT e.id, e.{reuse_key} AS key, batch.client_name, batch.created_at
+    SELECT e.id, e.{reuse_key} AS key, batch.client_name,
+           batch.created_at - make_interval(days => %(window_days)s) AS since
     FROM {entity_table} e
     JOIN batch ON batch.id = e.batch_id
     LEFT JOIN {state_table} s ON s.{id_column} = e.id AND s.workflow_slug = %(workflow_slug)s
@@ -49,23 +79,7 @@ WITH batch AS (
       AND (s.id IS NULL OR s.status = 'PENDING')
 ), found AS (
     SELECT wanted.id AS entity_id, r.result_id, r.data, r.source_id, r.source_batch_id
-    FROM wanted
-    CROSS JOIN LATERAL (
-        SELECT v.result_id, v.data, src.id AS source_id, src.batch_id AS source_batch_id
-        FROM {entity_table} src
-        JOIN upload_batches sb ON sb.id = src.batch_id
-        JOIN {state_table} ss
-          ON ss.{id_column} = src.id AND ss.workflow_slug = %(workflow_slug)s
-         AND ss.status = 'COMPLETED'
-        JOIN {results_view} v
-          ON v.{id_column} = src.id AND v.workflow_slug = %(workflow_slug)s
-        WHERE src.{reuse_key} = wanted.key AND src.batch_id <> %(batch_id)s
-          AND sb.client_name = wanted.client_name
-          AND v.created_at >= wanted.created_at - make_interval(days => %(window_days)s)
-          AND result_has_data(v.data)
-        ORDER BY v.created_at DESC, v.result_id
-        LIMIT 1
-    ) r
+    FROM wanted CROSS JOIN LATERAL ({fresh_result}) r
 ), inserted AS (
     INSERT INTO {state_table} ({id_column}, workflow_slug, status, reused_result_id, meta)
     SELECT entity_id, %(workflow_slug)s, 'COMPLETED', result_id,

@@ -4,10 +4,11 @@
 -- and nothing is inserted; an upload of it that is not committed yet makes this statement wait
 -- for that upload's end. A deliberate repeat (`duplicate_allowed`) never conflicts.
 INSERT INTO upload_batches
-    (client_name, play_name, file_name, source_headers, file_sha256, duplicate_allowed)
+    (client_name, play_name, file_name, source_headers, file_sha256, duplicate_allowed, status,
+     reuse_results, credit_cap)
 VALUES
     (%(client_name)s, %(play_name)s, %(file_name)s, %(headers)s, %(sha256)s,
-     %(duplicate_allowed)s)
+     %(duplicate_allowed)s, %(status)s, %(reuse_results)s, %(credit_cap)s)
 ON CONFLICT (client_name, file_sha256) WHERE NOT duplicate_allowed DO NOTHING
 RETURNING id;
 

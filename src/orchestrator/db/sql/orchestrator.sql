@@ -72,9 +72,17 @@ SET status = 'COMPLETED', finished_at = NOW(), updated_at = NOW()
 WHERE id = %(batch_id)s AND status = 'RUNNING';
 
 -- name: reopen_batch
+-- A batch held for launch stays held: only launching it starts it.
 UPDATE upload_batches
 SET status = 'RUNNING', finished_at = NULL, updated_at = NOW()
-WHERE id = %(batch_id)s AND status <> 'RUNNING';
+WHERE id = %(batch_id)s AND status NOT IN ('RUNNING', 'HELD');
+
+-- name: launch_batch
+UPDATE upload_batches
+SET status = 'RUNNING', updated_at = NOW(),
+    reuse_results = COALESCE(%(reuse)s, reuse_results)
+WHERE id = %(batch_id)s AND status = 'HELD'
+RETURNING id;
 
 -- name: batch_play
 SELECT play_name, status FROM upload_batches WHERE id = %(batch_id)s;

@@ -1,4 +1,5 @@
-"""`enrich serve`: the HTTP API (uploads, status, receivers) with the local runtime behind it."""
+"""`enrich serve`: the HTTP API (uploads, status, receivers, dashboard) with the local runtime
+behind it; `enrich db migrate`: the databases it needs."""
 
 from __future__ import annotations
 
@@ -10,10 +11,15 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from orchestrator.db.migrate import MigrationError, migrate_all
+from orchestrator.db.urls import ConfigurationError, require_session, resolve_database_urls
 from orchestrator.runtimes.local import LocalRuntime
 from orchestrator.runtimes.service import runtime_app, start_providers, targets_line
+from orchestrator.settings import get_settings
 
 console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+db_app = typer.Typer(help="Database set-up.", no_args_is_help=True)
 
 
 def serve(
@@ -53,3 +59,25 @@ def _stop_sending(runtime: LocalRuntime) -> None:
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
+
+
+@db_app.command("migrate")
+def migrate_command() -> None:
+    """Apply pending migrations to the HQ and Workspace databases (embedded when unset)."""
+    try:
+        urls = require_session(resolve_database_urls(get_settings()))
+        if urls.embedded is not None:
+            out.print(f"[dim]embedded Postgres at {urls.embedded.pgdata}[/dim]")
+        reports = migrate_all(urls.hq, urls.workspace)
+    except (ConfigurationError, MigrationError) as exc:
+        out.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    for report in reports:
+        if report.applied:
+            out.print(f"{report.database}: applied {len(report.applied)} migration(s)")
+            for name in report.applied:
+                out.print(f"  + {name}")
+        else:
+            out.print(
+                f"{report.database}: up to date ({report.already_applied} already applied)"
+            )

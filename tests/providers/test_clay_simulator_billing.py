@@ -464,7 +464,7 @@ def test_cli_refuses_a_bad_prices_file(
 
 def test_cli_bills_at_the_prices_given_and_says_so(tmp_path: Path, receiver: Receiver) -> None:
     prices = tmp_path / "prices.json"
-    # 0.1 as a float would not add up to exactly 6.3.
+    # Fractional prices add up exactly: 6.3, never 6.300000000000001.
     prices.write_text(
         '{"company-enrichment": {"actions_per_run": 2, "callback_actions": 0.1,'
         ' "data_credits": {"industry": 0.2, "phone": 9}}}'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
@@ -21,7 +22,7 @@ from orchestrator.runtimes.service import LocalService
 from orchestrator.state.progress import read_progress
 from orchestrator.state.registry import DEFAULT_PLAY
 from orchestrator.upload.csv_reader import UploadError
-from orchestrator.upload.ingest import UploadResult, ingest_upload
+from orchestrator.upload.ingest import Launch, UploadResult, ingest_upload
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -34,6 +35,20 @@ BatchRef = Annotated[
 ]
 DupOpt = Annotated[
     bool, typer.Option("--allow-duplicate", help="Upload a file already uploaded again.")
+]
+ReuseOpt = Annotated[
+    bool,
+    typer.Option(
+        "--reuse/--no-reuse",
+        help="Reuse the client's fresh results where a workflow allows it (--no-reuse: call"
+        " for every entity).",
+    ),
+]
+CapOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--credit-cap", min=0, help="Stop sending once the batch spent this many credits."
+    ),
 ]
 
 
@@ -52,7 +67,9 @@ def sample(
     )
 
 
-def _upload(dbs: Databases, path: Path, client: str, play: str, allow_dup: bool) -> UploadResult:
+def _upload(
+    dbs: Databases, path: Path, client: str, play: str, allow_dup: bool, launch: Launch
+) -> UploadResult:
     """Uploads the file, or returns the client's batch of it; says what was skipped (stderr)."""
     try:
         with path.open("rb") as fh:
@@ -63,6 +80,7 @@ def _upload(dbs: Databases, path: Path, client: str, play: str, allow_dup: bool)
                 client_name=client,
                 play_name=play,
                 allow_duplicate=allow_dup,
+                launch=launch,
             )
     except UploadError as exc:
         fail(f"{path.name}: {exc}; nothing was stored, fix the file and upload it again")
@@ -80,10 +98,16 @@ def upload(
     client: ClientOpt = "default",
     play: PlayOpt = DEFAULT_PLAY,
     allow_duplicate: DupOpt = False,
+    hold: Annotated[
+        bool, typer.Option("--hold", help="Keep it from sending until `enrich launch`.")
+    ] = False,
+    reuse: ReuseOpt = True,
+    credit_cap: CapOpt = None,
 ) -> None:
     """Store a CSV as a new batch (it runs when `enrich resume` or the server drives it)."""
     with open_databases() as dbs:
-        result = _upload(dbs, file, client, play, allow_duplicate)
+        launch = Launch(hold, reuse, _cap(credit_cap))
+        result = _upload(dbs, file, client, play, allow_duplicate, launch)
     if result.existing:
         console.print(
             f"{file.name} was already uploaded as batch {result.batch_id}"
@@ -92,7 +116,12 @@ def upload(
         )
     else:
         console.print(f"batch {result.batch_id}: {result.rows} rows", highlight=False)
-    console.print(f"run it with: enrich resume {result.batch_id}")
+    if hold and not result.existing:
+        console.print(
+            f"held: nothing is sent until you launch it with: enrich launch {result.batch_id}"
+        )
+    else:
+        console.print(f"run it with: enrich resume {result.batch_id}")
 
 
 def run(
@@ -101,11 +130,14 @@ def run(
     play: PlayOpt = DEFAULT_PLAY,
     allow_duplicate: DupOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    reuse: ReuseOpt = True,
+    credit_cap: CapOpt = None,
 ) -> None:
     """Upload a CSV and drive its batch to the end, then print a summary."""
     started = time.monotonic()
     with LocalService() as service:
-        result = _upload(service.dbs, file, client, play, allow_duplicate)
+        launch = Launch(reuse=reuse, credit_cap=_cap(credit_cap))
+        result = _upload(service.dbs, file, client, play, allow_duplicate, launch)
         if result.existing:
             # The same file again continues its batch instead of starting a second one; said
             # on stderr with --json too, where the summary alone would not tell.
@@ -116,6 +148,10 @@ def run(
                 highlight=False,
             )
         drive_and_report(service, result.batch_id, started, as_json)
+
+
+def _cap(credits: float | None) -> Decimal | None:
+    return None if credits is None else Decimal(str(credits))
 
 
 def status(batch: BatchRef) -> None:

@@ -37,6 +37,8 @@ for command in (
     recovery_commands.sweep,
     recovery_commands.resume,
     recovery_commands.retry,
+    recovery_commands.launch,
+    recovery_commands.budget,
     workflow_commands.integrity,
     workflow_commands.workflows,
     service_commands.serve,

@@ -1,10 +1,12 @@
-"""`enrich sweep | retry | resume`: nothing stuck, nothing lost."""
+"""`enrich sweep | retry | resume | launch | budget`: nothing stuck, nothing lost, nothing
+spent that was not meant to be."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Annotated
 from uuid import UUID
 
@@ -12,11 +14,21 @@ import typer
 from rich.console import Console
 
 from orchestrator.cli.driving import drive_and_report
+from orchestrator.cli.errors import fail
 from orchestrator.db.pool import open_databases
-from orchestrator.engine.recovery import RecoveryReport, prepare_resume, prepare_retry
+from orchestrator.db.queries import query
+from orchestrator.engine.passes import HELD
+from orchestrator.engine.recovery import (
+    NotHeldError,
+    RecoveryReport,
+    launch_batch,
+    prepare_resume,
+    prepare_retry,
+)
 from orchestrator.engine.sweeper import sweep as sweep_expired
 from orchestrator.reports.batches import resolve_batch
 from orchestrator.runtimes.service import LocalService
+from orchestrator.state.credit_caps import set_batch_cap, set_client_cap
 
 console = Console(soft_wrap=True)
 BatchArg = Annotated[
@@ -94,11 +106,70 @@ def retry(batch: BatchArg, as_json: JsonOpt = False) -> None:
         drive_and_report(service, batch_id, started, as_json)
 
 
+ReuseOpt = Annotated[
+    bool,
+    typer.Option(
+        "--reuse/--no-reuse",
+        help="Reuse the client's fresh results where a workflow allows it (--no-reuse: call"
+        " for every entity).",
+    ),
+]
+
+
+def launch(batch: BatchArg, reuse: ReuseOpt = True, as_json: JsonOpt = False) -> None:
+    """Launch a batch uploaded with --hold (after `enrich estimate`), and drive it to the end."""
+    with _service_for(batch, launching=True) as (service, batch_id, started):
+        try:
+            launch_batch(service.dbs, batch_id, reuse=reuse)
+        except NotHeldError as exc:
+            fail(f"{exc}; run it with: enrich resume {batch_id}")
+        drive_and_report(service, batch_id, started, as_json)
+
+
+def budget(
+    credits: Annotated[
+        float | None, typer.Option("--credits", min=0, help="The cap: Actions + data credits.")
+    ] = None,
+    batch: Annotated[str | None, typer.Option("--batch", help="Cap one batch.")] = None,
+    client: Annotated[
+        str | None, typer.Option("--client", help="Cap all of a client's batches together.")
+    ] = None,
+    no_cap: Annotated[bool, typer.Option("--no-cap", help="Remove the cap.")] = False,
+) -> None:
+    """Set, raise or remove a credit cap; a batch held at its cap then goes on (resume it)."""
+    if (batch is None) == (client is None) or (credits is None) == (not no_cap):
+        fail("give --batch ID or --client NAME, and --credits N or --no-cap")
+    cap = None if no_cap or credits is None else Decimal(str(credits))
+    shown = "no cap" if cap is None else f"a cap of {cap.normalize():,f} credits"
+    with open_databases() as dbs, dbs.hq.connection() as conn:
+        if batch is not None:
+            batch_id = resolve_batch(conn, batch)
+            set_batch_cap(conn, batch_id, cap)
+            console.print(f"batch {batch_id} now has {shown}", highlight=False)
+            waiting = [batch_id]
+        else:
+            assert client is not None
+            waiting = set_client_cap(conn, client, cap)
+            console.print(f"client {client!r} now has {shown} over all its batches")
+    for batch_id in waiting:
+        console.print(f"resume it with: enrich resume {batch_id}", highlight=False)
+
+
 @contextmanager
-def _service_for(batch: str) -> Iterator[tuple[LocalService, UUID, float]]:
-    """The running service, the batch the argument names, and when the command started."""
+def _service_for(
+    batch: str, *, launching: bool = False
+) -> Iterator[tuple[LocalService, UUID, float]]:
+    """The running service, the batch the argument names, and when the command started; a
+    batch held for launch is only driven by `launch`."""
     started = time.monotonic()
     with LocalService() as service:
         with service.dbs.hq.connection() as conn:
             batch_id = resolve_batch(conn, batch)
+            row = conn.execute(query("batch_play"), {"batch_id": batch_id}).fetchone()
+        if row is not None and row["status"] == HELD and not launching:
+            fail(
+                f"batch {batch_id} is held for launch: read what it will cost with"
+                " `enrich estimate FILE.csv --client CLIENT` (or on its dashboard page), then"
+                f" launch it with: enrich launch {batch_id}"
+            )
         yield service, batch_id, started

@@ -85,6 +85,7 @@ def _claim(
             "runner_id": runner_id,
             "slugs": [s.slug for s in play.steps],
             "timeouts": [s.workflow.timeout_seconds for s in play.steps],
+            "paid_slugs": [s.slug for s in play.steps if s.workflow.priced],
             "limit": limit,
         },
     ).fetchall()

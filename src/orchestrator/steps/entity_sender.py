@@ -10,6 +10,7 @@ normalized data goes to the provider: to a webhook whose answer comes back throu
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
@@ -22,6 +23,7 @@ from orchestrator.db.pool import Conn
 from orchestrator.db.queries import query
 from orchestrator.engine.context import StepContext
 from orchestrator.engine.dispatch import StepCall
+from orchestrator.state.credit_caps import credit_room, hold_for_budget
 from orchestrator.state.enrichment_log import PlayPosition
 from orchestrator.state.entity_kinds import EntityKind, kind_of
 from orchestrator.state.entity_store import entity_ids_for_items, entity_query
@@ -54,7 +56,7 @@ class Origin(NamedTuple):
 
 
 def reuse_fresh_results(
-    conn: Conn, kind: EntityKind, workflow: WorkflowConfig, call: StepCall, entity_ids: list[UUID]
+    conn: Conn, kind: EntityKind, workflow: WorkflowConfig, call: StepCall
 ) -> int:
     """Complete the chunk's entities that a fresh result of the same client covers, before any
     is claimed for a call; how many. Only a batch's items: a manual run asks for fresh calls."""
@@ -64,7 +66,7 @@ def reuse_fresh_results(
         entity_query("reuse_fresh_results", kind, "fresh_result"),
         {
             "batch_id": call.batch_id,
-            "entity_ids": entity_ids,
+            "entity_ids": _entity_ids(conn, kind, call),
             "workflow_slug": workflow.workflow_slug,
             "window_days": workflow.reuse_window_days,
             "id_key": kind.id_column,
@@ -75,6 +77,55 @@ def reuse_fresh_results(
     return int(row["entities"]) if row else 0
 
 
+def fit_to_room(
+    conn: Conn, kind: EntityKind, workflow: WorkflowConfig, call: StepCall, room: int
+) -> tuple[StepCall, list[UUID]] | None:
+    """The part of the call whose entities fit in `room` calls (the first `room` of those it
+    would claim, with every item waiting on another sender's claim), and the items left out,
+    which go back to PENDING with a hold. A manual run over entities is all or nothing: None
+    when it does not fit."""
+    items = entity_ids_for_items(conn, kind, list(call.item_ids)) if call.item_ids else {}
+    entity_ids = list(call.entity_ids) or list(set(items.values()))
+    rows = conn.execute(
+        entity_query("claimable_entities", kind),
+        {"entity_ids": entity_ids, "workflow_slug": workflow.workflow_slug},
+    ).fetchall()
+    claimable = [r["entity_id"] for r in rows]
+    if len(claimable) <= room:
+        return call, []
+    if call.entity_ids:
+        return None
+    left_out = set(claimable[room:])
+    left = {item for item, entity in items.items() if entity in left_out}
+    kept = tuple(i for i in call.item_ids if i not in left)
+    return dataclasses.replace(call, item_ids=kept), sorted(left)
+
+
+def within_budget(
+    conn: Conn, kind: EntityKind, workflow: WorkflowConfig, call: StepCall
+) -> tuple[StepCall, str | None]:
+    """The call cut to what the batch's credit caps still allow, at the most a call can cost;
+    the items left out wait behind a hold on the batch, whose reason is returned. Manual runs
+    of a step are confirmed with their cost and not capped."""
+    if call.batch_id is None or call.entity_ids or not workflow.priced:
+        return call, None
+    room = credit_room(conn, call.batch_id, workflow.call_ceiling)
+    if room.calls is None or room.calls >= len(call.item_ids):
+        return call, None
+    fit = fit_to_room(conn, kind, workflow, call, room.calls)
+    assert fit is not None, "only manual runs are all or nothing"
+    fitted, left = fit
+    if not left:
+        return fitted, None
+    reason = room.reason or "the batch reached its credit cap"
+    hold_for_budget(conn, call.batch_id, reason)
+    conn.execute(
+        query("release_unstarted_item_steps"),
+        {"item_ids": left, "steps": [workflow.workflow_slug] * len(left)},
+    )
+    return fitted, reason
+
+
 def claim_chunk(
     conn: Conn, kind: EntityKind, workflow: WorkflowConfig, call: StepCall, origin: Origin
 ) -> list[dict[str, Any]]:
@@ -83,7 +134,6 @@ def claim_chunk(
     slug = workflow.workflow_slug
     entity_ids = _entity_ids(conn, kind, call)
     with conn.transaction():
-        reuse_fresh_results(conn, kind, workflow, call, entity_ids)
         claims = conn.execute(
             entity_query("claim_entities", kind),
             {
@@ -224,8 +274,13 @@ def fetch_and_store(ctx: StepContext, workflow: WorkflowConfig, call: StepCall) 
     kind = kind_of(workflow.entity_type)
     fetcher: Fetcher = ctx.providers[workflow.provider]
     with ctx.dbs.hq.connection() as conn:
-        claims = claim_chunk(conn, kind, workflow, call, Origin(None, ctx.runner_id, False))
+        with conn.transaction():
+            reuse_fresh_results(conn, kind, workflow, call)
+            call, held = within_budget(conn, kind, workflow, call)
+            claims = claim_chunk(conn, kind, workflow, call, Origin(None, ctx.runner_id, False))
         payloads = payloads_of(conn, kind, claims)
+    if held is not None:
+        log.error("%s: sending stopped: %s", workflow.workflow_slug, held)
     outcomes = []
     for claim in claims:
         outcomes.append(

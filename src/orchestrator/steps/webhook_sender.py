@@ -9,7 +9,6 @@ the whole chunk in one statement, and the rows' leases last until their slots ha
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections import Counter
@@ -31,9 +30,12 @@ from orchestrator.steps.clay_gateway import NOT_SENT, SPENT_STATUS, ClayGateway,
 from orchestrator.steps.entity_sender import (
     Origin,
     claim_chunk,
+    fit_to_room,
     payloads_of,
     record_outcomes,
+    reuse_fresh_results,
     webhook_rows,
+    within_budget,
 )
 from orchestrator.steps.submissions import (
     WebhooksSpentError,
@@ -61,34 +63,6 @@ class _Chunk(NamedTuple):
     waits: list[float]
 
 
-def _fit(
-    conn: Conn,
-    kind: EntityKind,
-    workflow: WorkflowConfig,
-    call: StepCall,
-    room: int,
-    reason: str,
-) -> tuple[StepCall, list[UUID]]:
-    """The part of the call whose entities the webhooks can take (the first `room` of those
-    it would claim, with every item waiting on another sender's claim), and the items left:
-    these go back to PENDING with the hold. A manual run over entities is all or nothing."""
-    items = entity_ids_for_items(conn, kind, list(call.item_ids)) if call.item_ids else {}
-    entity_ids = list(call.entity_ids) or list(set(items.values()))
-    rows = conn.execute(
-        entity_query("claimable_entities", kind),
-        {"entity_ids": entity_ids, "workflow_slug": workflow.workflow_slug},
-    ).fetchall()
-    claimable = [r["entity_id"] for r in rows]
-    if len(claimable) <= room:
-        return call, []
-    if call.entity_ids:
-        raise WebhooksSpentError(reason)
-    left_out = set(claimable[room:])
-    left = {item for item, entity in items.items() if entity in left_out}
-    kept = tuple(i for i in call.item_ids if i not in left)
-    return dataclasses.replace(call, item_ids=kept), sorted(left)
-
-
 def _within_room(
     conn: Conn,
     kind: EntityKind,
@@ -104,7 +78,10 @@ def _within_room(
         return call, None  # one entity per item at most: it fits, no need to look
 
     reason = spent_reason(workflow, endpoints, limit)
-    fitted, left = _fit(conn, kind, workflow, call, room, reason)
+    fit = fit_to_room(conn, kind, workflow, call, room)
+    if fit is None:
+        raise WebhooksSpentError(reason)
+    fitted, left = fit
     if not left:
         return fitted, None
     _put_back(conn, workflow, left, reason)
@@ -126,10 +103,13 @@ def _prepare(
     limit = gateway.submission_limit
     held: str | None = None
     with conn.transaction():
+        reuse_fresh_results(conn, kind, workflow, call)
         used: dict[str, int] | None = None
         if limit is not None:
             used = lock_room(conn, endpoints, limit)
             call, held = _within_room(conn, kind, workflow, call, endpoints, used, limit)
+        call, over_budget = within_budget(conn, kind, workflow, call)
+        held = held or over_budget
         origin = Origin(endpoints[0].key, ctx.runner_id, gateway.simulated)
         claims = (
             claim_chunk(conn, kind, workflow, call, origin)

@@ -35,6 +35,9 @@ WITH steps AS (
     WHERE batch_id = %(batch_id)s AND status = 'PENDING'
       -- A workflow on hold (its webhooks are spent) sends nothing: its item-steps wait.
       AND NOT EXISTS (SELECT 1 FROM provider_holds h WHERE h.workflow_slug = step_name)
+      -- Nor does a batch at its credit cap: its paid steps wait.
+      AND NOT (step_name = ANY(%(paid_slugs)s::text[])
+               AND EXISTS (SELECT 1 FROM budget_holds bh WHERE bh.batch_id = %(batch_id)s))
     ORDER BY step_number, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED

@@ -61,12 +61,21 @@ WHERE b.status = 'RUNNING' AND EXISTS (
 );
 
 -- name: batch_holds
--- The holds that keep this batch's item-steps waiting, with how many.
+-- The holds that keep this batch's item-steps waiting, with how many: a workflow whose webhooks
+-- are spent, and the batch's credit cap (over its paid steps).
 SELECT h.workflow_slug, h.reason, count(*) AS pending
 FROM provider_holds h
 JOIN workflow_states ws ON ws.step_name = h.workflow_slug
 WHERE ws.batch_id = %(batch_id)s AND ws.status = 'PENDING'
-GROUP BY h.workflow_slug, h.reason;
+GROUP BY h.workflow_slug, h.reason
+UNION ALL
+SELECT ws.step_name, bh.reason, count(*)
+FROM budget_holds bh
+JOIN workflow_states ws ON ws.batch_id = bh.batch_id AND ws.status = 'PENDING'
+JOIN db_driven_enrichment_workflows w ON w.workflow_slug = ws.step_name
+WHERE bh.batch_id = %(batch_id)s AND workflow_call_ceiling(w) > 0
+  AND NOT EXISTS (SELECT 1 FROM provider_holds h WHERE h.workflow_slug = ws.step_name)
+GROUP BY ws.step_name, bh.reason;
 
 -- name: mark_dispatch_sent
 -- A paced row Clay accepted is SENT at once, not when its chunk ends minutes later: recovery

@@ -1,9 +1,9 @@
 """What Clay charges for a row, in its two currencies: Actions and data credits.
 
 A `ClayPrice` says what one row of a workflow costs: Actions when Clay accepts
-the row (its enrichment columns run), one more Action set when the HTTP-API
-column sends the row's callback, and data credits for each priced field the
-callback's data actually holds. The `Ledger` adds those up as the simulator
+the row (its enrichment columns run), the HTTP-API column's Actions when it
+sends the row's callback, and data credits for each priced field the callback's
+data actually holds. The `Ledger` adds those up as the simulator
 works. Amounts are `Decimal` so totals stay exact whatever the prices.
 """
 

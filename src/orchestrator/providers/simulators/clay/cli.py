@@ -114,7 +114,7 @@ def _load_prices(path: Path | None) -> dict[str, ClayPrice]:
     if path is None:
         return {}
     try:
-        # Decimal, not float: prices like 0.1 must add up exactly.
+        # Decimal, not float: a price is kept exactly as written in the file.
         document = json.loads(path.read_text(), parse_float=Decimal, parse_int=Decimal)
         return prices_from_json(document)
     except OSError as error:

@@ -139,7 +139,9 @@ class ClaySimulator(SimulatorState):
         `rejected` is keyed by status as a string (as in JSON). Window maxima
         (`max_accepted_in_1s`, `max_received_in_1s`, `max_rate_10s` = most rows
         accepted in any 10 s window / 10) skip windows starting within the first
-        second after the first POST.
+        second after the first POST. `billing` is what was billed (see billing.py):
+        totals, no-result answers and a breakdown by workflow_slug, amounts as
+        exact decimal strings.
         """
         stats = self._stats(time.monotonic())
         bucket = self._workspace_bucket

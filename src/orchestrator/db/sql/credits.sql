@@ -1,0 +1,76 @@
+-- name: lock_credit_caps
+-- The caps over a batch's sending, its own and its client's, each with what is committed
+-- against it: what the ledger charged, plus the most the calls being sent or accepted and not
+-- yet answered can still cost. Senders of one batch, and of one client, take an advisory lock
+-- first and so count one after another until their claim commits: what one counts as
+-- committed, the next sees.
+WITH b AS (
+    SELECT b.id, b.client_name, b.credit_cap, c.credit_cap AS client_cap
+    FROM upload_batches b
+    LEFT JOIN client_credit_caps c ON c.client_name = b.client_name
+    WHERE b.id = %(batch_id)s
+), locks AS (
+    SELECT pg_advisory_xact_lock(hashtextextended('credit cap of batch ' || b.id::text, 0)),
+           pg_advisory_xact_lock(hashtextextended('credit cap of client ' || b.client_name, 0))
+    FROM b WHERE b.credit_cap IS NOT NULL OR b.client_cap IS NOT NULL
+), batches AS (
+    SELECT ub.id, ub.id = b.id AS this_batch
+    FROM b JOIN upload_batches ub
+      ON ub.id = b.id OR (b.client_cap IS NOT NULL AND ub.client_name = b.client_name)
+    WHERE (SELECT count(*) FROM locks) >= 0
+), charged AS (
+    SELECT l.batch_id, sum(l.actions + l.data_credits) AS credits
+    FROM credit_ledger l JOIN batches ON batches.id = l.batch_id
+    WHERE l.entry <> 'reuse'
+    GROUP BY l.batch_id
+), outstanding AS (
+    SELECT d.batch_id,
+           sum(workflow_call_ceiling(w) - CASE WHEN d.sent_at IS NULL THEN 0
+                                               ELSE w.actions_per_run END) AS credits
+    FROM entity_dispatches d
+    JOIN batches ON batches.id = d.batch_id
+    JOIN db_driven_enrichment_workflows w ON w.workflow_slug = d.workflow_slug
+    WHERE d.status IN ('SENDING', 'SENT')
+      AND NOT EXISTS (SELECT 1 FROM credit_ledger l
+                      WHERE l.dispatch_id = d.id AND l.entry = 'answer')
+    GROUP BY d.batch_id
+), committed AS (
+    SELECT batches.this_batch,
+           COALESCE(charged.credits, 0) + COALESCE(outstanding.credits, 0) AS credits
+    FROM batches
+    LEFT JOIN charged ON charged.batch_id = batches.id
+    LEFT JOIN outstanding ON outstanding.batch_id = batches.id
+)
+SELECT b.client_name, b.credit_cap, b.client_cap,
+       COALESCE((SELECT sum(credits) FROM committed WHERE this_batch), 0) AS batch_committed,
+       COALESCE((SELECT sum(credits) FROM committed), 0) AS client_committed
+FROM b;
+
+-- name: hold_batch_for_budget
+INSERT INTO budget_holds (batch_id, reason) VALUES (%(batch_id)s, %(reason)s)
+ON CONFLICT (batch_id) DO UPDATE SET reason = EXCLUDED.reason;
+
+-- name: set_batch_credit_cap
+-- A new cap (NULL: none) lifts the batch's hold: the next send checks the cap again.
+WITH lifted AS (DELETE FROM budget_holds WHERE batch_id = %(batch_id)s)
+UPDATE upload_batches SET credit_cap = %(credit_cap)s, updated_at = NOW()
+WHERE id = %(batch_id)s
+RETURNING id, client_name;
+
+-- name: set_client_credit_cap
+INSERT INTO client_credit_caps (client_name, credit_cap) VALUES (%(client_name)s, %(credit_cap)s)
+ON CONFLICT (client_name) DO UPDATE SET credit_cap = EXCLUDED.credit_cap, updated_at = NOW();
+
+-- name: remove_client_credit_cap
+DELETE FROM client_credit_caps WHERE client_name = %(client_name)s;
+
+-- name: lift_client_budget_holds
+-- The client's batches held by a cap go on (the next send checks the caps again); which.
+DELETE FROM budget_holds h USING upload_batches b
+WHERE b.id = h.batch_id AND b.client_name = %(client_name)s
+RETURNING h.batch_id;
+
+-- name: record_error_answer
+-- An answer that reports an error (or whose data could not be stored) is billed like any
+-- answer: the callback's Action, and data credits for what it returned.
+SELECT record_charge(%(dispatch_id)s, 'answer', %(data)s, NULL);

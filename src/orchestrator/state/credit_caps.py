@@ -1,0 +1,90 @@
+"""Credit caps: a batch's own, and its client's across all its batches (`enrich budget`).
+
+Sending checks them before each chunk is claimed: a chunk takes only as many entities as the
+cap still has room for at the most each call can cost, so spending stops at the cap (within
+one call's price); what finds no room waits, PENDING, behind a hold on the batch whose reason
+says how to raise the cap. Raising (or removing) a cap lifts the hold; the batch goes on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from uuid import UUID
+
+from orchestrator.db.pool import Conn
+from orchestrator.db.queries import query
+
+
+@dataclass(frozen=True)
+class Room:
+    """How many more calls of a price the caps allow (None: no cap), and the cap that binds."""
+
+    calls: int | None
+    reason: str | None = None
+
+
+def _calls_within(cap: Decimal, committed: Decimal, price: Decimal) -> int:
+    return max(0, int((cap - committed) // price))
+
+
+def credit_room(conn: Conn, batch_id: UUID, price: Decimal) -> Room:
+    """Room under the batch's caps for calls of `price`; locks the caps until the transaction
+    ends, so the caller's claims are counted before another sender of the batch or client
+    looks."""
+    row = conn.execute(query("lock_credit_caps"), {"batch_id": batch_id}).fetchone()
+    if row is None or price <= 0:
+        return Room(None)
+    rooms: list[Room] = []
+    if row["credit_cap"] is not None:
+        cap, committed = Decimal(row["credit_cap"]), Decimal(row["batch_committed"])
+        rooms.append(
+            Room(
+                _calls_within(cap, committed, price),
+                _reason(f"batch {batch_id}", cap, f"--batch {batch_id}", batch_id),
+            )
+        )
+    if row["client_cap"] is not None:
+        client = str(row["client_name"])
+        cap, committed = Decimal(row["client_cap"]), Decimal(row["client_committed"])
+        rooms.append(
+            Room(
+                _calls_within(cap, committed, price),
+                _reason(f"client {client!r}", cap, f"--client {client!r}", batch_id),
+            )
+        )
+    if not rooms:
+        return Room(None)
+    return min(rooms, key=lambda r: r.calls if r.calls is not None else 0)
+
+
+def _reason(whose: str, cap: Decimal, option: str, batch_id: UUID) -> str:
+    """What the user reads wherever the hold shows: true for as long as the hold lasts."""
+    return (
+        f"{whose} reached its credit cap of {cap.normalize():,f} credits (spent, or committed"
+        " to calls not answered yet at the most they can cost);"
+        f" its remaining rows wait, unsent: raise the cap with"
+        f" `enrich budget {option} --credits N` (or remove it with --no-cap),"
+        f" then `enrich resume {batch_id}`"
+    )
+
+
+def hold_for_budget(conn: Conn, batch_id: UUID, reason: str) -> None:
+    conn.execute(query("hold_batch_for_budget"), {"batch_id": batch_id, "reason": reason})
+
+
+def set_batch_cap(conn: Conn, batch_id: UUID, credits: Decimal | None) -> bool:
+    """The batch's cap (None: none), its hold lifted; False when there is no such batch."""
+    row = conn.execute(
+        query("set_batch_credit_cap"), {"batch_id": batch_id, "credit_cap": credits}
+    ).fetchone()
+    return row is not None
+
+
+def set_client_cap(conn: Conn, client_name: str, credits: Decimal | None) -> list[UUID]:
+    """The client's cap over all its batches (None: none); the batches it held go on."""
+    params = {"client_name": client_name, "credit_cap": credits}
+    name = "remove_client_credit_cap" if credits is None else "set_client_credit_cap"
+    conn.execute(query(name), params)
+    rows = conn.execute(query("lift_client_budget_holds"), params).fetchall()
+    return [UUID(str(r["batch_id"])) for r in rows]

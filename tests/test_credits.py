@@ -1,0 +1,351 @@
+"""Credits are money: a client's fresh results are reused instead of bought again (never across
+clients, never past the window, never a FAILED or empty answer), the ledger matches what Clay
+bills, and a credit cap stops sending at the cap without losing anything."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from entities.apollo_sample import APOLLO_HEADERS, SampleRow
+from orchestrator.db.pool import Databases
+from orchestrator.engine.recovery import launch_batch
+from orchestrator.providers.simulators.clay import ClayPrice, SimulatorConfig
+from orchestrator.reports.credits import batch_credits
+from orchestrator.reports.verify import verify_batch
+from orchestrator.runtimes.service import LocalService
+from orchestrator.settings import Settings
+from orchestrator.state.credit_caps import set_batch_cap
+from orchestrator.state.registry import clear_registry_cache
+from orchestrator.upload.ingest import Launch
+from support.faults import rows, scalar
+from support.pipeline import apollo_rows, upload
+
+PLAY = "apollo-lead-enrichment"
+COMPANY = "enrich_company_via_waterfall_in_clay"
+PERSON = "enrich_person_via_waterfall_in_clay"
+# Priced on data types the simulator always returns, and one it does not always (email).
+PRICES = {
+    COMPANY: ClayPrice(Decimal(1), Decimal(1), {"industry": Decimal("1.5")}),
+    PERSON: ClayPrice(Decimal(2), Decimal(1), {"email": Decimal(3), "work_history": Decimal(1)}),
+}
+LEAD_COLUMNS = (
+    "email, full_name, title, seniority, email_verified, linkedin_url, company_name,"
+    " company_domain, company_linkedin_url, company_industry, company_employee_count,"
+    " company_founded_year, company_hq_city, company_hq_country, company_revenue_range"
+)
+
+
+@pytest.fixture
+def priced(dbs: Databases) -> Iterator[None]:
+    """The seed workflows at PRICES, reusing results of the last 30 days."""
+    with dbs.hq.connection() as conn:
+        for slug, price in PRICES.items():
+            conn.execute(
+                "UPDATE db_driven_enrichment_workflows SET actions_per_run = %s,"
+                " callback_actions = %s, data_credits = %s::jsonb, reuse_window_days = 30"
+                " WHERE workflow_slug = %s",
+                (
+                    price.actions_per_run,
+                    price.callback_actions,
+                    _json(price.data_credits),
+                    slug,
+                ),
+            )
+    clear_registry_cache()
+    yield
+    clear_registry_cache()
+
+
+def _json(prices: dict[str, Decimal] | Any) -> str:
+    return "{" + ", ".join(f'"{k}": {v}' for k, v in prices.items()) + "}"
+
+
+def _csv(sample: Iterable[SampleRow]) -> bytes:
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(APOLLO_HEADERS)
+    for row in sample:
+        writer.writerow(row.values)
+    return buffer.getvalue().encode()
+
+
+def _two_weeks_of_files() -> tuple[bytes, bytes]:
+    """Two files of one client whose companies (with all their rows) overlap by 40%."""
+    sample = apollo_rows(240, 50, seed=11)
+    domains = sorted({r.expected_domain for r in sample if r.expected_domain})
+    first = set(domains[:30])
+    second = set(domains[18:48])  # 12 of 30 shared
+    week1 = [r for r in sample if r.expected_domain in first]
+    week2 = [r for r in sample if r.expected_domain in second]
+    return _csv(week1), _csv(week2)
+
+
+def _simulator() -> SimulatorConfig:
+    return SimulatorConfig(prices=PRICES)
+
+
+def _run(
+    dbs: Databases,
+    settings: Settings,
+    data: bytes,
+    client: str,
+    *,
+    reuse: bool = True,
+    days_later: int = 0,
+    simulator: SimulatorConfig | None = None,
+) -> tuple[UUID, dict[str, Any]]:
+    """Upload held, move the upload `days_later` days on (simulated time), launch and run it;
+    the batch and the simulator's figures."""
+    launch = Launch(hold=True, reuse=reuse)
+    batch = upload(dbs, data, PLAY, client_name=client, allow_duplicate=True, launch=launch)
+    with dbs.hq.connection() as conn:
+        conn.execute(
+            "UPDATE upload_batches SET created_at = created_at + make_interval(days => %s)"
+            " WHERE id = %s",
+            (days_later, batch.batch_id),
+        )
+    with LocalService(settings, dbs, simulator=simulator or _simulator()) as service:
+        launch_batch(dbs, batch.batch_id)
+        service.runtime.run_batch(batch.batch_id, timeout=180)
+        assert service.simulator is not None
+        assert service.simulator.wait_idle(30)
+        stats = service.simulator.stats()
+    assert [c.name for c in verify_batch(dbs, batch.batch_id) if not c.passed] == []
+    return batch.batch_id, stats
+
+
+def _leads(dbs: Databases, batch: UUID) -> list[dict[str, Any]]:
+    return rows(
+        dbs,
+        f"SELECT {LEAD_COLUMNS} FROM final_leads WHERE batch_id = %s"
+        " ORDER BY email, linkedin_url, full_name",
+        batch,
+    )
+
+
+def _new_entities(dbs: Databases, earlier: UUID, batch: UUID) -> int:
+    """Entities of `batch` whose key the earlier batch did not have: what must be called."""
+    companies = scalar(
+        dbs,
+        "SELECT count(*) FROM normalized_companies c WHERE c.batch_id = %s AND NOT EXISTS ("
+        " SELECT 1 FROM normalized_companies o WHERE o.batch_id = %s AND o.domain = c.domain)",
+        batch,
+        earlier,
+    )
+    people = scalar(
+        dbs,
+        "SELECT count(*) FROM normalized_people p WHERE p.batch_id = %s AND NOT EXISTS ("
+        " SELECT 1 FROM normalized_people o WHERE o.batch_id = %s"
+        " AND o.dedupe_key = p.dedupe_key AND p.dedupe_key NOT LIKE 'item:%%')",
+        batch,
+        earlier,
+    )
+    return int(companies) + int(people)
+
+
+def _entities(dbs: Databases, batch: UUID) -> int:
+    return int(
+        scalar(
+            dbs,
+            "SELECT (SELECT count(*) FROM normalized_companies WHERE batch_id = %s)"
+            " + (SELECT count(*) FROM normalized_people WHERE batch_id = %s)",
+            batch,
+            batch,
+        )
+    )
+
+
+def _reuse_price(dbs: Databases, batch: UUID) -> Decimal:
+    """What the reused results cost when they were bought: their Actions and data credits."""
+    value = scalar(
+        dbs,
+        "SELECT COALESCE(sum(w.actions_per_run + w.callback_actions"
+        " + data_credits_for(w.data_credits, v.data)), 0)"
+        " FROM (SELECT s.workflow_slug, r.data FROM company_workflow_states s"
+        "       JOIN normalized_companies c ON c.id = s.company_id"
+        "       JOIN company_enrichment_results r ON r.id = s.reused_result_id"
+        "       WHERE c.batch_id = %s"
+        "       UNION ALL SELECT s.workflow_slug, r.data FROM person_workflow_states s"
+        "       JOIN normalized_people p ON p.id = s.person_id"
+        "       JOIN person_enrichment_results r ON r.id = s.reused_result_id"
+        "       WHERE p.batch_id = %s) v"
+        " JOIN db_driven_enrichment_workflows w ON w.workflow_slug = v.workflow_slug",
+        batch,
+        batch,
+    )
+    return Decimal(value)
+
+
+def test_a_client_s_second_week_sends_only_what_is_new_and_leads_match_a_fresh_run(
+    dbs: Databases, local_settings: Settings, priced: None
+) -> None:
+    week1, week2 = _two_weeks_of_files()
+    first, _ = _run(dbs, local_settings, week1, "acme")
+    second, stats = _run(dbs, local_settings, week2, "acme", days_later=7)
+
+    new = _new_entities(dbs, first, second)
+    reused = scalar(
+        dbs,
+        "SELECT (SELECT count(*) FROM company_workflow_states s JOIN normalized_companies c"
+        " ON c.id = s.company_id WHERE c.batch_id = %s AND s.reused_result_id IS NOT NULL)"
+        " + (SELECT count(*) FROM person_workflow_states s JOIN normalized_people p"
+        " ON p.id = s.person_id WHERE p.batch_id = %s AND s.reused_result_id IS NOT NULL)",
+        second,
+        second,
+    )
+    assert reused > 40  # the 12 shared companies and their people
+    assert stats["accepted"] == new  # provider calls, counted at the simulator
+    with dbs.hq.connection() as conn:
+        credits = batch_credits(conn, [second])[second]
+    assert credits.reused == reused
+    assert credits.saved_by_reuse == _reuse_price(dbs, second) > 0
+    # Items of a reused entity say where its result came from.
+    meta = rows(
+        dbs,
+        "SELECT meta->'reused_from' AS source FROM workflow_states"
+        " WHERE batch_id = %s AND step_name = %s AND meta ? 'reused_from' LIMIT 1",
+        second,
+        COMPANY,
+    )[0]["source"]
+    assert meta["batch_id"] == str(first) and UUID(meta["result_id"])
+
+    fresh, fresh_stats = _run(dbs, local_settings, week2, "acme", reuse=False, days_later=7)
+    assert fresh_stats["accepted"] == new + reused
+    assert _leads(dbs, second) == _leads(dbs, fresh)
+
+    other, other_stats = _run(dbs, local_settings, week2, "globex", days_later=7)
+    assert other_stats["accepted"] == new + reused  # never across clients
+    assert (
+        scalar(
+            dbs, "SELECT count(*) FROM credit_ledger WHERE batch_id = %s AND entry = 'reuse'", other
+        )
+        == 0
+    )
+
+
+def test_results_older_than_the_window_failed_or_empty_are_never_reused(
+    dbs: Databases, local_settings: Settings, priced: None
+) -> None:
+    week1, week2 = _two_weeks_of_files()
+    # Every answer of the first batch finds nothing.
+    empty_answers = SimulatorConfig(prices=PRICES, no_result_rate=1.0)
+    first, _ = _run(dbs, local_settings, week1, "acme", simulator=empty_answers)
+    assert not scalar(
+        dbs,
+        "SELECT count(*) FROM person_enrichment_results r JOIN normalized_people p"
+        " ON p.id = r.person_id WHERE p.batch_id = %s AND result_has_data(r.data)",
+        first,
+    )
+    second, stats = _run(dbs, local_settings, week2, "acme", days_later=1)
+    assert stats["accepted"] == _entities(dbs, second), "no empty answer may be reused"
+
+    # A good first batch, then one 31 days later: past the 30-day window, all is sent again.
+    good, _ = _run(dbs, local_settings, week1, "initech")
+    late, late_stats = _run(dbs, local_settings, week1, "initech", days_later=31)
+    everything = _entities(dbs, late)
+    assert late_stats["accepted"] == everything
+    # Within the window, with --no-reuse, everything is sent too.
+    _, no_reuse = _run(dbs, local_settings, week1, "initech", reuse=False, days_later=2)
+    assert no_reuse["accepted"] == everything
+    assert good != late
+
+
+def test_failed_answers_are_never_reused(
+    dbs: Databases, local_settings: Settings, priced: None
+) -> None:
+    week1, _ = _two_weeks_of_files()
+    failing = SimulatorConfig(prices=PRICES, callback_failure_rate=1.0)
+    first, _ = _run_failing(dbs, local_settings, week1, failing)
+    with LocalService(local_settings, dbs, simulator=_simulator()) as service:
+        second = upload(dbs, week1, PLAY, client_name="acme", allow_duplicate=True).batch_id
+        service.runtime.run_batch(second, timeout=180)
+        assert service.simulator is not None
+        accepted = service.simulator.stats()["accepted"]
+    assert accepted == _entities(dbs, second)  # every entity was called again
+    assert (
+        scalar(
+            dbs,
+            "SELECT count(*) FROM credit_ledger WHERE batch_id = %s AND entry = 'reuse'",
+            second,
+        )
+        == 0
+    )
+    assert first != second
+
+
+def _run_failing(
+    dbs: Databases, settings: Settings, data: bytes, simulator: SimulatorConfig
+) -> tuple[UUID, dict[str, Any]]:
+    batch = upload(dbs, data, PLAY, client_name="acme", allow_duplicate=True).batch_id
+    quick = settings.model_copy(update={"clay_max_attempts": 1})
+    with LocalService(quick, dbs, simulator=simulator) as service:
+        service.runtime.run_batch(batch, timeout=180)
+        assert service.simulator is not None
+        service.simulator.wait_idle(30)
+        return batch, service.simulator.stats()
+
+
+def test_the_ledger_equals_what_the_simulator_billed_and_empty_answers_cost_no_data_credits(
+    dbs: Databases, local_settings: Settings, priced: None
+) -> None:
+    week1, _ = _two_weeks_of_files()
+    simulator = SimulatorConfig(prices=PRICES, no_result_rate=0.3, seed=5)
+    batch, stats = _run(dbs, local_settings, week1, "acme", simulator=simulator)
+    billing = stats["billing"]
+    assert billing["no_result_answers"] > 0
+    with dbs.hq.connection() as conn:
+        credits = batch_credits(conn, [batch])[batch]
+    assert credits.actions == Decimal(billing["actions"])
+    assert credits.data_credits == Decimal(billing["data_credits"])
+    # An empty answer: its Actions (run and callback), no data credits.
+    empty = rows(
+        dbs,
+        "SELECT l.entry, l.actions, l.data_credits FROM credit_ledger l"
+        " JOIN person_enrichment_results r ON r.dispatch_id = l.dispatch_id"
+        " WHERE l.batch_id = %s AND NOT result_has_data(r.data) ORDER BY l.entry",
+        batch,
+    )
+    assert empty
+    for row in empty:
+        price = PRICES[PERSON]
+        expected = price.actions_per_run if row["entry"] == "run" else price.callback_actions
+        assert (row["actions"], row["data_credits"]) == (expected, 0)
+
+
+def test_a_credit_cap_stops_sending_at_the_cap_and_raising_it_loses_nothing(
+    dbs: Databases, local_settings: Settings, priced: None
+) -> None:
+    week1, _ = _two_weeks_of_files()
+    cap = Decimal(100)
+    launch = Launch(credit_cap=cap)
+    batch = upload(dbs, week1, PLAY, client_name="acme", launch=launch).batch_id
+    with LocalService(local_settings, dbs, simulator=_simulator()) as service:
+        service.runtime.run_batch(batch, timeout=180)
+        progress = service.runtime.progress(batch)
+    assert progress.stopped_by_hold and "credit cap of 100" in next(iter(progress.held.values()))
+    with dbs.hq.connection() as conn:
+        spent = batch_credits(conn, [batch])[batch].spent
+    ceiling = max(
+        p.actions_per_run + p.callback_actions + sum(p.data_credits.values())
+        for p in PRICES.values()
+    )
+    assert cap - ceiling < spent <= cap
+
+    with dbs.hq.connection() as conn:
+        set_batch_cap(conn, batch, None)
+    with LocalService(local_settings, dbs, simulator=_simulator()) as service:
+        service.runtime.run_batch(batch, timeout=180)
+    assert [c.name for c in verify_batch(dbs, batch) if not c.passed] == []
+    calls = scalar(
+        dbs,
+        "SELECT count(*) FROM entity_dispatches WHERE batch_id = %s AND status <> 'SUPERSEDED'",
+        batch,
+    )
+    assert calls == _entities(dbs, batch)  # each entity called once: nothing lost or twice

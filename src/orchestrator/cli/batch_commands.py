@@ -173,7 +173,7 @@ def status(batch: BatchRef) -> None:
 def batches(
     limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 50,
 ) -> None:
-    """List batches: id, client, file, items, status, done/failed, credits, age."""
+    """List batches: id, client, file, items, status, done/failed, credits spent and saved, age."""
     with open_databases() as dbs, dbs.hq.connection() as conn:
         lines = list_batches(conn, limit)
     if not lines:

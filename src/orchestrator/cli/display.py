@@ -116,7 +116,7 @@ def print_batches(console: Console, lines: list[BatchLine]) -> None:
         table.add_column(name, overflow="fold")
     table.add_column("items", justify="right")
     table.add_column("status", no_wrap=True)
-    for name in ("done", "failed", "credits", "age"):
+    for name in ("done", "failed", "spent", "saved: dedupe", "reuse", "age"):
         table.add_column(name, justify="right", no_wrap=True)
     for line in lines:
         style = _STATUS_STYLE.get(line.status, "")
@@ -128,7 +128,9 @@ def print_batches(console: Console, lines: list[BatchLine]) -> None:
             f"[{style}]{line.status}[/{style}]" if style else line.status,
             f"{line.done:,}",
             f"{line.failed:,}",
-            f"{line.credits:,.1f}",
+            f"{line.credits.spent:,.1f}",
+            f"{line.credits.saved_by_dedupe:,.1f}",
+            f"{line.credits.saved_by_reuse:,.1f}",
             _age(line.created_at),
         )
     console.print(table)

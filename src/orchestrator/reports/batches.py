@@ -6,13 +6,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from orchestrator.db.pool import Conn
 from orchestrator.db.queries import query
 from orchestrator.engine.runners import live_runners
+from orchestrator.reports.credits import Credits, batch_credits
 
 _PREFIX = re.compile(r"^[0-9a-f-]{4,36}$")
 
@@ -47,7 +47,7 @@ class BatchLine:
     status: str
     done: int
     failed: int
-    credits: Decimal
+    credits: Credits
     created_at: datetime
 
 
@@ -68,6 +68,8 @@ def overview(conn: Conn, batch_id: UUID | None, limit: int) -> list[dict[str, An
 
 
 def list_batches(conn: Conn, limit: int = 50) -> list[BatchLine]:
+    rows = overview(conn, None, limit)
+    credits = batch_credits(conn, [UUID(str(r["id"])) for r in rows])
     return [
         BatchLine(
             UUID(str(r["id"])),
@@ -77,10 +79,10 @@ def list_batches(conn: Conn, limit: int = 50) -> list[BatchLine]:
             shown_status(r),
             int(r["done"]),
             int(r["failed"]),
-            Decimal(r["credits"]),
+            credits.get(UUID(str(r["id"])), Credits()),
             r["created_at"],
         )
-        for r in overview(conn, None, limit)
+        for r in rows
     ]
 
 

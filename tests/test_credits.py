@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
+import requests
 
 from entities.apollo_sample import APOLLO_HEADERS, SampleRow
 from orchestrator.db.pool import Databases
@@ -24,7 +26,7 @@ from orchestrator.settings import Settings
 from orchestrator.state.credit_caps import set_batch_cap
 from orchestrator.state.registry import clear_registry_cache
 from orchestrator.upload.ingest import Launch
-from support.faults import rows, scalar
+from support.faults import rows, scalar, wait_until
 from support.pipeline import apollo_rows, upload
 
 PLAY = "apollo-lead-enrichment"
@@ -349,3 +351,55 @@ def test_a_credit_cap_stops_sending_at_the_cap_and_raising_it_loses_nothing(
         batch,
     )
     assert calls == _entities(dbs, batch)  # each entity called once: nothing lost or twice
+
+
+def test_the_api_holds_launches_and_caps_a_batch(
+    dbs: Databases, local_settings: Settings, priced: None
+) -> None:
+    week1, _ = _two_weeks_of_files()
+    with LocalService(local_settings, dbs, simulator=_simulator()) as service:
+        base, key = service.server.url, {"x-api-key": service.runtime.api_key}
+        made = requests.post(
+            f"{base}/batches",
+            files={"file": ("week1.csv", week1, "text/csv")},
+            data={"client": "acme", "hold": "true", "credit_cap": "60"},
+            headers=key,
+            timeout=30,
+        )
+        assert made.status_code == 201 and made.json()["held"] is True, made.text
+        batch = made.json()["batch_id"]
+        time.sleep(1.0)  # a pass ran for it (the upload asked for one): it sent nothing
+        assert scalar(dbs, "SELECT count(*) FROM entity_dispatches WHERE batch_id = %s", batch) == 0
+        status = requests.get(f"{base}/batches/{batch}", headers=key, timeout=10).json()
+        assert status["status"] == "HELD" and status["credits"]["credits_spent"] == 0
+
+        refused = requests.put(
+            f"{base}/batches/{batch}/credit-cap", json={"credits": -1}, headers=key, timeout=10
+        )
+        assert refused.status_code == 422
+        unknown = requests.post(f"{base}/batches/{uuid4()}/launch", headers=key, timeout=10)
+        assert unknown.status_code == 404, unknown.text
+
+        launched = requests.post(f"{base}/batches/{batch}/launch", headers=key, timeout=10)
+        assert launched.status_code == 200, launched.text
+        again = requests.post(f"{base}/batches/{batch}/launch", headers=key, timeout=10)
+        assert again.status_code == 409 and "RUNNING" in again.json()["detail"]
+
+        def held() -> bool:
+            answer = requests.get(f"{base}/batches/{batch}", headers=key, timeout=10).json()
+            return bool(answer["held"]) and "credit cap of 60" in str(answer["held"])
+
+        wait_until(held, timeout=60)
+        raised = requests.put(
+            f"{base}/batches/{batch}/credit-cap", json={"credits": None}, headers=key, timeout=10
+        )
+        assert raised.status_code == 200, raised.text
+
+        def done() -> bool:
+            answer = requests.get(f"{base}/batches/{batch}", headers=key, timeout=10).json()
+            return answer["status"] == "COMPLETED"
+
+        wait_until(done, timeout=120)
+        final = requests.get(f"{base}/batches/{batch}", headers=key, timeout=10).json()
+    assert final["credits"]["credits_spent"] > 60 and not final["held"]
+    assert [c.name for c in verify_batch(dbs, UUID(batch)) if not c.passed] == []

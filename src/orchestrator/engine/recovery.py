@@ -11,6 +11,7 @@ from uuid import UUID
 from orchestrator.db.pool import Conn, Databases
 from orchestrator.db.queries import query
 from orchestrator.engine import runners
+from orchestrator.engine.passes import UnknownBatchError
 from orchestrator.engine.sweeper import resend_unanswerable
 from orchestrator.state.entity_kinds import KINDS, EntityKind
 from orchestrator.state.entity_store import entity_query
@@ -133,8 +134,9 @@ def launch_batch(dbs: Databases, batch_id: UUID, *, reuse: bool | None = None) -
         ).fetchone()
         if launched is None:
             row = conn.execute(query("batch_play"), {"batch_id": batch_id}).fetchone()
-            status = "unknown" if row is None else str(row["status"])
+            if row is None:
+                raise UnknownBatchError(f"no upload batch {batch_id}")
             raise NotHeldError(
-                f"batch {batch_id} is not held for launch (its status is {status});"
+                f"batch {batch_id} is not held for launch (its status is {row['status']});"
                 " only a batch uploaded with --hold waits for a launch"
             )

@@ -5,18 +5,24 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, UploadFile, status
 from fastapi.responses import Response
 from pydantic import BaseModel
+from pydantic import Field as PydanticField
 
+from orchestrator.engine.passes import UnknownBatchError
+from orchestrator.engine.recovery import NotHeldError, launch_batch
+from orchestrator.reports.credits import Credits, batch_credits
 from orchestrator.reports.summary import BatchCounts, FailureReason, summarize
+from orchestrator.state.credit_caps import set_batch_cap, set_client_cap
 from orchestrator.state.progress import read_progress
 from orchestrator.state.registry import DEFAULT_PLAY
 from orchestrator.upload.csv_reader import UploadError
-from orchestrator.upload.ingest import ingest_upload
+from orchestrator.upload.ingest import Launch, ingest_upload
 from orchestrator.web.auth import AppRuntime, RuntimeDep, require_api_key
 from orchestrator.web.columnline_routes import add_columnline_routes
 from orchestrator.web.customer_routes import add_customer_routes
@@ -34,6 +40,8 @@ class UploadResponse(BaseModel):
     existing: bool
     # Header rows repeated inside the file (exports pasted together), skipped like blank rows.
     repeated_headers: int = 0
+    # Held for launch: nothing is sent until POST /batches/{batch_id}/launch.
+    held: bool = False
 
 
 class StepStatus(BaseModel):
@@ -46,8 +54,16 @@ class StepStatus(BaseModel):
 class BatchStatus(BatchCounts):
     steps: list[StepStatus]
     top_failure_reasons: list[FailureReason]
-    # Workflows that stopped sending (their webhooks are spent): slug -> what to configure.
+    # Workflows that stopped sending (their webhooks are spent, or the batch reached its credit
+    # cap): slug -> what to do.
     held: dict[str, str] = field(default_factory=dict)
+    # Spent (Actions and data credits apart), saved by dedupe and by reuse.
+    credits: dict[str, Any] = field(default_factory=dict)
+
+
+class CreditCap(BaseModel):
+    # Actions + data credits; null removes the cap.
+    credits: Decimal | None = PydanticField(default=None, ge=0, max_digits=14, decimal_places=4)
 
 
 def create_app(runtime_factory: Callable[[], AppRuntime]) -> FastAPI:
@@ -100,6 +116,9 @@ def _add_batch_routes(app: FastAPI) -> None:
         client: Annotated[str, Form(max_length=200)] = "default",
         play: Annotated[str, Form(max_length=200)] = DEFAULT_PLAY,
         allow_duplicate: Annotated[bool, Form()] = False,
+        hold: Annotated[bool, Form(description="Send nothing until launched.")] = False,
+        reuse: Annotated[bool, Form(description="Reuse the client's fresh results.")] = True,
+        credit_cap: Annotated[Decimal | None, Form(ge=0, max_digits=14, decimal_places=4)] = None,
     ) -> Any:
         try:
             result = ingest_upload(
@@ -109,6 +128,7 @@ def _add_batch_routes(app: FastAPI) -> None:
                 client_name=client,
                 play_name=play,
                 allow_duplicate=allow_duplicate,
+                launch=Launch(hold, reuse, credit_cap),
             )
         except UploadError as exc:
             return refused_file(exc)
@@ -122,6 +142,7 @@ def _add_batch_routes(app: FastAPI) -> None:
             rows=result.rows,
             existing=result.existing,
             repeated_headers=result.repeated_headers,
+            held=hold and not result.existing,
         )
 
     @app.get(
@@ -137,6 +158,7 @@ def _add_batch_routes(app: FastAPI) -> None:
             except LookupError:
                 raise HTTPException(404, f"no upload batch {batch_id}") from None
             progress = read_progress(conn, batch_id)
+            credits = batch_credits(conn, [batch_id]).get(batch_id, Credits())
         return BatchStatus(
             **summary.counts(),
             top_failure_reasons=summary.top_failure_reasons,
@@ -145,4 +167,35 @@ def _add_batch_routes(app: FastAPI) -> None:
                 for s in progress.steps
             ],
             held=progress.held,
+            credits=credits.as_json(),
         )
+
+    @app.post("/batches/{batch_id}/launch", dependencies=secured, tags=["batches"])
+    def launch(runtime: RuntimeDep, batch_id: UUID, reuse: bool | None = None) -> dict[str, Any]:
+        """Launch a batch uploaded with `hold`: it starts sending."""
+        try:
+            launch_batch(runtime.dbs, batch_id, reuse=reuse)
+        except UnknownBatchError as exc:
+            raise HTTPException(404, str(exc)) from None
+        except NotHeldError as exc:
+            raise HTTPException(409, str(exc)) from None
+        runtime.trigger.request(batch_id)
+        return {"batch_id": str(batch_id), "status": "RUNNING"}
+
+    @app.put("/batches/{batch_id}/credit-cap", dependencies=secured, tags=["batches"])
+    def batch_cap(runtime: RuntimeDep, batch_id: UUID, cap: CreditCap) -> dict[str, Any]:
+        """Set, raise or remove (null) a batch's credit cap; a batch held at it goes on."""
+        with runtime.dbs.hq.connection() as conn:
+            if not set_batch_cap(conn, batch_id, cap.credits):
+                raise HTTPException(404, f"no upload batch {batch_id}")
+        runtime.trigger.request(batch_id)
+        return {"batch_id": str(batch_id), "credit_cap": cap.credits}
+
+    @app.put("/clients/{client}/credit-cap", dependencies=secured, tags=["batches"])
+    def client_cap(runtime: RuntimeDep, client: str, cap: CreditCap) -> dict[str, Any]:
+        """Set, raise or remove (null) a cap over all of a client's batches."""
+        with runtime.dbs.hq.connection() as conn:
+            waiting = set_client_cap(conn, client, cap.credits)
+        for batch_id in waiting:
+            runtime.trigger.request(batch_id)
+        return {"client": client, "credit_cap": cap.credits, "batches_resumed": waiting}

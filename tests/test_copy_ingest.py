@@ -18,7 +18,7 @@ from uuid import UUID
 
 import pytest
 
-from entities.apollo import APOLLO_FIELDS
+from entities.apollo import APOLLO_FIELDS, map_headers
 from orchestrator.db.pool import Databases
 from orchestrator.upload import copy_ingest
 from orchestrator.upload.copy_ingest import (
@@ -323,3 +323,30 @@ def test_scanner_refuses_a_record_longer_than_the_field_limit() -> None:
 def test_whitespace_is_what_str_strip_removes() -> None:
     every = "".join(ch for ch in map(chr, range(sys.maxunicode + 1)) if ch.isspace())
     assert every == PYTHON_WHITESPACE
+
+
+@pytest.mark.parametrize("python_reader", [True, False])
+def test_a_blank_of_any_whitespace_falls_back_to_the_next_column_as_extract_does(
+    python_reader: bool, dbs: Databases
+) -> None:
+    """Two columns of one field (Email, Work Email): one of only a tab or a no-break space is
+    blank, as `HeaderMapping.extract` (and so the forecast) reads it, not a value."""
+    data = (
+        "First Name,Last Name,Company,Website,Email,Work Email\r\n"
+        "Ada,Lovelace,Acme,,\t,ada@acme.com\r\n"
+        "Alan,Turing,Acme,,\u00a0,alan@acme.com\r\n"
+    ).encode()
+    result = _upload(dbs, data, python_reader=python_reader)
+    mapping = map_headers(next(csv.reader(io.StringIO(data.decode()))))
+    expected = [
+        mapping.extract(r)["email"] for r in list(csv.reader(io.StringIO(data.decode())))[1:]
+    ]
+    with dbs.hq.connection() as conn:
+        stored = [
+            r["email"]
+            for r in conn.execute(
+                "SELECT email FROM batch_items WHERE batch_id = %s ORDER BY row_number",
+                (result.batch_id,),
+            )
+        ]
+    assert stored == expected == ["ada@acme.com", "alan@acme.com"]

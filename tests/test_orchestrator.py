@@ -219,6 +219,7 @@ def test_claim_finds_picked_rows_by_primary_key_even_with_stale_statistics(
         "batch_id": batch,
         "slugs": ["normalize_all_core_values", "split"],
         "timeouts": [600, 600],
+        "paid_slugs": ["split"],
         "limit": 100_000,
         "runner_id": None,
     }

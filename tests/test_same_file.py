@@ -238,6 +238,7 @@ def test_the_api_answers_201_then_200_with_the_existing_batch_and_repeated_heade
         "rows": 2,
         "existing": False,
         "repeated_headers": 1,
+        "held": False,
     }
     assert again.json()["batch_id"] == created.json()["batch_id"]
     assert (again.json()["rows"], again.json()["existing"]) == (2, True)

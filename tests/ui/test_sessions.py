@@ -125,6 +125,7 @@ def test_no_action_without_the_sessions_csrf_token(
             None,
         ),
         (f"/ui/batches/{batch}/resume", {"resend_now": "true", **extra}, None),
+        (f"/ui/batches/{batch}/launch", {"reuse": "true", **extra}, None),
         ("/ui/plays/company-research/steps/1/confirm", {"company": [str(company)], **extra}, None),
         ("/ui/plays/company-research/steps/1/run", {"company": [str(company)], **extra}, None),
         ("/ui/customers", {"client": "acme", **extra}, {"file": ("c.csv", b"name\nStripe\n")}),

@@ -29,6 +29,7 @@ for command in (
     batch_commands.sample,
     batch_commands.upload,
     batch_commands.run,
+    credit_commands.estimate,
     batch_commands.status,
     batch_commands.batches,
     report_commands.verify,

@@ -78,6 +78,4 @@ def migrate_command() -> None:
             for name in report.applied:
                 out.print(f"  + {name}")
         else:
-            out.print(
-                f"{report.database}: up to date ({report.already_applied} already applied)"
-            )
+            out.print(f"{report.database}: up to date ({report.already_applied} already applied)")

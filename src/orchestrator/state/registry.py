@@ -58,8 +58,10 @@ class WorkflowConfig(BaseModel):
     @property
     def call_ceiling(self) -> Decimal:
         """The most one call can cost: its Actions and every priced data type found."""
-        return self.actions_per_run + self.callback_actions + sum(
-            self.data_credits.values(), Decimal(0)
+        return (
+            self.actions_per_run
+            + self.callback_actions
+            + sum(self.data_credits.values(), Decimal(0))
         )
 
     @property

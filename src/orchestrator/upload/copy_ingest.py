@@ -25,7 +25,7 @@ from orchestrator.db.pool import Conn
 from orchestrator.db.queries import query
 from orchestrator.state.registry import PlayStep
 from orchestrator.upload.csv_reader import FIELD_LIMIT, ByteSource
-from orchestrator.upload.item_fields import item_columns, item_values
+from orchestrator.upload.item_fields import PYTHON_WHITESPACE, item_columns, item_values
 
 __all__ = ["CHUNK_BYTES", "PYTHON_WHITESPACE", "Loaded", "NotCopyableError", "RecordScanner"]
 
@@ -34,13 +34,6 @@ log = logging.getLogger(__name__)
 # Half the reader's field limit: a piece of the file checked at once is then over the limit
 # only when a single record is over half of it, and such files are few enough to read in Python.
 CHUNK_BYTES = FIELD_LIMIT // 2
-
-# The characters str.strip() removes (str.isspace()): a record of only these is blank.
-PYTHON_WHITESPACE = (
-    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
-    "\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
-    "\u2028\u2029\u202f\u205f\u3000"
-)
 
 _STAGING = sql.Identifier("pg_temp", "upload_staging")
 

@@ -29,7 +29,7 @@ from orchestrator.db.queries import query
 from orchestrator.state.registry import DEFAULT_PLAY, Play, RegistryError, load_play
 from orchestrator.upload.copy_ingest import Loaded, copyable, load_records
 from orchestrator.upload.csv_reader import ApolloCsv, UploadError
-from orchestrator.upload.item_fields import item_columns, item_values
+from orchestrator.upload.item_fields import WHITESPACE_PARAM, item_columns, item_values
 
 __all__ = ["UploadError", "UploadResult", "ingest_upload"]
 
@@ -93,7 +93,7 @@ def _project_items(conn: Conn, mapping: HeaderMapping, batch_id: UUID) -> None:
             " SELECT batch_id, row_number, {values} FROM raw_apollo_uploads"
             " WHERE batch_id = %(batch_id)s ORDER BY row_number"
         ).format(columns=item_columns(), values=item_values(mapping, _raw_value)),
-        {"batch_id": batch_id},
+        {"batch_id": batch_id, **WHITESPACE_PARAM},
     )
 
 
@@ -130,7 +130,7 @@ def _existing_batch(conn: Conn, client_name: str, sha256: str) -> UploadResult:
     return UploadResult(UUID(str(row["id"])), int(row["row_count"]), 0, sha256, existing=True)
 
 
-def _label(value: str, what: str, limit: int = 200) -> str:
+def checked_label(value: str, what: str, limit: int = 200) -> str:
     """Client and play names are identifiers people type: printable and short."""
     if not value.strip() or len(value) > limit or not value.isprintable():
         raise UploadError(f"{what} must be 1 to {limit} printable characters, got {value[:40]!r}")
@@ -141,7 +141,7 @@ def _file_label(name: str) -> str:
     return "".join(ch for ch in name if ch.isprintable())[:255] or "upload.csv"
 
 
-def _takes_rows(play: Play) -> None:
+def check_takes_rows(play: Play) -> None:
     """A play whose first step works on companies or people (a manual play, run on companies
     already known) has nothing to do with the rows of a file: every row would fail."""
     first = play.steps[0].workflow
@@ -175,8 +175,8 @@ def ingest_upload(
     otherwise, or with `python_reader`, they are parsed in Python, the reference the fast path
     must match.
     """
-    client_name = _label(client_name, "client name")
-    play_name = _label(play_name, "play name")
+    client_name = checked_label(client_name, "client name")
+    play_name = checked_label(play_name, "play name")
     file_name = _file_label(file_name)
     # Hashed first when it can be, so that the batch row goes in with its file's hash and a
     # second upload of the file stops there, before loading anything.
@@ -186,7 +186,7 @@ def ingest_upload(
             play = load_play(conn, play_name)
         except RegistryError as exc:
             raise UploadError(str(exc)) from None
-        _takes_rows(play)
+        check_takes_rows(play)
         use_copy = not python_reader and stream.seekable() and copyable(conn)
         file = _File(stream, file_name, client_name, known_sha, allow_duplicate, launch)
         try:

@@ -12,6 +12,12 @@ from psycopg import sql
 
 from entities.apollo import APOLLO_FIELDS, HeaderMapping
 
+# The characters str.strip() removes (str.isspace()): a record of only these is blank.
+PYTHON_WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
+    "\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"
+)
 # Names the cell of a record at a 0-based column position.
 Cell = Callable[[int], sql.Composable]
 
@@ -20,8 +26,13 @@ def item_columns() -> sql.Composable:
     return sql.SQL(", ").join(sql.Identifier(f) for f in APOLLO_FIELDS)
 
 
+# The parameters a statement with `item_values` needs.
+WHITESPACE_PARAM = {"whitespace": PYTHON_WHITESPACE}
+
+
 def item_values(mapping: HeaderMapping, cell: Cell) -> sql.Composable:
-    """One expression per `item_columns()` column, in the same order."""
+    """One expression per `item_columns()` column, in the same order; the statement passes
+    WHITESPACE_PARAM."""
     return sql.SQL(", ").join(_field_expression(mapping, f, cell) for f in APOLLO_FIELDS)
 
 
@@ -37,5 +48,11 @@ def _field_expression(mapping: HeaderMapping, field: str, cell: Cell) -> sql.Com
         # Every record has a value in every column, so one column needs no fallback (and no
         # per-row btrim).
         return cells[0]
-    non_blank = [sql.SQL("CASE WHEN btrim({0}) <> '' THEN {0} END").format(c) for c in cells]
+    # Blank as HeaderMapping.extract (and so the forecast) judges it: str.strip()'s whitespace,
+    # not only the spaces btrim removes by default. The statement's parameter `whitespace`
+    # holds it (see WHITESPACE_PARAM).
+    space = sql.Placeholder("whitespace")
+    non_blank = [
+        sql.SQL("CASE WHEN btrim({0}, {1}) <> '' THEN {0} END").format(c, space) for c in cells
+    ]
     return sql.SQL("COALESCE({}, {}, '')").format(sql.SQL(", ").join(non_blank), cells[0])

@@ -1,5 +1,6 @@
 """Batches: the board of every batch with the upload form, and one batch whole, with its
-actions (retry a failure group, resume) and its CSV downloads."""
+actions (launch a held batch after reading its forecast, retry a failure group, resume) and its
+CSV downloads."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ from uuid import UUID
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
-from orchestrator.engine.recovery import prepare_resume, retry_failure_group
+from orchestrator.engine.recovery import (
+    NotHeldError,
+    launch_batch,
+    prepare_resume,
+    retry_failure_group,
+)
 from orchestrator.reports.batch_view import (
     batch_view,
     board,
@@ -24,7 +30,8 @@ from orchestrator.reports.export import ExportKind, csv_chunks
 from orchestrator.reports.queues import upload_play_names
 from orchestrator.state.registry import DEFAULT_PLAY
 from orchestrator.upload.csv_reader import UploadError
-from orchestrator.upload.ingest import ingest_upload
+from orchestrator.upload.forecast import forecast_batch
+from orchestrator.upload.ingest import Launch, ingest_upload
 from orchestrator.web.auth import RuntimeDep
 from orchestrator.web.ui.render import PAGE_HEADERS, message_page, render
 from orchestrator.web.ui.session import CsrfDep, SessionDep
@@ -34,6 +41,8 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 # Notices an action leaves for the page it returns to: a code in the URL, never the text.
 NOTICES = {
     "uploaded": "The file was uploaded and its batch started.",
+    "held": "The file was uploaded and is held: nothing is sent until you launch it.",
+    "launched": "Launched: the batch is running.",
     "existing": "This client already had a batch of this file: here it is, continued.",
     "retried": "The failure group went back to its step.",
     "nothing": "Nothing was retried: no row of the batch is failed for that step and reason.",
@@ -95,6 +104,7 @@ def upload(
     file: Annotated[UploadFile, File()],
     client: Annotated[str, Form(max_length=200)] = "",
     play: Annotated[str, Form(max_length=200)] = DEFAULT_PLAY,
+    hold: Annotated[bool, Form()] = False,
 ) -> Response:
     client_name = client.strip()
     if not client_name:
@@ -108,27 +118,49 @@ def upload(
             file_name=file.filename or "upload.csv",
             client_name=client_name,
             play_name=play,
+            launch=Launch(hold=hold),
         )
     except UploadError as exc:
         error = {"message": str(exc)}
         return _board_page(request, runtime, 422, error=error, client=client_name)
     runtime.trigger.request(result.batch_id)
-    notice = "existing" if result.existing else "uploaded"
+    notice = "existing" if result.existing else "held" if hold else "uploaded"
     return RedirectResponse(f"/ui/batches/{result.batch_id}?notice={notice}", status_code=303)
 
 
-def _view_context(runtime: RuntimeDep, batch_id: UUID) -> dict[str, object] | None:
+def _view_context(
+    runtime: RuntimeDep, batch_id: UUID, *, with_forecast: bool = False
+) -> dict[str, object] | None:
+    """What the batch page shows; `with_forecast` adds a held batch's forecast, which reads
+    every row of the batch: the page asks for it, its live fragment's polls do not."""
     with runtime.dbs.hq.connection() as conn:
         try:
             view = batch_view(conn, batch_id)
         except LookupError:
             return None
         limit = runtime.settings.clay_webhook_submission_limit
-        return {
+        context: dict[str, object] = {
             "view": view,
             "webhooks": webhook_usage(conn, batch_id, limit),
             "dead_letters": dead_letters(conn),
+            "forecast": None,
         }
+    if with_forecast and view.line.status == "HELD":
+        rate = runtime.settings.clay_rate_per_second
+        context["forecast"] = forecast_batch(runtime.dbs, batch_id, clay_rate_per_second=rate)
+    return context
+
+
+def _status(runtime: RuntimeDep, batch: str) -> tuple[UUID, str] | None:
+    """The batch a form names and its status as shown; None when there is no such batch."""
+    batch_id = _batch_id(batch)
+    if batch_id is None:
+        return None
+    with runtime.dbs.hq.connection() as conn:
+        try:
+            return batch_id, board_line(conn, batch_id).status
+        except LookupError:
+            return None
 
 
 def _notice(code: str, released: int, resent: int) -> str | None:
@@ -162,7 +194,7 @@ def batch_page(
             except BatchRefError:
                 return _not_found(request, batch)
         return RedirectResponse(f"/ui/batches/{full}", status_code=303)
-    context = _view_context(runtime, batch_id)
+    context = _view_context(runtime, batch_id, with_forecast=True)
     if context is None:
         return _not_found(request, batch)
     shown = _notice(notice, released, resent)
@@ -213,14 +245,10 @@ def resume(
     batch: str,
     resend_now: Annotated[bool, Form()] = False,
 ) -> Response:
-    batch_id = _batch_id(batch)
-    try:
-        if batch_id is None:
-            raise LookupError(batch)
-        with runtime.dbs.hq.connection() as conn:
-            status = board_line(conn, batch_id).status
-    except LookupError:
+    found = _status(runtime, batch)
+    if found is None:
         return _not_found(request, batch)
+    batch_id, status = found
     if status not in RESUMABLE:
         return RedirectResponse(f"/ui/batches/{batch_id}?notice=not-paused", status_code=303)
     report = prepare_resume(runtime.dbs, batch_id, resend_now=resend_now)
@@ -229,6 +257,35 @@ def resume(
         {"notice": "resumed", "released": report.item_steps, "resent": report.resent}
     )
     return RedirectResponse(f"/ui/batches/{batch_id}?{counts}", status_code=303)
+
+
+@router.post("/batches/{batch}/launch")
+def launch(
+    request: Request,
+    runtime: RuntimeDep,
+    session: CsrfDep,
+    batch: str,
+    reuse: Annotated[bool, Form()] = False,
+) -> Response:
+    found = _status(runtime, batch)
+    if found is None:
+        return _not_found(request, batch)
+    batch_id, status = found
+    try:
+        launch_batch(runtime.dbs, batch_id, reuse=reuse)
+    except NotHeldError:
+        return _not_held(request, status)
+    runtime.trigger.request(batch_id)
+    return RedirectResponse(f"/ui/batches/{batch_id}?notice=launched", status_code=303)
+
+
+def _not_held(request: Request, status: str) -> HTMLResponse:
+    text = (
+        f"Nothing was launched: this batch is not waiting for a launch (it is {status})."
+        " Only a batch uploaded with “Hold for launch” waits for one, and it is launched once."
+        " Its page shows what it is doing."
+    )
+    return message_page(request, "Not launched", text, 409)
 
 
 @router.get("/batches/{batch}/export/{kind}.csv")

@@ -55,13 +55,7 @@ def _company_of(conn: Conn, answer: Answer) -> UUID | None:
 def _fail(dbs: Databases, answer: Answer, error: str) -> dict[str, Any]:
     with dbs.hq.connection() as conn:
         # The provider answered, so Clay billed the answer, whatever we make of it.
-        conn.execute(
-            query("record_error_answer"),
-            {
-                "dispatch_id": answer.dispatch_id,
-                "data": None if answer.data is None else Jsonb(answer.data),
-            },
-        )
+        conn.execute(query("record_error_answer"), {"dispatch_id": answer.dispatch_id})
         failed = conn.execute(
             entity_query("fail_entities", answer.kind),
             {

@@ -32,8 +32,12 @@ def credit_room(conn: Conn, batch_id: UUID, price: Decimal) -> Room:
     """Room under the batch's caps for calls of `price`; locks the caps until the transaction
     ends, so the caller's claims are counted before another sender of the batch or client
     looks."""
-    row = conn.execute(query("lock_credit_caps"), {"batch_id": batch_id}).fetchone()
-    if row is None or price <= 0:
+    params = {"batch_id": batch_id}
+    capped = conn.execute(query("batch_has_cap"), params).fetchone()
+    if capped is None or not capped["capped"] or price <= 0:
+        return Room(None)
+    row = conn.execute(query("lock_credit_caps"), params).fetchone()
+    if row is None:
         return Room(None)
     rooms: list[Room] = []
     if row["credit_cap"] is not None:

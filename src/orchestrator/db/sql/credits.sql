@@ -1,3 +1,10 @@
+-- name: batch_has_cap
+-- Whether any cap bounds the batch: most batches have none, and their senders need not lock.
+SELECT b.credit_cap IS NOT NULL OR c.credit_cap IS NOT NULL AS capped
+FROM upload_batches b
+LEFT JOIN client_credit_caps c ON c.client_name = b.client_name
+WHERE b.id = %(batch_id)s;
+
 -- name: lock_credit_caps
 -- The caps over a batch's sending, its own and its client's, each with what is committed
 -- against it: what the ledger charged, plus the most the calls being sent or accepted and not
@@ -30,9 +37,7 @@ WITH b AS (
     FROM entity_dispatches d
     JOIN batches ON batches.id = d.batch_id
     JOIN db_driven_enrichment_workflows w ON w.workflow_slug = d.workflow_slug
-    WHERE d.status IN ('SENDING', 'SENT')
-      AND NOT EXISTS (SELECT 1 FROM credit_ledger l
-                      WHERE l.dispatch_id = d.id AND l.entry = 'answer')
+    WHERE d.status IN ('SENDING', 'SENT') AND d.callback_at IS NULL
     GROUP BY d.batch_id
 ), committed AS (
     SELECT batches.this_batch,
@@ -71,6 +76,8 @@ WHERE b.id = h.batch_id AND b.client_name = %(client_name)s
 RETURNING h.batch_id;
 
 -- name: record_error_answer
--- An answer that reports an error (or whose data could not be stored) is billed like any
--- answer: the callback's Action, and data credits for what it returned.
-SELECT record_charge(%(dispatch_id)s, 'answer', %(data)s, NULL);
+-- An answer that reports an error (or whose data could not be stored) was answered all the
+-- same, and billed: the dispatch says so (the ledger's trigger records the charge once).
+UPDATE entity_dispatches
+SET callback_at = COALESCE(callback_at, NOW()), sent_at = COALESCE(sent_at, NOW())
+WHERE id = %(dispatch_id)s AND callback_at IS NULL;

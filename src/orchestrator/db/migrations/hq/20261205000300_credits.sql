@@ -154,55 +154,47 @@ CREATE UNIQUE INDEX idx_credit_ledger_reuse ON credit_ledger(batch_id, workflow_
 CREATE TRIGGER credit_ledger_append_only BEFORE UPDATE ON credit_ledger
     FOR EACH ROW EXECUTE FUNCTION reject_result_update();
 
--- A charge of one dispatch: Actions at the run, the callback's Action and data credits at the
--- answer (`data` NULL: an error answer, no data credits). Once per dispatch and entry.
-CREATE FUNCTION record_charge(p_dispatch UUID, p_entry TEXT, p_data JSONB, p_result UUID)
-RETURNS VOID LANGUAGE sql AS $$
+-- Every path that marks a call accepted (`sent_at` set) or answered (`callback_at` set: a stored
+-- result, an error answer) goes through here, so no code path can spend without a ledger row:
+-- a `run` row with the run's Actions, an `answer` row with the callback's Action and the data
+-- credits of the data types its stored result holds (an error answer has none). Once per
+-- statement, over the rows it changed (a chunk's record is one statement for 500 calls); after
+-- the statement, so it sees the result a sibling part of the statement stored.
+CREATE FUNCTION bill_dispatches() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
     INSERT INTO credit_ledger (batch_id, client_name, workflow_slug, entity_type, entity_id,
                                dispatch_id, entry, actions, data_credits, data_types, result_id)
-    SELECT b.id, b.client_name, d.workflow_slug, d.entity_type, d.entity_id, d.id, p_entry,
-           CASE p_entry WHEN 'run' THEN w.actions_per_run ELSE w.callback_actions END,
-           CASE p_entry WHEN 'run' THEN 0 ELSE data_credits_for(w.data_credits, p_data) END,
-           CASE p_entry WHEN 'run' THEN '{}' ELSE priced_data_types(w.data_credits, p_data) END,
-           p_result
-    FROM entity_dispatches d
-    JOIN db_driven_enrichment_workflows w ON w.workflow_slug = d.workflow_slug
-    JOIN upload_batches b ON b.id = COALESCE(d.batch_id,
-        (SELECT c.batch_id FROM normalized_companies c WHERE c.id = d.entity_id),
-        (SELECT p.batch_id FROM normalized_people p WHERE p.id = d.entity_id))
-    WHERE d.id = p_dispatch
-    ON CONFLICT (dispatch_id, entry) DO NOTHING
-$$;
-
--- Every path that marks a call accepted (sent_at) or answered (STORED) goes through here, so no
--- code path can spend without a ledger row. Runs after the statement, which sees the result a
--- sibling statement part stored.
-CREATE FUNCTION bill_dispatch() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    found_result RECORD;
-BEGIN
-    IF OLD.sent_at IS NULL AND NEW.sent_at IS NOT NULL THEN
-        PERFORM record_charge(NEW.id, 'run', NULL, NULL);
-    END IF;
-    IF NEW.status IN ('STORED', 'CALLED_BACK') AND OLD.status NOT IN ('STORED', 'CALLED_BACK') THEN
-        IF NEW.entity_type = 'company' THEN
-            SELECT id, data INTO found_result FROM company_enrichment_results
-            WHERE dispatch_id = NEW.id;
-        ELSE
-            SELECT id, data INTO found_result FROM person_enrichment_results
-            WHERE dispatch_id = NEW.id;
-        END IF;
-        PERFORM record_charge(NEW.id, 'answer', found_result.data, found_result.id);
-    END IF;
+    SELECT b.id, b.client_name, n.workflow_slug, n.entity_type, n.entity_id, n.id, e.entry,
+           CASE e.entry WHEN 'run' THEN w.actions_per_run ELSE w.callback_actions END,
+           CASE e.entry WHEN 'run' THEN 0 ELSE data_credits_for(w.data_credits, r.data) END,
+           CASE e.entry WHEN 'run' THEN '{}' ELSE priced_data_types(w.data_credits, r.data) END,
+           r.id
+    FROM new_rows n
+    JOIN old_rows o ON o.id = n.id
+    CROSS JOIN LATERAL (
+        SELECT 'run' AS entry WHERE o.sent_at IS NULL AND n.sent_at IS NOT NULL
+        UNION ALL
+        SELECT 'answer' WHERE o.callback_at IS NULL AND n.callback_at IS NOT NULL
+    ) e
+    JOIN db_driven_enrichment_workflows w ON w.workflow_slug = n.workflow_slug
+    JOIN upload_batches b ON b.id = COALESCE(n.batch_id,
+        (SELECT c.batch_id FROM normalized_companies c WHERE c.id = n.entity_id),
+        (SELECT p.batch_id FROM normalized_people p WHERE p.id = n.entity_id))
+    LEFT JOIN LATERAL (
+        SELECT x.id, x.data FROM company_enrichment_results x
+        WHERE e.entry = 'answer' AND n.entity_type = 'company' AND x.dispatch_id = n.id
+        UNION ALL
+        SELECT x.id, x.data FROM person_enrichment_results x
+        WHERE e.entry = 'answer' AND n.entity_type = 'person' AND x.dispatch_id = n.id
+    ) r ON TRUE
+    ORDER BY n.id, e.entry
+    ON CONFLICT (dispatch_id, entry) DO NOTHING;
     RETURN NULL;
 END;
 $$;
-CREATE TRIGGER entity_dispatches_bill AFTER UPDATE OF sent_at, status ON entity_dispatches
-    FOR EACH ROW
-    WHEN ((OLD.sent_at IS NULL AND NEW.sent_at IS NOT NULL)
-          OR (NEW.status IN ('STORED', 'CALLED_BACK')
-              AND OLD.status NOT IN ('STORED', 'CALLED_BACK')))
-    EXECUTE FUNCTION bill_dispatch();
+CREATE TRIGGER entity_dispatches_bill AFTER UPDATE ON entity_dispatches
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION bill_dispatches();
 
 -- The ledger is what a call cost; the dispatch keeps what happened to it.
 ALTER TABLE entity_dispatches DROP COLUMN credits;

@@ -59,21 +59,27 @@ def reuse_fresh_results(
     conn: Conn, kind: EntityKind, workflow: WorkflowConfig, call: StepCall
 ) -> int:
     """Complete the chunk's entities that a fresh result of the same client covers, before any
-    is claimed for a call; how many. Only a batch's items: a manual run asks for fresh calls."""
+    is claimed for a call; how many. Only a batch's items: a manual run asks for fresh calls.
+
+    Its own transaction, committed before the claim's: the claim locks the webhooks' counts
+    before entity rows, and this, locking entity rows, must not hold them meanwhile. What it
+    completes stays complete; the chunk's items follow at the claim (or, after a crash, at the
+    sweeper), saying where the result came from."""
     if workflow.reuse_window_days is None or call.batch_id is None or call.entity_ids:
         return 0
-    row = conn.execute(
-        entity_query("reuse_fresh_results", kind, "fresh_result"),
-        {
-            "batch_id": call.batch_id,
-            "entity_ids": _entity_ids(conn, kind, call),
-            "workflow_slug": workflow.workflow_slug,
-            "window_days": workflow.reuse_window_days,
-            "id_key": kind.id_column,
-            "entity_type": kind.name,
-            "result_table": workflow.destination_table_name or kind.result_table,
-        },
-    ).fetchone()
+    with conn.transaction():
+        row = conn.execute(
+            entity_query("reuse_fresh_results", kind, "fresh_result"),
+            {
+                "batch_id": call.batch_id,
+                "entity_ids": _entity_ids(conn, kind, call),
+                "workflow_slug": workflow.workflow_slug,
+                "window_days": workflow.reuse_window_days,
+                "id_key": kind.id_column,
+                "entity_type": kind.name,
+                "result_table": workflow.destination_table_name or kind.result_table,
+            },
+        ).fetchone()
     return int(row["entities"]) if row else 0
 
 
@@ -274,8 +280,8 @@ def fetch_and_store(ctx: StepContext, workflow: WorkflowConfig, call: StepCall) 
     kind = kind_of(workflow.entity_type)
     fetcher: Fetcher = ctx.providers[workflow.provider]
     with ctx.dbs.hq.connection() as conn:
+        reuse_fresh_results(conn, kind, workflow, call)
         with conn.transaction():
-            reuse_fresh_results(conn, kind, workflow, call)
             call, held = within_budget(conn, kind, workflow, call)
             claims = claim_chunk(conn, kind, workflow, call, Origin(None, ctx.runner_id, False))
         payloads = payloads_of(conn, kind, claims)

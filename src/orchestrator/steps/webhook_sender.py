@@ -103,7 +103,6 @@ def _prepare(
     limit = gateway.submission_limit
     held: str | None = None
     with conn.transaction():
-        reuse_fresh_results(conn, kind, workflow, call)
         used: dict[str, int] | None = None
         if limit is not None:
             used = lock_room(conn, endpoints, limit)
@@ -167,6 +166,7 @@ def send_to_webhook(ctx: StepContext, workflow: WorkflowConfig, call: StepCall) 
     gateway: ClayGateway = ctx.providers[workflow.provider]
     started = time.perf_counter()
     with ctx.dbs.hq.connection() as conn:
+        reuse_fresh_results(conn, kind, workflow, call)
         try:
             chunk = _prepare(ctx, conn, kind, workflow, gateway, call)
         except WebhooksSpentError as spent:

@@ -13,6 +13,7 @@ from uuid import UUID
 import typer
 from rich.console import Console
 
+from orchestrator.cli.batch_commands import ReuseOpt
 from orchestrator.cli.driving import drive_and_report
 from orchestrator.cli.errors import fail
 from orchestrator.db.pool import open_databases
@@ -104,16 +105,6 @@ def retry(batch: BatchArg, as_json: JsonOpt = False) -> None:
                 f"retrying {report.item_steps} failed item-step(s), {report.entities} entities"
             )
         drive_and_report(service, batch_id, started, as_json)
-
-
-ReuseOpt = Annotated[
-    bool,
-    typer.Option(
-        "--reuse/--no-reuse",
-        help="Reuse the client's fresh results where a workflow allows it (--no-reuse: call"
-        " for every entity).",
-    ),
-]
 
 
 def launch(batch: BatchArg, reuse: ReuseOpt = True, as_json: JsonOpt = False) -> None:

@@ -182,3 +182,27 @@ def test_export_refuses_to_replace_what_is_not_a_writable_file(
     assert ".part" not in line
     if kind == "read-only":
         assert target.read_text() == "keep me" and "read-only" in line
+
+
+def test_a_held_batch_waits_for_its_launch_and_says_how(
+    db_urls: DatabasePair, tmp_path: Path
+) -> None:
+    sample = tmp_path / "leads.csv"
+    sample.write_bytes(_csv(5))
+    env = _env(db_urls, tmp_path)
+    uploaded = _enrich(env, "upload", str(sample), "--hold")
+    assert uploaded.returncode == 0, uploaded.stderr
+    batch = uploaded.stdout.split()[1].rstrip(":")
+    assert f"enrich launch {batch}" in uploaded.stdout
+    # The same file run again is that batch: it waits for its launch, and says so.
+    again = _enrich(env, "run", str(sample))
+    assert again.returncode == 4, (again.stdout, again.stderr)
+    assert f"launch it with: enrich launch {batch}" in again.stderr
+    assert "HELD" in _enrich(env, "status", batch).stdout
+    resumed = _enrich(env, "resume", batch)
+    assert "held for launch" in _one_line_error(resumed)
+    launched = _enrich(env, "launch", batch, "--json")
+    assert launched.returncode == 0, launched.stderr
+    assert '"status": "COMPLETED"' in launched.stdout
+    twice = _enrich(env, "launch", batch)
+    assert "not held for launch (its status is COMPLETED)" in _one_line_error(twice)

@@ -1,10 +1,11 @@
-"""Driving a batch from the terminal (`run`, `resume`, `retry`): progress while it runs, the
-summary when it ends, and what an interrupt leaves behind.
+"""Driving a batch from the terminal (`run`, `resume`, `retry`, `launch`): progress while it
+runs, the summary when it ends, and what an interrupt leaves behind.
 
 Exit codes: 0 the batch completed and enriched something; 1 it ended in another state; 3 every
 item failed, so nothing was enriched (Clay unreachable, ...); 4 it stopped sending because a
-workflow's webhooks are spent (the message says what to add, then `enrich resume`); 130
-interrupted (Ctrl-C or SIGTERM), with the command that resumes it.
+workflow's webhooks are spent or the batch reached its credit cap (the message says what to
+do, then `enrich resume`), or the batch is held for launch (`enrich launch`); 130 interrupted
+(Ctrl-C or SIGTERM), with the command that resumes it.
 """
 
 from __future__ import annotations
@@ -58,8 +59,10 @@ def drive_and_report(
 def _report_held(
     summary: BatchSummary, held: dict[str, str], as_json: bool, notes: dict[str, Any]
 ) -> NoReturn:
-    """The batch stopped sending for want of webhooks: what was done, and what to add."""
-    resume = f"enrich resume {summary.batch_id}"
+    """The batch stopped sending (held for launch, for want of webhooks, at its credit cap):
+    what was done, and what to do."""
+    verb = "launch" if "launch" in held else "resume"
+    resume = f"enrich {verb} {summary.batch_id}"
     if as_json:
         typer.echo(
             json.dumps(
@@ -71,7 +74,7 @@ def _report_held(
         print_summary(console, summary)
     for reason in held.values():
         err.print(f"[red]stopped sending:[/red] {reason}", highlight=False)
-    err.print(f"batch {summary.batch_id} waits; once that is done, resume it with: {resume}")
+    err.print(f"batch {summary.batch_id} waits; once that is done, {verb} it with: {resume}")
     raise typer.Exit(HELD)
 
 

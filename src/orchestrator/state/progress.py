@@ -61,10 +61,24 @@ def read_progress(conn: Conn, batch_id: UUID) -> BatchProgress:
         unadvanced += int(row["unadvanced"])
     ordered = sorted(steps.values(), key=lambda s: s.step_number)
     holds = conn.execute(query("batch_holds"), {"batch_id": batch_id}).fetchall()
-    return BatchProgress(
+    progress = BatchProgress(
         batch_id,
         ordered,
         unadvanced,
         held={str(h["workflow_slug"]): str(h["reason"]) for h in holds},
         held_pending=sum(int(h["pending"]) for h in holds),
+    )
+    batch = conn.execute(query("batch_play"), {"batch_id": batch_id}).fetchone()
+    if batch is not None and batch["status"] == "HELD":
+        # Held for launch: nothing of it moves until it is launched.
+        progress.held = {"launch": launch_reason(batch_id)}
+        progress.held_pending = progress.active
+    return progress
+
+
+def launch_reason(batch_id: UUID) -> str:
+    return (
+        f"batch {batch_id} is held for launch: nothing is sent until it is launched; read its"
+        " forecast on its dashboard page (or `enrich estimate` of its file), then launch it with:"
+        f" enrich launch {batch_id}"
     )

@@ -403,3 +403,42 @@ def test_the_api_holds_launches_and_caps_a_batch(
         final = requests.get(f"{base}/batches/{batch}", headers=key, timeout=10).json()
     assert final["credits"]["credits_spent"] > 60 and not final["held"]
     assert [c.name for c in verify_batch(dbs, UUID(batch)) if not c.passed] == []
+
+
+def _capped_run(
+    dbs: Databases, settings: Settings, data: bytes, cap: Decimal, simulator: SimulatorConfig
+) -> tuple[UUID, Decimal]:
+    batch = upload(dbs, data, PLAY, client_name="acme", launch=Launch(credit_cap=cap)).batch_id
+    with LocalService(settings, dbs, simulator=simulator) as service:
+        service.runtime.run_batch(batch, timeout=180)
+        assert service.simulator is not None
+        service.simulator.wait_idle(30)
+    with dbs.hq.connection() as conn:
+        return batch, batch_credits(conn, [batch])[batch].spent
+
+
+CEILING = max(
+    p.actions_per_run + p.callback_actions + sum(p.data_credits.values()) for p in PRICES.values()
+)
+
+
+def test_a_cap_holds_when_many_chunks_are_sent_at_once(
+    dbs: Databases, local_settings: Settings, priced: None
+) -> None:
+    """Four senders claim chunks of one batch at the same moment: together they stay within
+    the cap, each counting what the one before it claimed."""
+    data = _csv(apollo_rows(3000, 200, seed=3))
+    _, spent = _capped_run(dbs, local_settings, data, Decimal(100), _simulator())
+    assert Decimal(100) - CEILING < spent <= Decimal(100)
+
+
+def test_a_batch_at_its_cap_goes_on_when_answers_cost_less_than_their_most(
+    dbs: Databases, local_settings: Settings, priced: None
+) -> None:
+    """Sending stops while the calls in flight could still cost up to the cap; answers that
+    found nothing cost less, and the batch spends the room they leave, up to the cap."""
+    week1, _ = _two_weeks_of_files()
+    empty = SimulatorConfig(prices=PRICES, no_result_rate=1.0)
+    batch, spent = _capped_run(dbs, local_settings, week1, Decimal(60), empty)
+    assert Decimal(60) - CEILING < spent <= Decimal(60)
+    assert scalar(dbs, "SELECT count(*) FROM budget_holds WHERE batch_id = %s", batch) == 1

@@ -17,6 +17,7 @@ from orchestrator.db.pool import Conn, Databases
 from orchestrator.db.queries import query
 from orchestrator.engine.dispatch import Dispatcher, chunk_calls
 from orchestrator.state.completion import Applied, apply_stored
+from orchestrator.state.credit_caps import lift_if_room
 from orchestrator.state.entity_kinds import KINDS
 from orchestrator.state.registry import Play, cached_play
 
@@ -43,10 +44,13 @@ HELD = "HELD"
 
 
 def _batch_play(dbs: Databases, conn: Conn, batch_id: UUID) -> tuple[Play, bool]:
-    """The batch's play, and whether it is held for launch (it sends nothing until then)."""
+    """The batch's play, and whether it is held for launch (it sends nothing until then). A
+    batch its credit cap holds is let go when the cap has room again."""
     row = conn.execute(query("batch_play"), {"batch_id": batch_id}).fetchone()
     if row is None:
         raise UnknownBatchError(f"no upload batch {batch_id}")
+    if row["budget_held"] and row["status"] != HELD:
+        lift_if_room(conn, batch_id)
     return cached_play(dbs, conn, str(row["play_name"])), row["status"] == HELD
 
 

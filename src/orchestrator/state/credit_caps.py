@@ -32,11 +32,14 @@ def credit_room(conn: Conn, batch_id: UUID, price: Decimal) -> Room:
     """Room under the batch's caps for calls of `price`; locks the caps until the transaction
     ends, so the caller's claims are counted before another sender of the batch or client
     looks."""
-    params = {"batch_id": batch_id}
-    capped = conn.execute(query("batch_has_cap"), params).fetchone()
-    if capped is None or not capped["capped"] or price <= 0:
+    if price <= 0:
         return Room(None)
-    row = conn.execute(query("lock_credit_caps"), params).fetchone()
+    params = {"batch_id": batch_id}
+    capped = conn.execute(query("lock_credit_caps"), params).fetchone()
+    if capped is None or not capped["capped"]:
+        return Room(None)
+    # Counted in a statement after the lock's: its snapshot then holds the last claim.
+    row = conn.execute(query("credit_caps_committed"), params).fetchone()
     if row is None:
         return Room(None)
     rooms: list[Room] = []
@@ -71,6 +74,19 @@ def _reason(whose: str, cap: Decimal, option: str, batch_id: UUID) -> str:
         f" `enrich budget {option} --credits N` (or remove it with --no-cap),"
         f" then `enrich resume {batch_id}`"
     )
+
+
+def lift_if_room(conn: Conn, batch_id: UUID) -> bool:
+    """Lift the batch's hold when its caps have room again for a call it waits to make: calls
+    answered for less than their most, calls a crash left unsent, a cap raised. Whether it did.
+    A pass asks before it claims; the sender checks the caps again as it claims."""
+    row = conn.execute(query("cheapest_waiting_call"), {"batch_id": batch_id}).fetchone()
+    price = None if row is None or row["price"] is None else Decimal(row["price"])
+    room = Room(None) if price is None else credit_room(conn, batch_id, price)
+    if room.calls is not None and room.calls < 1:
+        return False
+    conn.execute(query("lift_budget_hold"), {"batch_id": batch_id})
+    return True
 
 
 def hold_for_budget(conn: Conn, batch_id: UUID, reason: str) -> None:

@@ -1,30 +1,35 @@
--- name: batch_has_cap
--- Whether any cap bounds the batch: most batches have none, and their senders need not lock.
-SELECT b.credit_cap IS NOT NULL OR c.credit_cap IS NOT NULL AS capped
-FROM upload_batches b
-LEFT JOIN client_credit_caps c ON c.client_name = b.client_name
-WHERE b.id = %(batch_id)s;
-
 -- name: lock_credit_caps
+-- Whether any cap bounds the batch (most batches have none, and their senders go on at once);
+-- when one does, the advisory locks of the batch and of its client, always in that order, held
+-- until the claim commits: senders of one batch, and of one client, count one after another.
+WITH b AS (
+    SELECT b.id, b.client_name, b.credit_cap IS NOT NULL OR c.credit_cap IS NOT NULL AS capped
+    FROM upload_batches b
+    LEFT JOIN client_credit_caps c ON c.client_name = b.client_name
+    WHERE b.id = %(batch_id)s
+)
+SELECT b.capped,
+       CASE WHEN b.capped THEN
+           pg_advisory_xact_lock(hashtextextended('credit cap of batch ' || b.id::text, 0)) IS NULL
+           AND pg_advisory_xact_lock(hashtextextended('credit cap of client ' || b.client_name, 0))
+               IS NULL
+       END AS locked
+FROM b;
+
+-- name: credit_caps_committed
 -- The caps over a batch's sending, its own and its client's, each with what is committed
 -- against it: what the ledger charged, plus the most the calls being sent or accepted and not
--- yet answered can still cost. Senders of one batch, and of one client, take an advisory lock
--- first and so count one after another until their claim commits: what one counts as
--- committed, the next sees.
+-- yet answered can still cost. A statement of its own, after lock_credit_caps: its snapshot
+-- is taken once the lock is held, so it sees what the previous holder claimed.
 WITH b AS (
     SELECT b.id, b.client_name, b.credit_cap, c.credit_cap AS client_cap
     FROM upload_batches b
     LEFT JOIN client_credit_caps c ON c.client_name = b.client_name
     WHERE b.id = %(batch_id)s
-), locks AS (
-    SELECT pg_advisory_xact_lock(hashtextextended('credit cap of batch ' || b.id::text, 0)),
-           pg_advisory_xact_lock(hashtextextended('credit cap of client ' || b.client_name, 0))
-    FROM b WHERE b.credit_cap IS NOT NULL OR b.client_cap IS NOT NULL
 ), batches AS (
     SELECT ub.id, ub.id = b.id AS this_batch
     FROM b JOIN upload_batches ub
       ON ub.id = b.id OR (b.client_cap IS NOT NULL AND ub.client_name = b.client_name)
-    WHERE (SELECT count(*) FROM locks) >= 0
 ), charged AS (
     SELECT l.batch_id, sum(l.actions + l.data_credits) AS credits
     FROM credit_ledger l JOIN batches ON batches.id = l.batch_id
@@ -50,6 +55,17 @@ SELECT b.client_name, b.credit_cap, b.client_cap,
        COALESCE((SELECT sum(credits) FROM committed WHERE this_batch), 0) AS batch_committed,
        COALESCE((SELECT sum(credits) FROM committed), 0) AS client_committed
 FROM b;
+
+-- name: cheapest_waiting_call
+-- The least a call of the batch's paid item-steps still waiting can cost, at most: whether the
+-- cap has room for any of them.
+SELECT min(workflow_call_ceiling(w)) AS price
+FROM workflow_states ws
+JOIN db_driven_enrichment_workflows w ON w.workflow_slug = ws.step_name
+WHERE ws.batch_id = %(batch_id)s AND ws.status = 'PENDING' AND workflow_call_ceiling(w) > 0;
+
+-- name: lift_budget_hold
+DELETE FROM budget_holds WHERE batch_id = %(batch_id)s;
 
 -- name: hold_batch_for_budget
 INSERT INTO budget_holds (batch_id, reason) VALUES (%(batch_id)s, %(reason)s)

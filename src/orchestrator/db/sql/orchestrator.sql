@@ -88,7 +88,10 @@ WHERE id = %(batch_id)s AND status = 'HELD'
 RETURNING id;
 
 -- name: batch_play
-SELECT play_name, status FROM upload_batches WHERE id = %(batch_id)s;
+-- The batch's play and status, and whether its credit cap holds its paid steps.
+SELECT b.play_name, b.status,
+       EXISTS (SELECT 1 FROM budget_holds h WHERE h.batch_id = b.id) AS budget_held
+FROM upload_batches b WHERE b.id = %(batch_id)s;
 
 -- name: complete_item_steps
 UPDATE workflow_states

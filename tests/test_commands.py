@@ -205,4 +205,4 @@ def test_a_held_batch_waits_for_its_launch_and_says_how(
     assert launched.returncode == 0, launched.stderr
     assert '"status": "COMPLETED"' in launched.stdout
     twice = _enrich(env, "launch", batch)
-    assert "not held for launch (its status is COMPLETED)" in _one_line_error(twice)
+    assert "is completed already: there is nothing to launch" in _one_line_error(twice)

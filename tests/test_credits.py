@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
+import psycopg
 import pytest
 import requests
 
@@ -23,7 +24,7 @@ from orchestrator.reports.credits import batch_credits
 from orchestrator.reports.verify import verify_batch
 from orchestrator.runtimes.service import LocalService
 from orchestrator.settings import Settings
-from orchestrator.state.credit_caps import set_batch_cap
+from orchestrator.state.credit_caps import set_batch_cap, set_client_cap
 from orchestrator.state.registry import clear_registry_cache
 from orchestrator.upload.ingest import Launch
 from support.faults import rows, scalar, wait_until
@@ -383,7 +384,7 @@ def test_the_api_holds_launches_and_caps_a_batch(
         launched = requests.post(f"{base}/batches/{batch}/launch", headers=key, timeout=10)
         assert launched.status_code == 200, launched.text
         again = requests.post(f"{base}/batches/{batch}/launch", headers=key, timeout=10)
-        assert again.status_code == 409 and "RUNNING" in again.json()["detail"]
+        assert again.status_code == 409 and "launched already" in again.json()["detail"]
 
         def held() -> bool:
             answer = requests.get(f"{base}/batches/{batch}", headers=key, timeout=10).json()
@@ -442,3 +443,61 @@ def test_a_batch_at_its_cap_goes_on_when_answers_cost_less_than_their_most(
     batch, spent = _capped_run(dbs, local_settings, week1, Decimal(60), empty)
     assert Decimal(60) - CEILING < spent <= Decimal(60)
     assert scalar(dbs, "SELECT count(*) FROM budget_holds WHERE batch_id = %s", batch) == 1
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("actions_per_run", "'NaN'"),
+        ("actions_per_run", "-1"),
+        ("callback_actions", "1e6"),
+        ("data_credits", """'{"industry": 1e308}'"""),
+        ("data_credits", """'{"industry": -2}'"""),
+        ("data_credits", """'{"industry": "2"}'"""),
+        ("reuse_window_days", "100000000"),
+        ("reuse_window_days", "0"),
+    ],
+)
+def test_prices_a_call_could_not_be_billed_at_are_refused(
+    dbs: Databases, column: str, value: str
+) -> None:
+    """A price the ledger could not hold would make storing every answer fail."""
+    with dbs.hq.connection() as conn, pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute(
+            f"UPDATE db_driven_enrichment_workflows SET {column} = {value}"
+            " WHERE workflow_slug = %s",
+            (COMPANY,),
+        )
+
+
+def test_a_client_cap_covers_the_client_whatever_spaces_surround_its_name(
+    dbs: Databases, local_settings: Settings, priced: None
+) -> None:
+    with dbs.hq.connection() as conn:
+        set_client_cap(conn, "acme", Decimal(10))
+    week1, _ = _two_weeks_of_files()
+    batch = upload(dbs, week1, PLAY, client_name="  acme ").batch_id
+    with LocalService(local_settings, dbs, simulator=_simulator()) as service:
+        service.runtime.run_batch(batch, timeout=180)
+    assert scalar(dbs, "SELECT client_name FROM upload_batches WHERE id = %s", batch) == "acme"
+    with dbs.hq.connection() as conn:
+        assert batch_credits(conn, [batch])[batch].spent <= 10
+
+
+def test_a_cap_left_out_of_the_request_is_not_a_cap_removed(
+    dbs: Databases, local_settings: Settings
+) -> None:
+    week1, _ = _two_weeks_of_files()
+    batch = upload(dbs, week1, PLAY, launch=Launch(hold=True, credit_cap=Decimal(5))).batch_id
+    with LocalService(local_settings, dbs, simulator=_simulator()) as service:
+        base, key = service.server.url, {"x-api-key": service.runtime.api_key}
+        for body in ({}, {"credit": 5}, {"credits": "lots"}, {"credits": 1e12}):
+            answer = requests.put(
+                f"{base}/batches/{batch}/credit-cap", json=body, headers=key, timeout=10
+            )
+            assert answer.status_code == 422, (body, answer.text)
+        blank = requests.put(
+            f"{base}/clients/%20/credit-cap", json={"credits": 5}, headers=key, timeout=10
+        )
+        assert blank.status_code == 422
+    assert scalar(dbs, "SELECT credit_cap FROM upload_batches WHERE id = %s", batch) == 5

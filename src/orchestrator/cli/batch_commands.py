@@ -22,7 +22,7 @@ from orchestrator.runtimes.service import LocalService
 from orchestrator.state.progress import read_progress
 from orchestrator.state.registry import DEFAULT_PLAY
 from orchestrator.upload.csv_reader import UploadError
-from orchestrator.upload.ingest import Launch, UploadResult, ingest_upload
+from orchestrator.upload.ingest import Launch, UploadOptionError, UploadResult, ingest_upload
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -44,10 +44,29 @@ ReuseOpt = Annotated[
         " for every entity).",
     ),
 ]
+MAX_CREDITS = Decimal("9999999999")
+
+
+def credits_value(text: str) -> Decimal:
+    """A number of credits as people type it: 0 to MAX_CREDITS, at most 4 decimals."""
+    try:
+        value = Decimal(text.replace(",", "").replace("_", ""))
+    except ArithmeticError:
+        value = Decimal("NaN")
+    if not value.is_finite() or not 0 <= value <= MAX_CREDITS or value != round(value, 4):
+        raise typer.BadParameter(
+            f"{text!r} is not a number of credits from 0 to {MAX_CREDITS:,} (4 decimals at most)"
+        )
+    return value
+
+
 CapOpt = Annotated[
-    float | None,
+    Decimal | None,
     typer.Option(
-        "--credit-cap", min=0, help="Stop sending once the batch spent this many credits."
+        "--credit-cap",
+        parser=credits_value,
+        metavar="CREDITS",
+        help="Stop sending once the batch spent this many credits (Actions + data credits).",
     ),
 ]
 
@@ -82,6 +101,8 @@ def _upload(
                 allow_duplicate=allow_dup,
                 launch=launch,
             )
+    except UploadOptionError as exc:
+        fail(f"{exc}; nothing was stored")
     except UploadError as exc:
         fail(f"{path.name}: {exc}; nothing was stored, fix the file and upload it again")
     if result.repeated_headers:
@@ -106,7 +127,7 @@ def upload(
 ) -> None:
     """Store a CSV as a new batch (it runs when `enrich resume` or the server drives it)."""
     with open_databases() as dbs:
-        launch = Launch(hold, reuse, _cap(credit_cap))
+        launch = Launch(hold, reuse, credit_cap)
         result = _upload(dbs, file, client, play, allow_duplicate, launch)
     if result.existing:
         console.print(
@@ -136,7 +157,7 @@ def run(
     """Upload a CSV and drive its batch to the end, then print a summary."""
     started = time.monotonic()
     with LocalService() as service:
-        launch = Launch(reuse=reuse, credit_cap=_cap(credit_cap))
+        launch = Launch(reuse=reuse, credit_cap=credit_cap)
         result = _upload(service.dbs, file, client, play, allow_duplicate, launch)
         if result.existing:
             # The same file again continues its batch instead of starting a second one; said
@@ -150,10 +171,6 @@ def run(
         drive_and_report(service, result.batch_id, started, as_json)
 
 
-def _cap(credits: float | None) -> Decimal | None:
-    return None if credits is None else Decimal(str(credits))
-
-
 def status(batch: BatchRef) -> None:
     """Per-step counts of a batch."""
     with open_databases() as dbs, dbs.hq.connection() as conn:
@@ -164,10 +181,18 @@ def status(batch: BatchRef) -> None:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(step.counts.items()))
         console.print(f"{step.step_number}. {step.step_name:<40} {counts}")
     print_summary(console, summary)
-    for slug, reason in progress.held.items():
-        console.print(f"[red]{slug} stopped sending:[/red] {reason}", highlight=False)
+    for reason, slugs in _by_reason(progress.held).items():
+        console.print(f"[red]stopped sending ({', '.join(slugs)}):[/red] {reason}", highlight=False)
     if summary.status in (NOT_STARTED, STOPPED):
         console.print(f"no process is running it; run it with: enrich resume {batch_id}")
+
+
+def _by_reason(held: dict[str, str]) -> dict[str, list[str]]:
+    """The holds of a batch, each with the steps it holds (a cap holds every paid step)."""
+    reasons: dict[str, list[str]] = {}
+    for slug, reason in held.items():
+        reasons.setdefault(reason, []).append(slug)
+    return reasons
 
 
 def batches(

@@ -72,9 +72,9 @@ def _report_held(
         )
     else:
         print_summary(console, summary)
-    for reason in held.values():
+    for reason in dict.fromkeys(held.values()):  # one line per hold, not per step it holds
         err.print(f"[red]stopped sending:[/red] {reason}", highlight=False)
-    err.print(f"batch {summary.batch_id} waits; once that is done, {verb} it with: {resume}")
+    err.print(f"batch {summary.batch_id} waits: {verb} it with: {resume}")
     raise typer.Exit(HELD)
 
 

@@ -7,18 +7,18 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from shlex import quote
 from typing import Annotated
 from uuid import UUID
 
 import typer
 from rich.console import Console
 
-from orchestrator.cli.batch_commands import ReuseOpt
+from orchestrator.cli.batch_commands import ReuseOpt, credits_value
 from orchestrator.cli.driving import drive_and_report
 from orchestrator.cli.errors import fail
 from orchestrator.db.pool import open_databases
 from orchestrator.db.queries import query
-from orchestrator.engine.passes import HELD
 from orchestrator.engine.recovery import (
     NotHeldError,
     RecoveryReport,
@@ -29,7 +29,8 @@ from orchestrator.engine.recovery import (
 from orchestrator.engine.sweeper import sweep as sweep_expired
 from orchestrator.reports.batches import resolve_batch
 from orchestrator.runtimes.service import LocalService
-from orchestrator.state.credit_caps import set_batch_cap, set_client_cap
+from orchestrator.state.credit_caps import client_has_batches, set_batch_cap, set_client_cap
+from orchestrator.upload.ingest import UploadOptionError, checked_label
 
 console = Console(soft_wrap=True)
 BatchArg = Annotated[
@@ -113,13 +114,19 @@ def launch(batch: BatchArg, reuse: ReuseOpt = True, as_json: JsonOpt = False) ->
         try:
             launch_batch(service.dbs, batch_id, reuse=reuse)
         except NotHeldError as exc:
-            fail(f"{exc}; run it with: enrich resume {batch_id}")
+            fail(str(exc))
         drive_and_report(service, batch_id, started, as_json)
 
 
 def budget(
     credits: Annotated[
-        float | None, typer.Option("--credits", min=0, help="The cap: Actions + data credits.")
+        Decimal | None,
+        typer.Option(
+            "--credits",
+            parser=credits_value,
+            metavar="CREDITS",
+            help="The cap: Actions + data credits.",
+        ),
     ] = None,
     batch: Annotated[str | None, typer.Option("--batch", help="Cap one batch.")] = None,
     client: Annotated[
@@ -130,7 +137,7 @@ def budget(
     """Set, raise or remove a credit cap; a batch held at its cap then goes on (resume it)."""
     if (batch is None) == (client is None) or (credits is None) == (not no_cap):
         fail("give --batch ID or --client NAME, and --credits N or --no-cap")
-    cap = None if no_cap or credits is None else Decimal(str(credits))
+    cap = None if no_cap else credits
     shown = "no cap" if cap is None else f"a cap of {cap.normalize():,f} credits"
     with open_databases() as dbs, dbs.hq.connection() as conn:
         if batch is not None:
@@ -140,8 +147,17 @@ def budget(
             waiting = [batch_id]
         else:
             assert client is not None
+            try:
+                client = checked_label(client, "client name")
+            except UploadOptionError as exc:
+                fail(str(exc))
             waiting = set_client_cap(conn, client, cap)
             console.print(f"client {client!r} now has {shown} over all its batches")
+            if not client_has_batches(conn, client):
+                console.print(
+                    f"(no batch of client {client!r} yet: the cap applies to its batches to"
+                    " come; client names must match exactly, `enrich batches` lists them)"
+                )
     for batch_id in waiting:
         console.print(f"resume it with: enrich resume {batch_id}", highlight=False)
 
@@ -156,11 +172,13 @@ def _service_for(
     with LocalService() as service:
         with service.dbs.hq.connection() as conn:
             batch_id = resolve_batch(conn, batch)
-            row = conn.execute(query("batch_play"), {"batch_id": batch_id}).fetchone()
-        if row is not None and row["status"] == HELD and not launching:
+            held = conn.execute(query("held_for_launch"), {"batch_id": batch_id}).fetchone()
+        if held is not None and not launching:
+            estimate = (
+                f"enrich estimate {quote(held['file_name'])} --client {quote(held['client_name'])}"
+            )
             fail(
-                f"batch {batch_id} is held for launch: read what it will cost with"
-                " `enrich estimate FILE.csv --client CLIENT` (or on its dashboard page), then"
-                f" launch it with: enrich launch {batch_id}"
+                f"batch {batch_id} is held for launch: read what it will cost on its dashboard"
+                f" page or with `{estimate}`, then launch it with: enrich launch {batch_id}"
             )
         yield service, batch_id, started

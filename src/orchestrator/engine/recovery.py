@@ -136,7 +136,13 @@ def launch_batch(dbs: Databases, batch_id: UUID, *, reuse: bool | None = None) -
             row = conn.execute(query("batch_play"), {"batch_id": batch_id}).fetchone()
             if row is None:
                 raise UnknownBatchError(f"no upload batch {batch_id}")
+            if row["status"] == "RUNNING":
+                raise NotHeldError(
+                    f"batch {batch_id} is not waiting for a launch: it was launched already, or"
+                    " uploaded without --hold; if nothing runs it, resume it with:"
+                    f" enrich resume {batch_id}"
+                )
             raise NotHeldError(
-                f"batch {batch_id} is not held for launch (its status is {row['status']});"
-                " only a batch uploaded with --hold waits for a launch"
+                f"batch {batch_id} is {str(row['status']).lower()} already: there is nothing"
+                " to launch"
             )

@@ -17,6 +17,17 @@ from orchestrator.db.queries import query
 
 
 @dataclass(frozen=True)
+class Cap:
+    """A cap over a batch as people read it: whose, how much, what counts against it already,
+    and the option of `enrich budget` that raises it."""
+
+    whose: str
+    credits: Decimal
+    committed: Decimal
+    option: str
+
+
+@dataclass(frozen=True)
 class Room:
     """How many more calls of a price the caps allow (None: no cap), and the cap that binds."""
 
@@ -108,3 +119,36 @@ def set_client_cap(conn: Conn, client_name: str, credits: Decimal | None) -> lis
     conn.execute(query(name), params)
     rows = conn.execute(query("lift_client_budget_holds"), params).fetchall()
     return [UUID(str(r["batch_id"])) for r in rows]
+
+
+def client_has_batches(conn: Conn, client_name: str) -> bool:
+    row = conn.execute(query("client_has_batches"), {"client_name": client_name}).fetchone()
+    return bool(row and row["found"])
+
+
+def caps_of(conn: Conn, batch_id: UUID) -> list[Cap]:
+    """The caps over the batch, its own first (read without waiting for senders' locks)."""
+    row = conn.execute(query("credit_caps_committed"), {"batch_id": batch_id}).fetchone()
+    if row is None:
+        return []
+    caps = []
+    if row["credit_cap"] is not None:
+        caps.append(
+            Cap(
+                "This batch",
+                Decimal(row["credit_cap"]),
+                Decimal(row["batch_committed"]),
+                f"--batch {batch_id}",
+            )
+        )
+    if row["client_cap"] is not None:
+        client = str(row["client_name"])
+        caps.append(
+            Cap(
+                f"Client {client!r}",
+                Decimal(row["client_cap"]),
+                Decimal(row["client_committed"]),
+                f"--client {client!r}",
+            )
+        )
+    return caps

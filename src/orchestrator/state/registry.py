@@ -46,10 +46,12 @@ class WorkflowConfig(BaseModel):
     webhook_url_secret_name: str | None = None
     # Prices, as Clay bills: Actions of a run (at acceptance), the callback column's Action
     # and data credits per data type returned (at the answer).
-    actions_per_run: Decimal = Field(default=Decimal(0), ge=0)
-    callback_actions: Decimal = Field(default=Decimal(0), ge=0)
-    data_credits: dict[str, Annotated[Decimal, Field(ge=0)]] = Field(default_factory=dict)
-    reuse_window_days: int | None = Field(default=None, gt=0)
+    actions_per_run: Decimal = Field(default=Decimal(0), ge=0, le=1000, allow_inf_nan=False)
+    callback_actions: Decimal = Field(default=Decimal(0), ge=0, le=1000, allow_inf_nan=False)
+    data_credits: dict[str, Annotated[Decimal, Field(ge=0, le=10000, allow_inf_nan=False)]] = Field(
+        default_factory=dict
+    )
+    reuse_window_days: int | None = Field(default=None, ge=1, le=3650)
     timeout_seconds: int = Field(default=900, gt=0)
     max_attempts: int = Field(default=3, gt=0)
     provider_params: dict[str, Any] = Field(default_factory=dict)

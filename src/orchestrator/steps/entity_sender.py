@@ -286,7 +286,8 @@ def fetch_and_store(ctx: StepContext, workflow: WorkflowConfig, call: StepCall) 
             claims = claim_chunk(conn, kind, workflow, call, Origin(None, ctx.runner_id, False))
         payloads = payloads_of(conn, kind, claims)
     if held is not None:
-        log.error("%s: sending stopped: %s", workflow.workflow_slug, held)
+        # Expected, and said where the batch shows (run, status, dashboard, API).
+        log.info("%s: sending stopped: %s", workflow.workflow_slug, held)
     outcomes = []
     for claim in claims:
         outcomes.append(

@@ -108,7 +108,6 @@ def _prepare(
             used = lock_room(conn, endpoints, limit)
             call, held = _within_room(conn, kind, workflow, call, endpoints, used, limit)
         call, over_budget = within_budget(conn, kind, workflow, call)
-        held = held or over_budget
         origin = Origin(endpoints[0].key, ctx.runner_id, gateway.simulated)
         claims = (
             claim_chunk(conn, kind, workflow, call, origin)
@@ -129,6 +128,9 @@ def _prepare(
         _extend_leases(conn, kind, workflow, call, claims, max(waits, default=0.0))
     if held is not None:
         log.error("%s: sending stopped: %s", workflow.workflow_slug, held)
+    if over_budget is not None:
+        # Expected, and said where the batch shows (run, status, dashboard, API).
+        log.info("%s: sending stopped: %s", workflow.workflow_slug, over_budget)
     return _Chunk(claims, bodies, targets, waits)
 
 

@@ -39,8 +39,8 @@ from orchestrator.state.registry import (
     WorkflowConfig,
     load_play,
 )
-from orchestrator.upload.csv_reader import ApolloCsv, UploadError
-from orchestrator.upload.ingest import check_takes_rows, checked_label
+from orchestrator.upload.csv_reader import ApolloCsv
+from orchestrator.upload.ingest import UploadOptionError, check_takes_rows, checked_label
 from orchestrator.upload.item_fields import item_columns
 
 __all__ = ["Forecast", "StepForecast", "forecast_batch", "forecast_file"]
@@ -278,7 +278,7 @@ def forecast_file(
         try:
             play = load_play(conn, checked_label(play_name, "play name"))
         except RegistryError as exc:
-            raise UploadError(str(exc)) from None
+            raise UploadOptionError(str(exc)) from None
     check_takes_rows(play)
     census = _Census()
     csv_file = ApolloCsv(stream)

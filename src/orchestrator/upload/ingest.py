@@ -130,11 +130,19 @@ def _existing_batch(conn: Conn, client_name: str, sha256: str) -> UploadResult:
     return UploadResult(UUID(str(row["id"])), int(row["row_count"]), 0, sha256, existing=True)
 
 
+class UploadOptionError(UploadError):
+    """What the upload was asked to do is wrong (a client or play name), not the file."""
+
+
 def checked_label(value: str, what: str, limit: int = 200) -> str:
-    """Client and play names are identifiers people type: printable and short."""
-    if not value.strip() or len(value) > limit or not value.isprintable():
-        raise UploadError(f"{what} must be 1 to {limit} printable characters, got {value[:40]!r}")
-    return value
+    """Client and play names are identifiers people type: printable and short, and the same
+    name whatever spaces surround it (a client's caps and reuse go by its name)."""
+    label = value.strip()
+    if not label or len(label) > limit or not label.isprintable():
+        raise UploadOptionError(
+            f"{what} must be 1 to {limit} printable characters, got {value[:40]!r}"
+        )
+    return label
 
 
 def _file_label(name: str) -> str:
@@ -146,7 +154,7 @@ def check_takes_rows(play: Play) -> None:
     already known) has nothing to do with the rows of a file: every row would fail."""
     first = play.steps[0].workflow
     if first.entity_type != "item":
-        raise UploadError(
+        raise UploadOptionError(
             f"play {play.name!r} cannot take a file: its step 1 ({first.workflow_slug}) runs on"
             f" {first.entity_type}s already known, not on the rows of an upload. Upload to a play"
             f" that starts with row steps, such as {DEFAULT_PLAY!r}, and run {play.name!r} on its"
@@ -185,7 +193,7 @@ def ingest_upload(
         try:
             play = load_play(conn, play_name)
         except RegistryError as exc:
-            raise UploadError(str(exc)) from None
+            raise UploadOptionError(str(exc)) from None
         check_takes_rows(play)
         use_copy = not python_reader and stream.seekable() and copyable(conn)
         file = _File(stream, file_name, client_name, known_sha, allow_duplicate, launch)

@@ -22,7 +22,7 @@ from orchestrator.state.credit_caps import set_batch_cap, set_client_cap
 from orchestrator.state.progress import read_progress
 from orchestrator.state.registry import DEFAULT_PLAY
 from orchestrator.upload.csv_reader import UploadError
-from orchestrator.upload.ingest import Launch, ingest_upload
+from orchestrator.upload.ingest import Launch, UploadOptionError, checked_label, ingest_upload
 from orchestrator.web.auth import AppRuntime, RuntimeDep, require_api_key
 from orchestrator.web.columnline_routes import add_columnline_routes
 from orchestrator.web.customer_routes import add_customer_routes
@@ -62,8 +62,8 @@ class BatchStatus(BatchCounts):
 
 
 class CreditCap(BaseModel):
-    # Actions + data credits; null removes the cap.
-    credits: Decimal | None = PydanticField(default=None, ge=0, max_digits=14, decimal_places=4)
+    # Actions + data credits; null (given, never left out) removes the cap.
+    credits: Decimal | None = PydanticField(ge=0, max_digits=14, decimal_places=4)
 
 
 def create_app(runtime_factory: Callable[[], AppRuntime]) -> FastAPI:
@@ -194,6 +194,10 @@ def _add_batch_routes(app: FastAPI) -> None:
     @app.put("/clients/{client}/credit-cap", dependencies=secured, tags=["batches"])
     def client_cap(runtime: RuntimeDep, client: str, cap: CreditCap) -> dict[str, Any]:
         """Set, raise or remove (null) a cap over all of a client's batches."""
+        try:
+            client = checked_label(client, "client name")
+        except UploadOptionError as exc:
+            raise HTTPException(422, str(exc)) from None
         with runtime.dbs.hq.connection() as conn:
             waiting = set_client_cap(conn, client, cap.credits)
         for batch_id in waiting:

@@ -97,3 +97,10 @@ RETURNING h.batch_id;
 UPDATE entity_dispatches
 SET callback_at = COALESCE(callback_at, NOW()), sent_at = COALESCE(sent_at, NOW())
 WHERE id = %(dispatch_id)s AND callback_at IS NULL;
+
+-- name: client_has_batches
+SELECT EXISTS (SELECT 1 FROM upload_batches WHERE client_name = %(client_name)s) AS found;
+
+-- name: held_for_launch
+-- A batch held for launch, with what `enrich estimate` of its file needs; no row otherwise.
+SELECT file_name, client_name FROM upload_batches WHERE id = %(batch_id)s AND status = 'HELD';

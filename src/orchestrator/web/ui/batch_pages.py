@@ -28,6 +28,7 @@ from orchestrator.reports.batch_view import (
 from orchestrator.reports.batches import BatchRefError, resolve_batch
 from orchestrator.reports.export import ExportKind, csv_chunks
 from orchestrator.reports.queues import upload_play_names
+from orchestrator.state.credit_caps import caps_of
 from orchestrator.state.registry import DEFAULT_PLAY
 from orchestrator.upload.csv_reader import UploadError
 from orchestrator.upload.forecast import forecast_batch
@@ -144,6 +145,7 @@ def _view_context(
             "webhooks": webhook_usage(conn, batch_id, limit),
             "dead_letters": dead_letters(conn),
             "forecast": None,
+            "caps": caps_of(conn, batch_id),
         }
     if with_forecast and view.line.status == "HELD":
         rate = runtime.settings.clay_rate_per_second

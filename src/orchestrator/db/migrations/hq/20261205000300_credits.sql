@@ -37,18 +37,21 @@ $$;
 
 -- Prices, as Clay's column settings show them (docs/clay-setup.md). `credits_per_call`, one
 -- number per call, could not say what Clay bills; it becomes the Actions of a run.
+-- Bounded well above any real price, so that a call's cost always fits the ledger's columns.
 ALTER TABLE db_driven_enrichment_workflows
     ADD COLUMN actions_per_run NUMERIC(12, 4) NOT NULL DEFAULT 0
-        CONSTRAINT actions_per_run_not_negative CHECK (actions_per_run >= 0),
+        CONSTRAINT actions_per_run_range CHECK (actions_per_run BETWEEN 0 AND 1000),
     ADD COLUMN callback_actions NUMERIC(12, 4) NOT NULL DEFAULT 0
-        CONSTRAINT callback_actions_not_negative CHECK (callback_actions >= 0),
+        CONSTRAINT callback_actions_range CHECK (callback_actions BETWEEN 0 AND 1000),
     ADD COLUMN data_credits JSONB NOT NULL DEFAULT '{}'::jsonb
         CONSTRAINT data_credits_shape CHECK (
             jsonb_typeof(data_credits) = 'object'
-            AND NOT jsonb_path_exists(data_credits, '$.* ? (@.type() != "number" || @ < 0)')),
+            AND NOT jsonb_path_exists(
+                data_credits, '$.* ? (@.type() != "number" || @ < 0 || @ > 10000)')),
     -- Days a client's COMPLETED result stays fresh enough to reuse; NULL: never reused.
     ADD COLUMN reuse_window_days INTEGER
-        CONSTRAINT reuse_window_days_positive CHECK (reuse_window_days IS NULL OR reuse_window_days > 0);
+        CONSTRAINT reuse_window_days_range
+        CHECK (reuse_window_days IS NULL OR reuse_window_days BETWEEN 1 AND 3650);
 UPDATE db_driven_enrichment_workflows SET actions_per_run = credits_per_call;
 -- The seed's Clay waterfalls: the HTTP-API column that calls back is an Action per row, and the
 -- data types they buy (figures to replace with those of your table's columns).

@@ -3,6 +3,7 @@ Launch; a batch that is not held is not launched again."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from uuid import UUID
 
@@ -11,9 +12,11 @@ from playwright.sync_api import Page, expect
 
 from orchestrator.db.pool import Databases
 from orchestrator.runtimes.service import LocalService
+from orchestrator.state.credit_caps import set_client_cap
 from orchestrator.upload.forecast import forecast_batch
+from orchestrator.upload.ingest import Launch
 from support.browser import shoot, sign_in
-from support.pipeline import apollo_csv
+from support.pipeline import apollo_csv, upload
 
 
 def _scalar(dbs: Databases, sql: str, *params: object) -> int:
@@ -111,3 +114,20 @@ def test_upload_held_read_the_forecast_and_launch(
     expect(page.get_by_text("not waiting for a launch")).to_be_visible()
     shoot(page, request, "launch-refused")
     assert _scalar(dbs, "SELECT count(*) FROM upload_batches WHERE status = 'COMPLETED'") == 1
+
+
+def test_the_forecast_warns_when_a_cap_stops_the_batch_before_its_end(
+    page: Page, service: LocalService, dbs: Databases, request: pytest.FixtureRequest
+) -> None:
+    launch = Launch(hold=True, credit_cap=Decimal(50))
+    batch = upload(dbs, apollo_csv(120, 25, seed=14), "apollo-lead-enrichment", launch=launch)
+    with dbs.hq.connection() as conn:
+        set_client_cap(conn, "default", Decimal(100_000))
+    sign_in(page, service)
+    page.goto(f"{service.server.url}/ui/batches/{batch.batch_id}")
+    caps = page.get_by_test_id("credit-cap")
+    expect(caps).to_have_count(2)
+    expect(caps.nth(0)).to_contain_text("This batch has a credit cap of 50 credits")
+    expect(caps.nth(0)).to_contain_text(f"enrich budget --batch {batch.batch_id} --credits N")
+    expect(caps.nth(1)).to_contain_text("this batch fits under it")
+    shoot(page, request, "forecast-with-caps")

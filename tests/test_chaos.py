@@ -221,6 +221,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _settle(conninfo: str, timeout: float = 30) -> None:
+    """Wait until the server has finished what a killed client sent it: a statement the client
+    sent just before its SIGKILL still runs, and commits, after the process is gone."""
+    deadline = time.monotonic() + timeout
+    busy = (
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database()"
+        " AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')"
+    )
+    while _rows(conninfo, busy)[0]["n"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def _entities_with_calls_in_flight(conninfo: str) -> set[str]:
     rows = _rows(
         conninfo,
@@ -257,6 +269,7 @@ def test_calls_a_real_provider_accepted_wait_for_their_lease_unless_resent_now(
             time.sleep(0.05)
         run.send_signal(signal.SIGKILL)
         run.wait(timeout=30)
+        _settle(hq)
         accepted = _entities_with_calls_in_flight(hq)
         (batch,) = _rows(hq, "SELECT id::text AS id FROM upload_batches")
 

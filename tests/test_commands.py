@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import subprocess
 from pathlib import Path
 
@@ -206,3 +207,17 @@ def test_a_held_batch_waits_for_its_launch_and_says_how(
     assert '"status": "COMPLETED"' in launched.stdout
     twice = _enrich(env, "launch", batch)
     assert "is completed already: there is nothing to launch" in _one_line_error(twice)
+
+
+def test_a_cap_given_with_the_same_file_again_is_the_batch_s_new_cap(
+    db_urls: DatabasePair, tmp_path: Path
+) -> None:
+    sample = tmp_path / "leads.csv"
+    sample.write_bytes(_csv(30))
+    env = _env(db_urls, tmp_path)
+    first = _enrich(env, "run", str(sample), "--credit-cap", "10", "--json")
+    assert first.returncode == 4, first.stderr
+    again = _enrich(env, "run", str(sample), "--credit-cap", "1,000", "--json")
+    assert again.returncode == 0, again.stderr
+    assert "its credit cap is now 1,000 credits" in again.stderr
+    assert 10 < json.loads(again.stdout)["credits_spent"] <= 1000

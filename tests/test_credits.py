@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
@@ -496,8 +497,77 @@ def test_a_cap_left_out_of_the_request_is_not_a_cap_removed(
                 f"{base}/batches/{batch}/credit-cap", json=body, headers=key, timeout=10
             )
             assert answer.status_code == 422, (body, answer.text)
+        # JSON has no NaN, but Python's parser takes one: refused, not a server error.
+        for text in ('{"credits": NaN}', '{"credits": Infinity}', '{"credits": 1e400}'):
+            answer = requests.put(
+                f"{base}/batches/{batch}/credit-cap",
+                data=text,
+                headers=key | {"content-type": "application/json"},
+                timeout=10,
+            )
+            assert answer.status_code == 422, (text, answer.text)
         blank = requests.put(
             f"{base}/clients/%20/credit-cap", json={"credits": 5}, headers=key, timeout=10
         )
         assert blank.status_code == 422
     assert scalar(dbs, "SELECT credit_cap FROM upload_batches WHERE id = %s", batch) == 5
+
+
+def test_a_client_cap_holds_for_two_runners_sending_its_batches_at_once(
+    dbs: Databases, local_settings: Settings, priced: None
+) -> None:
+    """Two processes (two runtimes here) send two batches of one client at the same moment:
+    together they stay within the client's cap."""
+    with dbs.hq.connection() as conn:
+        set_client_cap(conn, "acme", Decimal(300))
+    batches = [
+        upload(dbs, _csv(apollo_rows(3000, 200, seed=s)), PLAY, client_name="acme").batch_id
+        for s in (21, 22)
+    ]
+    errors: list[BaseException] = []
+
+    def run(batch: UUID) -> None:
+        try:
+            with LocalService(local_settings, dbs, simulator=_simulator()) as service:
+                service.runtime.run_batch(batch, timeout=180)
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(b,)) for b in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=240)
+    assert not errors
+    with dbs.hq.connection() as conn:
+        spent = sum(c.spent for c in batch_credits(conn, batches).values())
+    assert Decimal(300) - CEILING < spent <= Decimal(300)
+
+
+def test_a_cap_never_holds_back_what_a_fresh_result_covers(
+    dbs: Databases, local_settings: Settings, priced: None
+) -> None:
+    """The second week's new companies spend the cap; the people a fresh result covers cost
+    nothing and complete all the same, though they reach their step after the cap was hit."""
+    week1, week2 = _two_weeks_of_files()
+    first, _ = _run(dbs, local_settings, week1, "acme")
+    second, spent = _capped_run(dbs, local_settings, week2, Decimal(20), _simulator())
+    assert spent <= 20
+    waiting_but_free = scalar(
+        dbs,
+        "SELECT count(*) FROM workflow_states ws JOIN batch_items bi ON bi.id = ws.item_id"
+        " JOIN normalized_people p ON p.id = bi.person_id"
+        " WHERE ws.batch_id = %s AND ws.step_name = %s AND ws.status = 'PENDING'"
+        " AND p.dedupe_key IN (SELECT dedupe_key FROM normalized_people WHERE batch_id = %s)",
+        second,
+        PERSON,
+        first,
+    )
+    reused = scalar(
+        dbs,
+        "SELECT count(*) FROM credit_ledger WHERE batch_id = %s AND entry = 'reuse'"
+        " AND workflow_slug = %s",
+        second,
+        PERSON,
+    )
+    assert waiting_but_free == 0 and reused > 0

@@ -19,6 +19,7 @@ from orchestrator.engine.recovery import prepare_resume
 from orchestrator.reports.batches import NOT_STARTED, STOPPED, list_batches, resolve_batch
 from orchestrator.reports.summary import summarize
 from orchestrator.runtimes.service import LocalService
+from orchestrator.state.credit_caps import set_batch_cap, set_batch_reuse
 from orchestrator.state.progress import read_progress
 from orchestrator.state.registry import DEFAULT_PLAY
 from orchestrator.upload.csv_reader import UploadError
@@ -165,10 +166,23 @@ def run(
             prepare_resume(service.dbs, result.batch_id)
             err.print(
                 f"{file.name} was already uploaded as batch {result.batch_id}"
-                f" ({result.rows} rows); continuing it",
+                f" ({result.rows} rows); continuing it{_relaunched(service.dbs, result, launch)}",
                 highlight=False,
             )
         drive_and_report(service, result.batch_id, started, as_json)
+
+
+def _relaunched(dbs: Databases, result: UploadResult, launch: Launch) -> str:
+    """A cap or --no-reuse given with the file again applies to its batch; what changed."""
+    changed = []
+    with dbs.hq.connection() as conn:
+        if launch.credit_cap is not None:
+            set_batch_cap(conn, result.batch_id, launch.credit_cap)
+            changed.append(f"its credit cap is now {launch.credit_cap.normalize():,f} credits")
+        if not launch.reuse:
+            set_batch_reuse(conn, result.batch_id, reuse=False)
+            changed.append("it calls for every entity (--no-reuse)")
+    return "".join(f"; {c}" for c in changed)
 
 
 def status(batch: BatchRef) -> None:

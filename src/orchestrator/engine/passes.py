@@ -43,15 +43,14 @@ class UnknownBatchError(LookupError):
 HELD = "HELD"
 
 
-def _batch_play(dbs: Databases, conn: Conn, batch_id: UUID) -> tuple[Play, bool]:
-    """The batch's play, and whether it is held for launch (it sends nothing until then). A
-    batch its credit cap holds is let go when the cap has room again."""
+def _batch_play(dbs: Databases, conn: Conn, batch_id: UUID) -> tuple[Play, bool, bool]:
+    """The batch's play; whether it is held for launch (it sends nothing until then); whether
+    its credit cap holds its paid steps."""
     row = conn.execute(query("batch_play"), {"batch_id": batch_id}).fetchone()
     if row is None:
         raise UnknownBatchError(f"no upload batch {batch_id}")
-    if row["budget_held"] and row["status"] != HELD:
-        lift_if_room(conn, batch_id)
-    return cached_play(dbs, conn, str(row["play_name"])), row["status"] == HELD
+    play = cached_play(dbs, conn, str(row["play_name"]))
+    return play, row["status"] == HELD, bool(row["budget_held"])
 
 
 def _apply(conn: Conn, batch_id: UUID) -> int:
@@ -111,9 +110,12 @@ def run_pass(
 ) -> PassResult:
     """Complete, advance, claim (as `runner_id`, up to `claim_limit`), dispatch; see above."""
     with dbs.hq.connection() as conn:
-        play, held = _batch_play(dbs, conn, batch_id)
+        play, held, budget_held = _batch_play(dbs, conn, batch_id)
         applied = _apply(conn, batch_id)
         advanced = _advance(conn, batch_id, play)
+        if budget_held and not held:
+            # After advancing: what just reached a paid step may cost nothing (reuse).
+            lift_if_room(conn, batch_id, play)
         claimed = [] if held else _claim(conn, batch_id, play, claim_limit, runner_id)
         # Claims must be visible to the step functions before they run.
         conn.commit()

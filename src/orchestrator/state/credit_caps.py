@@ -14,6 +14,9 @@ from uuid import UUID
 
 from orchestrator.db.pool import Conn
 from orchestrator.db.queries import query
+from orchestrator.state.entity_kinds import KINDS
+from orchestrator.state.entity_store import entity_query
+from orchestrator.state.registry import Play
 
 
 @dataclass(frozen=True)
@@ -46,9 +49,11 @@ def credit_room(conn: Conn, batch_id: UUID, price: Decimal) -> Room:
     if price <= 0:
         return Room(None)
     params = {"batch_id": batch_id}
-    capped = conn.execute(query("lock_credit_caps"), params).fetchone()
-    if capped is None or not capped["capped"]:
+    locks = conn.execute(query("credit_cap_locks"), params).fetchone()
+    if locks is None or not locks["capped"]:
         return Room(None)
+    for key in (locks["batch_key"], locks["client_key"]):
+        conn.execute(query("advisory_lock"), {"key": key})
     # Counted in a statement after the lock's: its snapshot then holds the last claim.
     row = conn.execute(query("credit_caps_committed"), params).fetchone()
     if row is None:
@@ -87,17 +92,41 @@ def _reason(whose: str, cap: Decimal, option: str, batch_id: UUID) -> str:
     )
 
 
-def lift_if_room(conn: Conn, batch_id: UUID) -> bool:
-    """Lift the batch's hold when its caps have room again for a call it waits to make: calls
-    answered for less than their most, calls a crash left unsent, a cap raised. Whether it did.
-    A pass asks before it claims; the sender checks the caps again as it claims."""
-    row = conn.execute(query("cheapest_waiting_call"), {"batch_id": batch_id}).fetchone()
-    price = None if row is None or row["price"] is None else Decimal(row["price"])
-    room = Room(None) if price is None else credit_room(conn, batch_id, price)
-    if room.calls is not None and room.calls < 1:
+def lift_if_room(conn: Conn, batch_id: UUID, play: Play) -> bool:
+    """Lift the batch's hold when its caps have room again for a call it waits to make (calls
+    answered for less than their most, calls a crash left unsent, a cap raised), or when some
+    of what it waits for costs nothing (a fresh result of its client covers it). Whether it
+    did. A pass asks before it claims; the sender checks the caps again as it claims."""
+    free = _reusable_waiting(conn, batch_id, play)
+    if not free and not _room_for_a_waiting_call(conn, batch_id):
         return False
     conn.execute(query("lift_budget_hold"), {"batch_id": batch_id})
     return True
+
+
+def _reusable_waiting(conn: Conn, batch_id: UUID, play: Play) -> bool:
+    for step in play.steps:
+        workflow = step.workflow
+        if workflow.reuse_window_days is None or workflow.entity_type not in KINDS:
+            continue
+        row = conn.execute(
+            entity_query("reusable_waiting", KINDS[workflow.entity_type], "fresh_result"),
+            {
+                "batch_id": batch_id,
+                "workflow_slug": workflow.workflow_slug,
+                "window_days": workflow.reuse_window_days,
+            },
+        ).fetchone()
+        if row is not None and row["found"]:
+            return True
+    return False
+
+
+def _room_for_a_waiting_call(conn: Conn, batch_id: UUID) -> bool:
+    row = conn.execute(query("cheapest_waiting_call"), {"batch_id": batch_id}).fetchone()
+    price = None if row is None or row["price"] is None else Decimal(row["price"])
+    room = Room(None) if price is None else credit_room(conn, batch_id, price)
+    return room.calls is None or room.calls >= 1
 
 
 def hold_for_budget(conn: Conn, batch_id: UUID, reason: str) -> None:
@@ -110,6 +139,11 @@ def set_batch_cap(conn: Conn, batch_id: UUID, credits: Decimal | None) -> bool:
         query("set_batch_credit_cap"), {"batch_id": batch_id, "credit_cap": credits}
     ).fetchone()
     return row is not None
+
+
+def set_batch_reuse(conn: Conn, batch_id: UUID, *, reuse: bool) -> None:
+    """Whether the batch's entities not sent yet may reuse the client's fresh results."""
+    conn.execute(query("set_batch_reuse"), {"batch_id": batch_id, "reuse": reuse})
 
 
 def set_client_cap(conn: Conn, client_name: str, credits: Decimal | None) -> list[UUID]:

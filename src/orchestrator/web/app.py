@@ -63,7 +63,9 @@ class BatchStatus(BatchCounts):
 
 class CreditCap(BaseModel):
     # Actions + data credits; null (given, never left out) removes the cap.
-    credits: Decimal | None = PydanticField(ge=0, max_digits=14, decimal_places=4)
+    credits: Decimal | None = PydanticField(
+        ge=0, max_digits=14, decimal_places=4, allow_inf_nan=False
+    )
 
 
 def create_app(runtime_factory: Callable[[], AppRuntime]) -> FastAPI:

@@ -1,25 +1,22 @@
--- name: lock_credit_caps
--- Whether any cap bounds the batch (most batches have none, and their senders go on at once);
--- when one does, the advisory locks of the batch and of its client, always in that order, held
--- until the claim commits: senders of one batch, and of one client, count one after another.
-WITH b AS (
-    SELECT b.id, b.client_name, b.credit_cap IS NOT NULL OR c.credit_cap IS NOT NULL AS capped
-    FROM upload_batches b
-    LEFT JOIN client_credit_caps c ON c.client_name = b.client_name
-    WHERE b.id = %(batch_id)s
-)
-SELECT b.capped,
-       CASE WHEN b.capped THEN
-           pg_advisory_xact_lock(hashtextextended('credit cap of batch ' || b.id::text, 0)) IS NULL
-           AND pg_advisory_xact_lock(hashtextextended('credit cap of client ' || b.client_name, 0))
-               IS NULL
-       END AS locked
-FROM b;
+-- name: credit_cap_locks
+-- Whether any cap bounds the batch (most batches have none, and their senders go on at once),
+-- and the advisory lock keys of the batch and of its client: senders of one batch, and of one
+-- client, take them (always in that order, one statement each) and count one after another.
+SELECT b.credit_cap IS NOT NULL OR c.credit_cap IS NOT NULL AS capped,
+       hashtextextended('credit cap of batch ' || b.id::text, 0) AS batch_key,
+       hashtextextended('credit cap of client ' || b.client_name, 0) AS client_key
+FROM upload_batches b
+LEFT JOIN client_credit_caps c ON c.client_name = b.client_name
+WHERE b.id = %(batch_id)s;
+
+-- name: advisory_lock
+-- Held until the transaction ends.
+SELECT pg_advisory_xact_lock(%(key)s);
 
 -- name: credit_caps_committed
 -- The caps over a batch's sending, its own and its client's, each with what is committed
 -- against it: what the ledger charged, plus the most the calls being sent or accepted and not
--- yet answered can still cost. A statement of its own, after lock_credit_caps: its snapshot
+-- yet answered can still cost. A statement of its own, after the locks: its snapshot
 -- is taken once the lock is held, so it sees what the previous holder claimed.
 WITH b AS (
     SELECT b.id, b.client_name, b.credit_cap, c.credit_cap AS client_cap
@@ -104,3 +101,6 @@ SELECT EXISTS (SELECT 1 FROM upload_batches WHERE client_name = %(client_name)s)
 -- name: held_for_launch
 -- A batch held for launch, with what `enrich estimate` of its file needs; no row otherwise.
 SELECT file_name, client_name FROM upload_batches WHERE id = %(batch_id)s AND status = 'HELD';
+
+-- name: set_batch_reuse
+UPDATE upload_batches SET reuse_results = %(reuse)s, updated_at = NOW() WHERE id = %(batch_id)s;

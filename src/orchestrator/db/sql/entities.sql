@@ -56,6 +56,27 @@ FROM wanted
 CROSS JOIN LATERAL ({fresh_result}) r
 JOIN db_driven_enrichment_workflows w ON w.workflow_slug = %(workflow_slug)s;
 
+-- name: reusable_waiting
+-- Whether an item-step of the batch waiting (PENDING) at the workflow has an entity, not
+-- enriched yet, that a fresh result of its client covers: completing it costs nothing, so no
+-- credit cap holds it back. Stops at the first.
+SELECT EXISTS (
+    SELECT 1
+    FROM workflow_states ws
+    JOIN batch_items bi ON bi.id = ws.item_id
+    JOIN {entity_table} e ON e.id = bi.{id_column}
+    JOIN upload_batches b ON b.id = ws.batch_id AND b.reuse_results
+    LEFT JOIN {state_table} s ON s.{id_column} = e.id AND s.workflow_slug = %(workflow_slug)s
+    CROSS JOIN LATERAL (
+        SELECT e.{reuse_key} AS key, b.client_name,
+               b.created_at - make_interval(days => %(window_days)s) AS since
+    ) wanted
+    CROSS JOIN LATERAL ({fresh_result}) r
+    WHERE ws.batch_id = %(batch_id)s AND ws.step_name = %(workflow_slug)s
+      AND ws.status = 'PENDING' AND e.{reuse_key} NOT LIKE 'item:%%'
+      AND (s.id IS NULL OR s.status = 'PENDING')
+) AS found;
+
 -- name: reuse_fresh_results
 -- Entities of the batch not claimed yet (no state, or PENDING) whose key (a company's domain, a
 -- person's email else LinkedIn URL) has a COMPLETED result of the same workflow in another batch

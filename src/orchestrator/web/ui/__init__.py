@@ -4,12 +4,13 @@ file, no build step), served by the same app as the API, locally and on Modal.""
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
+from orchestrator.web.refusals import refused_request
 from orchestrator.web.ui import batch_pages, lead_pages, play_pages, sign_in
 from orchestrator.web.ui.render import STATIC_DIR, message_page
 from orchestrator.web.ui.session import BadInputError, CsrfRefused, SignInRequired, sign_in_url
@@ -53,7 +54,7 @@ async def _not_valid(request: Request, exc: Exception) -> Response:
     """A query or form value of the wrong kind: on the dashboard a page saying which."""
     assert isinstance(exc, RequestValidationError)
     if not _on_ui(request):
-        return await request_validation_exception_handler(request, exc)
+        return refused_request(exc)
     wrong = "; ".join(
         f"{'.'.join(str(p) for p in error['loc'][1:]) or 'the request'}: {error['msg']}"
         for error in exc.errors()[:3]

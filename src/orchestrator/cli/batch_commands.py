@@ -197,7 +197,7 @@ def status(batch: BatchRef) -> None:
     print_summary(console, summary)
     for reason, slugs in _by_reason(progress.held).items():
         console.print(f"[red]stopped sending ({', '.join(slugs)}):[/red] {reason}", highlight=False)
-    if summary.status in (NOT_STARTED, STOPPED):
+    if summary.status in (NOT_STARTED, STOPPED) and not progress.held:
         console.print(f"no process is running it; run it with: enrich resume {batch_id}")
 
 

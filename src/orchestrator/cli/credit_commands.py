@@ -78,7 +78,7 @@ def print_forecast(out: Console, forecast: Forecast) -> None:
     table.add_section()
     for step in forecast.steps:
         table.add_row(
-            f"step {step.step_number}: {step.entity_type} calls",
+            f"step {step.step_number}: {step.entity_type} credits",
             _credits(step.credits_expected),
             f"{step.workflow_slug}\n{step.calls:,} calls{_reused(step.reusable)} ·"
             f" {_split(step.actions_expected, step.data_credits_expected)}",

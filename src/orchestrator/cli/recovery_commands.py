@@ -17,7 +17,7 @@ from rich.console import Console
 from orchestrator.cli.batch_commands import ReuseOpt, credits_value
 from orchestrator.cli.driving import drive_and_report
 from orchestrator.cli.errors import fail
-from orchestrator.db.pool import open_databases
+from orchestrator.db.pool import Conn, open_databases
 from orchestrator.db.queries import query
 from orchestrator.engine.recovery import (
     NotHeldError,
@@ -28,6 +28,7 @@ from orchestrator.engine.recovery import (
 )
 from orchestrator.engine.sweeper import sweep as sweep_expired
 from orchestrator.reports.batches import resolve_batch
+from orchestrator.reports.credits import batch_credits
 from orchestrator.runtimes.service import LocalService
 from orchestrator.state.credit_caps import client_has_batches, set_batch_cap, set_client_cap
 from orchestrator.upload.ingest import UploadOptionError, checked_label
@@ -135,8 +136,10 @@ def budget(
     no_cap: Annotated[bool, typer.Option("--no-cap", help="Remove the cap.")] = False,
 ) -> None:
     """Set, raise or remove a credit cap; a batch held at its cap then goes on (resume it)."""
-    if (batch is None) == (client is None) or (credits is None) == (not no_cap):
-        fail("give --batch ID or --client NAME, and --credits N or --no-cap")
+    if (batch is None) == (client is None):
+        fail("give one of --batch ID (one batch's cap) or --client NAME (a client's)")
+    if (credits is None) == (not no_cap):
+        fail("give one of --credits N (set or change the cap) or --no-cap (remove it)")
     cap = None if no_cap else credits
     shown = "no cap" if cap is None else f"a cap of {cap.normalize():,f} credits"
     with open_databases() as dbs, dbs.hq.connection() as conn:
@@ -153,13 +156,29 @@ def budget(
                 fail(str(exc))
             waiting = set_client_cap(conn, client, cap)
             console.print(f"client {client!r} now has {shown} over all its batches")
-            if not client_has_batches(conn, client):
+            if cap is not None and not client_has_batches(conn, client):
                 console.print(
                     f"(no batch of client {client!r} yet: the cap applies to its batches to"
                     " come; client names must match exactly, `enrich batches` lists them)"
                 )
-    for batch_id in waiting:
-        console.print(f"resume it with: enrich resume {batch_id}", highlight=False)
+        for batch_id in waiting:
+            console.print(_after_cap(conn, batch_id, cap), highlight=False)
+
+
+def _after_cap(conn: Conn, batch_id: UUID, cap: Decimal | None) -> str:
+    """What the batch does under its new cap, and the command that makes it go on."""
+    status = conn.execute(query("batch_play"), {"batch_id": batch_id}).fetchone()
+    spent = batch_credits(conn, [batch_id])[batch_id].spent
+    if status is None or status["status"] in ("COMPLETED", "FAILED"):
+        return f"batch {batch_id} is finished; it spent {spent.normalize():,f} credits"
+    if cap is not None and spent >= cap:
+        return (
+            f"batch {batch_id} spent {spent.normalize():,f} credits already, the cap or more:"
+            " it sends nothing more until the cap is above that"
+        )
+    if status["status"] == "HELD":
+        return f"batch {batch_id} waits for its launch: enrich launch {batch_id}"
+    return f"batch {batch_id}: if nothing runs it, resume it with: enrich resume {batch_id}"
 
 
 @contextmanager

@@ -21,7 +21,9 @@ from entities.apollo_sample import APOLLO_HEADERS, SampleRow
 from orchestrator.db.pool import Databases
 from orchestrator.engine.recovery import launch_batch
 from orchestrator.providers.simulators.clay import ClayPrice, SimulatorConfig
+from orchestrator.reports import integrity
 from orchestrator.reports.credits import batch_credits
+from orchestrator.reports.queues import company_pipelines
 from orchestrator.reports.verify import verify_batch
 from orchestrator.runtimes.service import LocalService
 from orchestrator.settings import Settings
@@ -571,3 +573,24 @@ def test_a_cap_never_holds_back_what_a_fresh_result_covers(
         PERSON,
     )
     assert waiting_but_free == 0 and reused > 0
+
+
+def test_a_reused_result_is_the_proof_of_its_company_s_step(
+    dbs: Databases, local_settings: Settings, priced: None
+) -> None:
+    """Integrity (which `--fix` deletes completions by) and the company page find a reused
+    company's data where it is: in the result it links."""
+    week1, week2 = _two_weeks_of_files()
+    _run(dbs, local_settings, week1, "acme")
+    second, _ = _run(dbs, local_settings, week2, "acme", days_later=1)
+    assert integrity.check(dbs).orphans == []
+    reused = scalar(
+        dbs,
+        "SELECT s.company_id FROM company_workflow_states s JOIN normalized_companies c"
+        " ON c.id = s.company_id WHERE c.batch_id = %s AND s.reused_result_id IS NOT NULL"
+        " LIMIT 1",
+        second,
+    )
+    pipeline = next(p for p in company_pipelines(dbs, reused) if p.play_name == PLAY)
+    step = next(s for s in pipeline.steps if s.workflow_slug == COMPANY)
+    assert step.proof is not None and step.proof["reused_from_company_id"] != str(reused)

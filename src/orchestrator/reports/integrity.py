@@ -20,6 +20,8 @@ from orchestrator.state.destinations import destination_problems
 from orchestrator.state.registry import RegistryError, WorkflowConfig, load_workflow
 
 RESULT_TABLE = "company_enrichment_results"
+# A company's own results and the one it reuses.
+RESULTS_VIEW = "company_results"
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,10 @@ def _present(dbs: Databases, workflow: WorkflowConfig, company_ids: list[UUID]) 
         # The shared result table holds every Clay workflow's results: match this one's.
         where += " AND workflow_slug = %(slug)s"
         params["slug"] = workflow.workflow_slug
+    # A company may reuse a result of its client's earlier batch: the view holds both.
+    source = RESULTS_VIEW if table == RESULT_TABLE else table
     stmt = sql.SQL("SELECT DISTINCT company_id FROM {} WHERE " + where).format(
-        sql.Identifier(table)
+        sql.Identifier(source)
     )
     with pool.connection() as conn:
         return {r["company_id"] for r in conn.execute(stmt, params)}

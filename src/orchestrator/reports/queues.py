@@ -18,6 +18,7 @@ from orchestrator.reports.leads import decode_cursor, encode_cursor
 
 _FIRST_ID = UUID(int=0)
 RESULT_TABLE = "company_enrichment_results"
+RESULTS_VIEW = "company_results"
 
 
 @dataclass(frozen=True)
@@ -207,10 +208,13 @@ def _proof(dbs: Databases, company_id: UUID, row: dict[str, Any]) -> dict[str, A
         return None
     where = sql.SQL("company_id = %(id)s")
     params: dict[str, Any] = {"id": company_id, "slug": row["workflow_slug"]}
+    source = table
     if table == RESULT_TABLE:
         where = sql.SQL("company_id = %(id)s AND workflow_slug = %(slug)s")
+        # Its own result or the one of its client's earlier batch it reuses.
+        source = RESULTS_VIEW
     stmt = sql.SQL("SELECT * FROM {} WHERE {} ORDER BY created_at DESC LIMIT 1").format(
-        sql.Identifier(table), where
+        sql.Identifier(source), where
     )
     pool = dbs.workspace if row["destination_db"] == "workspace" else dbs.hq
     with pool.connection() as conn:

@@ -28,7 +28,7 @@ from orchestrator.reports.verify import verify_batch
 from orchestrator.runtimes.service import LocalService
 from orchestrator.settings import Settings
 from orchestrator.state.credit_caps import set_batch_cap, set_client_cap
-from orchestrator.state.registry import clear_registry_cache
+from orchestrator.state.registry import WorkflowConfig, clear_registry_cache
 from orchestrator.upload.ingest import Launch
 from support.faults import rows, scalar, wait_until
 from support.pipeline import apollo_rows, upload
@@ -594,3 +594,31 @@ def test_a_reused_result_is_the_proof_of_its_company_s_step(
     pipeline = next(p for p in company_pipelines(dbs, reused) if p.play_name == PLAY)
     step = next(s for s in pipeline.steps if s.workflow_slug == COMPANY)
     assert step.proof is not None and step.proof["reused_from_company_id"] != str(reused)
+
+
+@pytest.mark.parametrize(
+    ("destination", "entity_type", "reused"),
+    [
+        (None, "company", True),
+        ("company_enrichment_results", "company", True),
+        ("person_enrichment_results", "person", True),
+        ("company_homepage_scrapes", "company", False),  # a row of its own per company
+        (None, "item", False),
+    ],
+)
+def test_only_results_kept_in_their_entity_s_result_table_are_reused(
+    destination: str | None, entity_type: str, reused: bool
+) -> None:
+    workflow = WorkflowConfig.model_validate(
+        {
+            "id": uuid4(),
+            "workflow_slug": "w",
+            "title": "w",
+            "overall_step_number": 1,
+            "provider": "clay",
+            "entity_type": entity_type,
+            "destination_table_name": destination,
+            "reuse_window_days": 30,
+        }
+    )
+    assert workflow.reuse_days == (30 if reused else None)

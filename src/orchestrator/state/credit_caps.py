@@ -107,14 +107,14 @@ def lift_if_room(conn: Conn, batch_id: UUID, play: Play) -> bool:
 def _reusable_waiting(conn: Conn, batch_id: UUID, play: Play) -> bool:
     for step in play.steps:
         workflow = step.workflow
-        if workflow.reuse_window_days is None or workflow.entity_type not in KINDS:
+        if workflow.reuse_days is None or workflow.entity_type not in KINDS:
             continue
         row = conn.execute(
             entity_query("reusable_waiting", KINDS[workflow.entity_type], "fresh_result"),
             {
                 "batch_id": batch_id,
                 "workflow_slug": workflow.workflow_slug,
-                "window_days": workflow.reuse_window_days,
+                "window_days": workflow.reuse_days,
             },
         ).fetchone()
         if row is not None and row["found"]:

@@ -67,6 +67,18 @@ class WorkflowConfig(BaseModel):
         )
 
     @property
+    def reuse_days(self) -> int | None:
+        """The reuse window, when results can be reused: those of an entity workflow whose
+        results stay in its entity's result table. A workflow that maps them to a destination
+        table of its own is always called (a reused entity would have no row there)."""
+        kept = self.destination_table_name in (
+            None,
+            "company_enrichment_results",
+            "person_enrichment_results",
+        )
+        return self.reuse_window_days if kept and self.entity_type != "item" else None
+
+    @property
     def priced(self) -> bool:
         return self.call_ceiling > 0
 

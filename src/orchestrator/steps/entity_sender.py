@@ -65,7 +65,7 @@ def reuse_fresh_results(
     before entity rows, and this, locking entity rows, must not hold them meanwhile. What it
     completes stays complete; the chunk's items follow at the claim (or, after a crash, at the
     sweeper), saying where the result came from."""
-    if workflow.reuse_window_days is None or call.batch_id is None or call.entity_ids:
+    if workflow.reuse_days is None or call.batch_id is None or call.entity_ids:
         return 0
     with conn.transaction():
         row = conn.execute(
@@ -74,7 +74,7 @@ def reuse_fresh_results(
                 "batch_id": call.batch_id,
                 "entity_ids": _entity_ids(conn, kind, call),
                 "workflow_slug": workflow.workflow_slug,
-                "window_days": workflow.reuse_window_days,
+                "window_days": workflow.reuse_days,
                 "id_key": kind.id_column,
                 "entity_type": kind.name,
                 "result_table": workflow.destination_table_name or kind.result_table,

@@ -354,7 +354,7 @@ def _reused_data_credits(
     conn: Conn, workflow: WorkflowConfig, keys: set[str], scope: _Scope
 ) -> list[Decimal]:
     """For each of `keys` a fresh result of the client covers, the data credits it holds."""
-    window = workflow.reuse_window_days
+    window = workflow.reuse_days
     if not scope.reuse or window is None or not keys:
         return []
     rows = conn.execute(

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.cli.batch_commands import ClientOpt, FileArg, PlayOpt
+from orchestrator.cli.batch_commands import ClientOpt, FileArg, PlayOpt, ReuseOpt
 from orchestrator.cli.errors import fail
 from orchestrator.db.pool import open_databases
 from orchestrator.settings import get_settings
@@ -21,13 +21,6 @@ from orchestrator.upload.forecast import Forecast, forecast_file
 
 console = Console(soft_wrap=True)
 
-ReuseOpt = Annotated[
-    bool,
-    typer.Option(
-        "--reuse/--no-reuse",
-        help="Count the client's fresh results as reused (as a launch with reuse would).",
-    ),
-]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the forecast as JSON.")]
 
 

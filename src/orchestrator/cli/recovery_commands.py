@@ -31,6 +31,7 @@ from orchestrator.reports.batches import resolve_batch
 from orchestrator.reports.credits import batch_credits
 from orchestrator.runtimes.service import LocalService
 from orchestrator.state.credit_caps import client_has_batches, set_batch_cap, set_client_cap
+from orchestrator.state.progress import HELD_FOR_LAUNCH
 from orchestrator.upload.ingest import UploadOptionError, checked_label
 
 console = Console(soft_wrap=True)
@@ -176,7 +177,7 @@ def _after_cap(conn: Conn, batch_id: UUID, cap: Decimal | None) -> str:
             f"batch {batch_id} spent {spent.normalize():,f} credits already, the cap or more:"
             " it sends nothing more until the cap is above that"
         )
-    if status["status"] == "HELD":
+    if status["status"] == HELD_FOR_LAUNCH:
         return f"batch {batch_id} waits for its launch: enrich launch {batch_id}"
     return f"batch {batch_id}: if nothing runs it, resume it with: enrich resume {batch_id}"
 

@@ -19,6 +19,7 @@ from orchestrator.engine.dispatch import Dispatcher, chunk_calls
 from orchestrator.state.completion import Applied, apply_stored
 from orchestrator.state.credit_caps import lift_if_room
 from orchestrator.state.entity_kinds import KINDS
+from orchestrator.state.progress import HELD_FOR_LAUNCH
 from orchestrator.state.registry import Play, cached_play
 
 DEFAULT_CHUNK_SIZE = 500
@@ -39,10 +40,6 @@ class UnknownBatchError(LookupError):
     pass
 
 
-# An uploaded batch held for launch: its forecast can be read before anything is sent.
-HELD = "HELD"
-
-
 def _batch_play(dbs: Databases, conn: Conn, batch_id: UUID) -> tuple[Play, bool, bool]:
     """The batch's play; whether it is held for launch (it sends nothing until then); whether
     its credit cap holds its paid steps."""
@@ -50,7 +47,7 @@ def _batch_play(dbs: Databases, conn: Conn, batch_id: UUID) -> tuple[Play, bool,
     if row is None:
         raise UnknownBatchError(f"no upload batch {batch_id}")
     play = cached_play(dbs, conn, str(row["play_name"]))
-    return play, row["status"] == HELD, bool(row["budget_held"])
+    return play, row["status"] == HELD_FOR_LAUNCH, bool(row["budget_held"])
 
 
 def _apply(conn: Conn, batch_id: UUID) -> int:

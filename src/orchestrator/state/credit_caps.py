@@ -21,13 +21,37 @@ from orchestrator.state.registry import Play
 
 @dataclass(frozen=True)
 class Cap:
-    """A cap over a batch as people read it: whose, how much, what counts against it already,
-    and the option of `enrich budget` that raises it."""
+    """A cap over a batch: whose (`kind` "batch" or "client", and its `name`), how much, and
+    what counts against it already."""
 
-    whose: str
+    kind: str
+    name: str
     credits: Decimal
     committed: Decimal
-    option: str
+
+    @property
+    def title(self) -> str:
+        """How a page names it, on the batch's own page."""
+        return "This batch" if self.kind == "batch" else f"Client {self.name!r}"
+
+    @property
+    def option(self) -> str:
+        """The option of `enrich budget` that changes it."""
+        return f"--batch {self.name}" if self.kind == "batch" else f"--client {self.name!r}"
+
+    def calls_within(self, price: Decimal) -> int:
+        return max(0, int((self.credits - self.committed) // price))
+
+    def reason(self, batch_id: UUID) -> str:
+        """What the user reads wherever the hold shows: true for as long as the hold lasts."""
+        whose = f"batch {self.name}" if self.kind == "batch" else f"client {self.name!r}"
+        return (
+            f"{whose} reached its credit cap of {self.credits.normalize():,f} credits (spent,"
+            " or committed to calls not answered yet at the most they can cost);"
+            f" its remaining rows wait, unsent: raise the cap with"
+            f" `enrich budget {self.option} --credits N` (or remove it with --no-cap),"
+            f" then `enrich resume {batch_id}`"
+        )
 
 
 @dataclass(frozen=True)
@@ -36,10 +60,6 @@ class Room:
 
     calls: int | None
     reason: str | None = None
-
-
-def _calls_within(cap: Decimal, committed: Decimal, price: Decimal) -> int:
-    return max(0, int((cap - committed) // price))
 
 
 def credit_room(conn: Conn, batch_id: UUID, price: Decimal) -> Room:
@@ -55,41 +75,8 @@ def credit_room(conn: Conn, batch_id: UUID, price: Decimal) -> Room:
     for key in (locks["batch_key"], locks["client_key"]):
         conn.execute(query("advisory_lock"), {"key": key})
     # Counted in a statement after the lock's: its snapshot then holds the last claim.
-    row = conn.execute(query("credit_caps_committed"), params).fetchone()
-    if row is None:
-        return Room(None)
-    rooms: list[Room] = []
-    if row["credit_cap"] is not None:
-        cap, committed = Decimal(row["credit_cap"]), Decimal(row["batch_committed"])
-        rooms.append(
-            Room(
-                _calls_within(cap, committed, price),
-                _reason(f"batch {batch_id}", cap, f"--batch {batch_id}", batch_id),
-            )
-        )
-    if row["client_cap"] is not None:
-        client = str(row["client_name"])
-        cap, committed = Decimal(row["client_cap"]), Decimal(row["client_committed"])
-        rooms.append(
-            Room(
-                _calls_within(cap, committed, price),
-                _reason(f"client {client!r}", cap, f"--client {client!r}", batch_id),
-            )
-        )
-    if not rooms:
-        return Room(None)
-    return min(rooms, key=lambda r: r.calls if r.calls is not None else 0)
-
-
-def _reason(whose: str, cap: Decimal, option: str, batch_id: UUID) -> str:
-    """What the user reads wherever the hold shows: true for as long as the hold lasts."""
-    return (
-        f"{whose} reached its credit cap of {cap.normalize():,f} credits (spent, or committed"
-        " to calls not answered yet at the most they can cost);"
-        f" its remaining rows wait, unsent: raise the cap with"
-        f" `enrich budget {option} --credits N` (or remove it with --no-cap),"
-        f" then `enrich resume {batch_id}`"
-    )
+    rooms = [Room(c.calls_within(price), c.reason(batch_id)) for c in caps_of(conn, batch_id)]
+    return min(rooms, key=lambda r: r.calls or 0, default=Room(None))
 
 
 def lift_if_room(conn: Conn, batch_id: UUID, play: Play) -> bool:
@@ -161,28 +148,17 @@ def client_has_batches(conn: Conn, client_name: str) -> bool:
 
 
 def caps_of(conn: Conn, batch_id: UUID) -> list[Cap]:
-    """The caps over the batch, its own first (read without waiting for senders' locks)."""
+    """The caps over the batch, its own first, with what counts against each (read without
+    the senders' locks: `credit_room` takes them first)."""
     row = conn.execute(query("credit_caps_committed"), {"batch_id": batch_id}).fetchone()
     if row is None:
         return []
     caps = []
     if row["credit_cap"] is not None:
         caps.append(
-            Cap(
-                "This batch",
-                Decimal(row["credit_cap"]),
-                Decimal(row["batch_committed"]),
-                f"--batch {batch_id}",
-            )
+            Cap("batch", str(batch_id), Decimal(row["credit_cap"]), Decimal(row["batch_committed"]))
         )
     if row["client_cap"] is not None:
-        client = str(row["client_name"])
-        caps.append(
-            Cap(
-                f"Client {client!r}",
-                Decimal(row["client_cap"]),
-                Decimal(row["client_committed"]),
-                f"--client {client!r}",
-            )
-        )
+        client, cap = str(row["client_name"]), Decimal(row["client_cap"])
+        caps.append(Cap("client", client, cap, Decimal(row["client_committed"])))
     return caps

@@ -10,6 +10,9 @@ from entities.status import Status
 from orchestrator.db.pool import Conn
 from orchestrator.db.queries import query
 
+# The status of an uploaded batch held for launch: it sends nothing until it is launched.
+HELD_FOR_LAUNCH = "HELD"
+
 
 @dataclass
 class StepCounts:
@@ -69,7 +72,7 @@ def read_progress(conn: Conn, batch_id: UUID) -> BatchProgress:
         held_pending=sum(int(h["pending"]) for h in holds),
     )
     batch = conn.execute(query("batch_play"), {"batch_id": batch_id}).fetchone()
-    if batch is not None and batch["status"] == "HELD":
+    if batch is not None and batch["status"] == HELD_FOR_LAUNCH:
         # Held for launch: nothing of it moves until it is launched.
         progress.held = {"launch": launch_reason(batch_id)}
         progress.held_pending = progress.active

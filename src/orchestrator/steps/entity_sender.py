@@ -72,7 +72,7 @@ def reuse_fresh_results(
             entity_query("reuse_fresh_results", kind, "fresh_result"),
             {
                 "batch_id": call.batch_id,
-                "entity_ids": _entity_ids(conn, kind, call),
+                "item_ids": list(call.item_ids),
                 "workflow_slug": workflow.workflow_slug,
                 "window_days": workflow.reuse_days,
                 "id_key": kind.id_column,
@@ -125,11 +125,17 @@ def within_budget(
         return fitted, None
     reason = room.reason or "the batch reached its credit cap"
     hold_for_budget(conn, call.batch_id, reason)
+    put_back(conn, workflow, left)
+    return fitted, reason
+
+
+def put_back(conn: Conn, workflow: WorkflowConfig, item_ids: list[UUID]) -> None:
+    """Item-steps of the workflow claimed but not sent go back to PENDING, the claim not
+    counted as an attempt."""
     conn.execute(
         query("release_unstarted_item_steps"),
-        {"item_ids": left, "steps": [workflow.workflow_slug] * len(left)},
+        {"item_ids": item_ids, "steps": [workflow.workflow_slug] * len(item_ids)},
     )
-    return fitted, reason
 
 
 def claim_chunk(
@@ -138,12 +144,11 @@ def claim_chunk(
     """Claim the chunk's unclaimed entities and mark every item; one transaction."""
     item_ids = list(call.item_ids)
     slug = workflow.workflow_slug
-    entity_ids = _entity_ids(conn, kind, call)
     with conn.transaction():
         claims = conn.execute(
             entity_query("claim_entities", kind),
             {
-                "entity_ids": entity_ids,
+                "entity_ids": _entity_ids(conn, kind, call),
                 "workflow_slug": slug,
                 "timeout": workflow.timeout_seconds,
             },

@@ -32,6 +32,7 @@ from orchestrator.steps.entity_sender import (
     claim_chunk,
     fit_to_room,
     payloads_of,
+    put_back,
     record_outcomes,
     reuse_fresh_results,
     webhook_rows,
@@ -136,10 +137,7 @@ def _prepare(
 
 def _put_back(conn: Conn, workflow: WorkflowConfig, item_ids: list[UUID], reason: str) -> None:
     hold(conn, workflow, reason)
-    conn.execute(
-        query("release_unstarted_item_steps"),
-        {"item_ids": item_ids, "steps": [workflow.workflow_slug] * len(item_ids)},
-    )
+    put_back(conn, workflow, item_ids)
 
 
 def _extend_leases(
@@ -277,10 +275,7 @@ def _give_back(
     items = entity_ids_for_items(conn, kind, list(call.item_ids))
     waiting = [item for item, entity in items.items() if entity in back]
     if waiting:
-        conn.execute(
-            query("release_unstarted_item_steps"),
-            {"item_ids": waiting, "steps": [workflow.workflow_slug] * len(waiting)},
-        )
+        put_back(conn, workflow, waiting)
     for i in refused:
         outcomes[i] = NOT_SENT
     log.warning(

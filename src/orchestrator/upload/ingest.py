@@ -26,6 +26,7 @@ from psycopg import sql
 from entities.apollo import HeaderMapping
 from orchestrator.db.pool import Conn, Databases
 from orchestrator.db.queries import query
+from orchestrator.state.progress import HELD_FOR_LAUNCH
 from orchestrator.state.registry import DEFAULT_PLAY, Play, RegistryError, load_play
 from orchestrator.upload.copy_ingest import Loaded, copyable, load_records
 from orchestrator.upload.csv_reader import ApolloCsv, UploadError
@@ -261,7 +262,7 @@ def _insert_batch(conn: Conn, headers: tuple[str, ...], file: _File, play: Play)
         "headers": list(headers),
         "sha256": file.known_sha,
         "duplicate_allowed": False,
-        "status": "HELD" if file.launch.hold else "RUNNING",
+        "status": HELD_FOR_LAUNCH if file.launch.hold else "RUNNING",
         "reuse_results": file.launch.reuse,
         "credit_cap": file.launch.credit_cap,
     }

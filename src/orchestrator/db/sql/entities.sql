@@ -78,9 +78,9 @@ SELECT EXISTS (
 ) AS found;
 
 -- name: reuse_fresh_results
--- Entities of the batch not claimed yet (no state, or PENDING) whose key (a company's domain, a
--- person's email else LinkedIn URL) has a COMPLETED result of the same workflow in another batch
--- of the same client, stored within the window before this batch was uploaded, complete from
+-- Entities of the chunk's items not claimed yet (no state, or PENDING) whose key (a company's
+-- domain, a person's email else LinkedIn URL) has a COMPLETED result of the same workflow in
+-- another batch of the same client, stored within the window before this batch was uploaded, complete from
 -- it without a call: the state links the result (never a copy), says where it came from, and
 -- the ledger counts what it saved. Never a result that found nothing; never across clients;
 -- the newest such result, itself the original when that batch reused it too. The log row
@@ -96,8 +96,10 @@ WITH batch AS (
     FROM {entity_table} e
     JOIN batch ON batch.id = e.batch_id
     LEFT JOIN {state_table} s ON s.{id_column} = e.id AND s.workflow_slug = %(workflow_slug)s
-    WHERE e.id = ANY(%(entity_ids)s::uuid[]) AND e.{reuse_key} NOT LIKE 'item:%%'
-      AND (s.id IS NULL OR s.status = 'PENDING')
+    -- The chunk's entities, found from its items here rather than by a statement of their own.
+    WHERE e.id IN (SELECT bi.{id_column} FROM batch_items bi
+                   WHERE bi.id = ANY(%(item_ids)s::uuid[]))
+      AND e.{reuse_key} NOT LIKE 'item:%%' AND (s.id IS NULL OR s.status = 'PENDING')
 ), found AS (
     SELECT wanted.id AS entity_id, r.result_id, r.data, r.source_id, r.source_batch_id
     FROM wanted CROSS JOIN LATERAL ({fresh_result}) r

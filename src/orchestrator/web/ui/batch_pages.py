@@ -29,6 +29,7 @@ from orchestrator.reports.batches import BatchRefError, resolve_batch
 from orchestrator.reports.export import ExportKind, csv_chunks
 from orchestrator.reports.queues import upload_play_names
 from orchestrator.state.credit_caps import caps_of
+from orchestrator.state.progress import HELD_FOR_LAUNCH
 from orchestrator.state.registry import DEFAULT_PLAY
 from orchestrator.upload.csv_reader import UploadError
 from orchestrator.upload.forecast import forecast_batch
@@ -147,7 +148,7 @@ def _view_context(
             "forecast": None,
             "caps": caps_of(conn, batch_id),
         }
-    if with_forecast and view.line.status == "HELD":
+    if with_forecast and view.line.status == HELD_FOR_LAUNCH:
         rate = runtime.settings.clay_rate_per_second
         context["forecast"] = forecast_batch(runtime.dbs, batch_id, clay_rate_per_second=rate)
     return context

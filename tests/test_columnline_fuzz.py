@@ -23,7 +23,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from orchestrator.columnline import service
+from orchestrator.columnline import config, runs
+from orchestrator.columnline.fields import MAX_BODY_BYTES
 from orchestrator.columnline.inputs import ClientIn, PromptIn, RunStart, StageComplete, StageStart
 from orchestrator.db.pool import Databases
 from orchestrator.web.columnline_routes import PREFIX
@@ -43,18 +44,18 @@ def seed(dbs: Databases) -> list[Known]:
     """Rows generated requests can be pointed at, so they run more than the 404 path: a client,
     a prompt, a run with an open stage and a run ready to publish."""
     with dbs.hq.connection() as conn:
-        service.put_client(conn, "acme", ClientIn(name="Acme"))
+        config.put_client(conn, "acme", ClientIn(name="Acme"))
         prompt = PromptIn(stage="research", step_name="extract", template="List claims")
-        service.put_prompt(conn, "research.main", prompt)
-        runs = [
-            service.start_run(conn, RunStart(client_slug="acme", target_company=company)).run_id
+        config.put_prompt(conn, "research.main", prompt)
+        run_ids = [
+            runs.start_run(conn, RunStart(client_slug="acme", target_company=company)).run_id
             for company in ("Globex", "Initech")
         ]
-        for run_id in runs:
-            service.start_stage(conn, StageStart(run_id=run_id, stage="research"))
-        service.complete_stage(conn, StageComplete(run_id=runs[1], stage="research"))
+        for run_id in run_ids:
+            runs.start_stage(conn, StageStart(run_id=run_id, stage="research"))
+        runs.complete_stage(conn, StageComplete(run_id=run_ids[1], stage="research"))
     names = {"slug": "acme", "client_slug": "acme", "prompt_key": "research.main"}
-    return [{**names, "run_id": str(run_id)} for run_id in runs]
+    return [{**names, "run_id": str(run_id)} for run_id in run_ids]
 
 
 def fingerprint(dbs: Databases) -> dict[str, str]:
@@ -125,17 +126,55 @@ def test_valid_input_never_gets_a_server_error(app: FastAPI, dbs: Databases) -> 
     # Publish first, while the ready run has no stage left open by fuzzed /stages/start calls;
     # the operations after it then also meet a published run.
     ops = sorted(operations(app), key=lambda op: op.path != f"{PREFIX}/publish")
-    assert len(ops) == 14
+    assert len(ops) == 20
     for operation in ops:
         generated = operation.as_strategy(GenerationMode.POSITIVE, headers=AUTH)
         targets = st.none() | st.sampled_from(known)
         fuzz(operation, st.tuples(generated, targets).map(aim), checks)
 
 
+def nested(levels: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(levels - 1):
+        value = {"deeper": [value]} if levels % 2 else [value]
+    return value
+
+
+def extreme_body(which: int, run_id: str) -> Any:
+    """Bodies past the API's limits: nested past 64 levels, over the size limit as one string
+    or as many values, a counter too large for its column."""
+    if which == 0:
+        return {"run_id": run_id, "stage": "research", "step_name": "x", "output": nested(70)}
+    if which == 1:
+        return nested(300)
+    if which == 2:
+        return {"run_id": run_id, "stage": "research", "output": "x" * (MAX_BODY_BYTES + 1)}
+    if which == 3:
+        return {"run_id": run_id, "contacts": [{"full_name": "A", "data": {"n": [0] * 4_000_000}}]}
+    return {"name": "x", "title": "t", "position": 2**40, "stage": "s", "template": "t"}
+
+
+def extremes(operation: Operation, known: Known) -> st.SearchStrategy[AnyCase]:
+    """Cases of `operation` with bodies past the limits, aimed at existing rows. Built from an
+    index, so Hypothesis never prints a 10 MB body in a report."""
+    path = {p.name: known.get(p.name, "overview") for p in operation.path_parameters}
+    return st.integers(0, 4).map(
+        lambda which: operation.Case(
+            body=extreme_body(which, known["run_id"]),
+            headers=AUTH,
+            media_type="application/json",
+            path_parameters=path,
+        )
+    )
+
+
 def test_invalid_input_is_refused_and_changes_nothing(app: FastAPI, dbs: Databases) -> None:
-    seed(dbs)
+    known = seed(dbs)[0]
     before = fingerprint(dbs)
     checks: list[Check] = [not_a_server_error, negative_data_rejection, status_code_conformance]
     for operation in filter(has_input, operations(app)):
         fuzz(operation, operation.as_strategy(GenerationMode.NEGATIVE, headers=AUTH), checks)
+        if operation.body:
+            limits: list[Check] = [not_a_server_error, status_code_conformance]
+            fuzz(operation, extremes(operation, known), limits)
     assert fingerprint(dbs) == before

@@ -112,6 +112,20 @@ class Settings(BaseSettings):
         default=1.0, description="Deployed mode: pass requests within this window share one pass."
     )
     dispatch_workers: int = 4
+    # The V2 dossier API (/api/columnline/).
+    columnline_idempotency_hours: float = Field(
+        default=168.0,
+        gt=0,
+        le=24 * 3650,
+        description="How long the answer to a write sent with an Idempotency-Key is kept: the same"
+        " key answers it again until then.",
+    )
+    columnline_stale_after_minutes: float = Field(
+        default=60.0,
+        gt=0,
+        le=60 * 24 * 3650,
+        description="A running dossier run with no write for this long is shown as stale.",
+    )
     interrupt_grace_seconds: float = Field(
         default=10.0,
         ge=0,

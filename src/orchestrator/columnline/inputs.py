@@ -5,11 +5,24 @@ Their fields use the checked types of `fields`, so bad input is a 422 naming the
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
 from orchestrator.columnline.fields import (
+    EndStatus,
+    Flag,
     Int32,
     JsonObject,
     JsonValue,
@@ -19,6 +32,7 @@ from orchestrator.columnline.fields import (
     ShortText,
     StageName,
     StepStatus,
+    blank,
 )
 
 
@@ -26,6 +40,45 @@ class RequestModel(BaseModel):
     # Unknown fields are rejected so a typo in a Make.com module (`tokens_input`) is a 422,
     # not silently lost data.
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_not_given(cls, value: Any, info: ValidationInfo) -> Any:
+        """null, "" or only whitespace: the field's default, or a refusal naming the field
+        when it is required."""
+        if not blank(value) or info.field_name is None:
+            return value
+        field = cls.model_fields[info.field_name]
+        if field.is_required():
+            raise PydanticCustomError(
+                "missing",
+                '{field} is required: null, "" and blank text are not values',
+                {"field": info.field_name},
+            )
+        return field.get_default(call_default_factory=True, validated_data=None)
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """The schema says what the rule above accepts: blank text for every optional field."""
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        properties: dict[str, JsonSchemaValue] = schema.get("properties", {})
+        for name, field in cls.model_fields.items():
+            prop = properties.get(name)
+            if prop is None or field.is_required() or not _typed(prop):
+                continue
+            kept = {k: prop.pop(k) for k in ("title", "description", "default") if k in prop}
+            properties[name] = {"anyOf": [prop, *_BLANK], **kept}
+        return schema
+
+
+_BLANK: list[JsonSchemaValue] = [{"type": "null"}, {"type": "string", "pattern": r"^\s*$"}]
+
+
+def _typed(prop: JsonSchemaValue) -> bool:
+    """Whether a property's schema restricts its value at all (JSON values of any type don't)."""
+    return bool(set(prop) - {"title", "description", "default", "examples"})
 
 
 # --- config ------------------------------------------------------------------------------
@@ -60,7 +113,7 @@ class PromptIn(RequestModel):
     step_name: Name = Field(description="The step that uses this prompt.")
     model: ShortText | None = Field(default=None, description="LLM to run it with.")
     template: LongText = Field(description="Prompt text, with the scenario's placeholders.")
-    is_active: bool = True
+    is_active: Flag = True
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -78,15 +131,28 @@ class PromptIn(RequestModel):
 
 
 class SectionDefinitionIn(RequestModel):
-    """A dossier section; publishing fills it from the step named like its key."""
+    """A dossier section; publishing fills it from the latest successful step of `stage` whose
+    step_name is the section's key."""
 
     title: Name
     position: Int32 = Field(description="Order of the section in the dossier.")
+    stage: StageName = Field(description="Only steps of this stage fill the section.")
     config: JsonObject = Field(default_factory=dict)
+    included: Flag = Field(
+        default=True,
+        description="False in a client's definition leaves the shared section out of its dossiers.",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"title": "Company overview", "position": 1, "config": {"max_words": 300}}]
+            "examples": [
+                {
+                    "title": "Company overview",
+                    "position": 1,
+                    "stage": "sections",
+                    "config": {"max_words": 300},
+                }
+            ]
         }
     )
 
@@ -215,6 +281,36 @@ class ContactsIn(RequestModel):
             ]
         }
     )
+
+
+class RunEnd(RequestModel):
+    """End a run without publishing it: `failed` (with the reason) or `completed`."""
+
+    run_id: UUID
+    status: EndStatus
+    reason: LongText | None = Field(
+        default=None, description="Why the run ended; required when `status` is `failed`."
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "run_id": "0b9c4c8e-4d2a-4a53-9d0c-2f0a3a4f5b6c",
+                    "status": "failed",
+                    "reason": "OpenAI module: 429 Too Many Requests after 3 retries",
+                }
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _failed_says_why(self) -> RunEnd:
+        if self.status == "failed" and self.reason is None:
+            raise PydanticCustomError(
+                "missing", "reason is required to end a run as failed: say what went wrong"
+            )
+        return self
 
 
 # --- publish -------------------------------------------------------------------------------

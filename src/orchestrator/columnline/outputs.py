@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.columnline.fields import EventType, RunStatus, StepStatus
+from orchestrator.columnline.fields import EndStatus, EventType, RunStatus, StepStatus
 
 
 class ErrorDetail(BaseModel):
@@ -71,8 +71,14 @@ class SectionDefinitionOut(BaseModel):
     section_key: str
     title: str
     position: int
+    stage: str = Field(description="Only steps of this stage fill the section.")
     config: dict[str, Any]
+    included: bool = Field(description="False: a client's definition leaving a shared one out.")
+    client_slug: str | None = Field(
+        description="The client whose own definition this is; null for a shared one."
+    )
     created_at: datetime
+    updated_at: datetime
 
 
 # --- runs ----------------------------------------------------------------------------------
@@ -83,6 +89,13 @@ class RunStarted(BaseModel):
     client_id: UUID
     status: RunStatus
     started_at: datetime
+
+
+class RunEnded(BaseModel):
+    run_id: UUID
+    status: EndStatus
+    reason: str | None
+    ended_at: datetime
 
 
 class StageEvent(BaseModel):
@@ -134,19 +147,30 @@ class ContactOut(BaseModel):
     created_at: datetime
 
 
-class RunDetail(BaseModel):
+class RunSummary(BaseModel):
     id: UUID
     client_id: UUID
     client_slug: str
     target_company: str
     target_domain: str | None
     status: RunStatus
+    end_reason: str | None = Field(description="Why the run was ended (POST /runs/end).")
     current_stage: str | None
-    input: dict[str, Any]
     started_at: datetime
-    completed_at: datetime | None
+    completed_at: datetime | None = Field(description="When the run ended or was published.")
     published_at: datetime | None
+    last_activity_at: datetime = Field(description="When the run's latest write was made.")
+    stored_bytes: int = Field(description="What its logs and contacts hold, of 100 MiB.")
+    stale: bool = Field(description="Running, and idle for longer than the stale time.")
+
+
+class RunDetail(RunSummary):
+    input: dict[str, Any]
     dossier_id: UUID | None = Field(description="Set once the run is published.")
+    outputs_included: bool = Field(
+        description="False when read with outputs=false: prompts, inputs, outputs and contact"
+        " data are left out (null, or {} for contact data)."
+    )
     logs: list[LogEntry] = Field(description="Steps and stage events, in the order logged.")
     contacts: list[ContactOut]
 

@@ -1,139 +1,104 @@
 """`/api/columnline/`: the V2 dossier API a Make.com scenario calls while it builds a dossier.
 
-Each route validates its body (orchestrator.columnline.inputs), runs one service function in one HQ
-transaction and maps the service's errors to HTTP. See docs/columnline-api.md.
+Each route's body is checked and read by `columnline_http.ColumnlineRoute`, then one function of
+`orchestrator.columnline` runs in one HQ transaction (`read`, or `write` for the routes that
+change something, which honours the Idempotency-Key header). See docs/columnline-api.md.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
+from datetime import timedelta
+from typing import Annotated, Any, get_args
 from uuid import UUID
 
-import psycopg
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
+from pydantic import AfterValidator, BeforeValidator, StringConstraints, WithJsonSchema
 
-from orchestrator.columnline import inputs, outputs, service
-from orchestrator.columnline.fields import KEY_MAX_LENGTH, KEY_PATTERN, StageName
-from orchestrator.db.pool import Conn
-from orchestrator.web.auth import require_api_key
+from orchestrator.columnline import config, inputs, outputs, publish, runs
+from orchestrator.columnline.fields import KEY_MAX_LENGTH, KEY_PATTERN, RunStatus, blank, check_text
+from orchestrator.web.auth import require_api_key, runtime_of
+from orchestrator.web.columnline_http import ColumnlineRoute, read, write
 
 PREFIX = "/api/columnline"
-# How much of a rejected input a 422 echoes back.
-MAX_ECHO_DEPTH = 8
 
-P = ParamSpec("P")
-T = TypeVar("T")
-
-_STATUS = {service.NotFoundError: 404, service.ConflictError: 409}
 _DESCRIPTIONS = {
-    404: "Unknown run, client or prompt",
+    400: "An Idempotency-Key header that is not a key",
+    404: "Unknown run, client, prompt or section definition",
     409: "The request conflicts with the run's state",
+    413: "The body, or what it adds to its run, is too large",
+    415: "The body is not sent as JSON (Content-Type)",
 }
+_WRITE_ERRORS = (400, 413, 415)
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the errors a route can answer (FastAPI documents its 422)."""
+    return {
+        code: {"model": outputs.ErrorResponse, "description": _DESCRIPTIONS[code]} for code in codes
+    }
 
 
 def _key_in_path(example: str) -> Any:
     return Path(min_length=1, max_length=KEY_MAX_LENGTH, pattern=KEY_PATTERN, examples=[example])
 
 
+def _none_if_blank(value: Any) -> Any:
+    return None if blank(value) else value
+
+
+def _or_blank(schema: dict[str, Any]) -> WithJsonSchema:
+    """A query parameter's schema, saying that blank means "not given" as in bodies."""
+    return WithJsonSchema({"anyOf": [schema, {"type": "string", "pattern": r"^\s*$"}]})
+
+
+def _stage_or_none(value: str | None) -> str | None:
+    return None if blank(value) else check_text(str(value))
+
+
 Slug = Annotated[str, _key_in_path("acme")]
 PromptKey = Annotated[str, _key_in_path("research.extract_claims")]
 SectionKey = Annotated[str, _key_in_path("overview")]
 RunId = Annotated[UUID, Path(description="Id returned by POST /runs.")]
-StageFilter = Annotated[StageName | None, Query(description="Only this stage's prompts.")]
+StageFilter = Annotated[
+    Annotated[str, StringConstraints(max_length=KEY_MAX_LENGTH)] | None,
+    AfterValidator(_stage_or_none),
+    Query(description="Only this stage's prompts; blank: all."),
+]
 
 
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for the 404/409s a route can answer (FastAPI documents its 422)."""
-    return {
-        code: {"model": outputs.ErrorResponse, "description": _DESCRIPTIONS[code]} for code in codes
-    }
+def _idempotency_key(
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Makes the write safe to retry: the same key and body answer the first"
+            " answer again and change nothing; the same key with another body is a 422. Keys"
+            " are kept per route and run (see docs/columnline-api.md).",
+        ),
+    ] = None,
+) -> None:
+    """Documents the header; `columnline_http.write` reads it."""
 
 
-def _http_error(exc: service.ColumnlineError) -> HTTPException:
-    detail = {"error": exc.error, "message": exc.message, "context": exc.context}
-    return HTTPException(_STATUS[type(exc)], detail=detail)
+KEYED = [Depends(_idempotency_key)]
 
 
-def _invalid_value(exc: psycopg.DataError) -> HTTPException:
-    # Shaped like FastAPI's own validation errors, so a client handles every 422 alike.
-    message = exc.diag.message_primary or str(exc)
-    return HTTPException(422, detail=[{"loc": ["body"], "msg": message, "type": "invalid_value"}])
-
-
-def _in_transaction(
-    request: Request,
-    work: Callable[Concatenate[Conn, P], T],
-    *args: P.args,
-    **kwargs: P.kwargs,
-) -> T:
-    """Run one service function in one HQ transaction; its errors become 404/409/422."""
-    try:
-        with request.app.state.runtime.dbs.hq.connection() as conn:
-            return work(conn, *args, **kwargs)
-    except service.ColumnlineError as exc:
-        raise _http_error(exc) from None
-    except psycopg.DataError as exc:
-        # The models reject what Postgres would refuse; this is the backstop for anything they
-        # miss (a value out of a column's range, an encoding problem): the client's fault.
-        raise _invalid_value(exc) from None
-
-
-def _printable(value: Any, depth: int = 0) -> Any:
-    """`value` made safe to render as UTF-8 JSON (strings, finite numbers, bounded depth)."""
-    if depth > MAX_ECHO_DEPTH:
-        return "..."
-    if isinstance(value, dict):
-        return {str(_printable(k, depth)): _printable(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_printable(v, depth + 1) for v in value]
-    if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    return str(value)
-
-
-class _ColumnlineRoute(APIRoute):
-    """A route answering its own validation errors, in FastAPI's body format.
-
-    FastAPI's default handler echoes the rejected input and fails with a 500 on exactly the
-    values the models reject (lone surrogates, NaN, very deep JSON); this one echoes a
-    printable copy.
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def handle(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as exc:
-                return JSONResponse({"detail": _printable(exc.errors())}, status_code=422)
-
-        return handle
+def _stale_after(request: Request) -> timedelta:
+    return timedelta(minutes=runtime_of(request).settings.columnline_stale_after_minutes)
 
 
 def add_columnline_routes(app: FastAPI) -> None:
     router = APIRouter(
         prefix=PREFIX,
         tags=["columnline"],
-        route_class=_ColumnlineRoute,
+        route_class=ColumnlineRoute,
         dependencies=[Depends(require_api_key)],
-        responses={
-            400: {"description": "Body that cannot be parsed (e.g. not UTF-8)"},
-            401: {"description": "Missing or wrong x-api-key header"},
-        },
+        responses={401: {"description": "Missing or wrong x-api-key header"}},
     )
     _add_config_routes(router)
+    _add_section_routes(router)
     _add_run_routes(router)
-    _add_publish_route(router)
+    _add_stage_routes(router)
     app.include_router(router)
 
 
@@ -141,98 +106,276 @@ def _add_config_routes(router: APIRouter) -> None:
     @router.get("/clients/{slug}", response_model=outputs.ClientOut, responses=_errors(404))
     def get_client(request: Request, slug: Slug) -> outputs.ClientOut:
         """A client's configuration (ICP, industry research, settings)."""
-        return _in_transaction(request, service.get_client, slug)
+        return read(request, config.get_client, slug)
 
-    @router.put("/clients/{slug}", response_model=outputs.ClientOut)
-    def put_client(request: Request, slug: Slug, body: inputs.ClientIn) -> outputs.ClientOut:
+    @router.put(
+        "/clients/{slug}",
+        response_model=outputs.ClientOut,
+        responses=_errors(*_WRITE_ERRORS),
+        dependencies=KEYED,
+    )
+    def put_client(request: Request, slug: Slug, body: inputs.ClientIn) -> Response:
         """Create or replace a client's configuration."""
-        return _in_transaction(request, service.put_client, slug, body)
+        return write(
+            request, body, lambda conn: config.put_client(conn, slug, body), status_code=200
+        )
 
     @router.get("/prompts", response_model=list[outputs.PromptOut])
     def list_prompts(request: Request, stage: StageFilter = None) -> list[outputs.PromptOut]:
         """The prompt templates, by stage then key."""
-        return _in_transaction(request, service.list_prompts, stage)
+        return read(request, config.list_prompts, stage)
 
     @router.get("/prompts/{prompt_key}", response_model=outputs.PromptOut, responses=_errors(404))
     def get_prompt(request: Request, prompt_key: PromptKey) -> outputs.PromptOut:
         """One prompt template."""
-        return _in_transaction(request, service.get_prompt, prompt_key)
+        return read(request, config.get_prompt, prompt_key)
 
-    @router.put("/prompts/{prompt_key}", response_model=outputs.PromptOut)
-    def put_prompt(
-        request: Request, prompt_key: PromptKey, body: inputs.PromptIn
-    ) -> outputs.PromptOut:
+    @router.put(
+        "/prompts/{prompt_key}",
+        response_model=outputs.PromptOut,
+        responses=_errors(*_WRITE_ERRORS),
+        dependencies=KEYED,
+    )
+    def put_prompt(request: Request, prompt_key: PromptKey, body: inputs.PromptIn) -> Response:
         """Create or replace a prompt; `version` goes up by one when the template changes."""
-        return _in_transaction(request, service.put_prompt, prompt_key, body)
+        return write(
+            request, body, lambda conn: config.put_prompt(conn, prompt_key, body), status_code=200
+        )
 
-    @router.get("/section-definitions", response_model=list[outputs.SectionDefinitionOut])
-    def list_section_definitions(request: Request) -> list[outputs.SectionDefinitionOut]:
-        """The dossier's sections, in order."""
-        return _in_transaction(request, service.list_section_definitions)
+
+def _add_section_routes(router: APIRouter) -> None:
+    definitions = list[outputs.SectionDefinitionOut]
+
+    @router.get("/section-definitions", response_model=definitions)
+    def list_section_definitions(request: Request) -> definitions:
+        """The shared section definitions, in order: every client's dossiers have them unless
+        the client has its own of the same key."""
+        return read(request, config.list_section_definitions)
 
     @router.put(
         "/section-definitions/{section_key}",
         response_model=outputs.SectionDefinitionOut,
+        responses=_errors(*_WRITE_ERRORS),
+        dependencies=KEYED,
     )
     def put_section_definition(
         request: Request, section_key: SectionKey, body: inputs.SectionDefinitionIn
-    ) -> outputs.SectionDefinitionOut:
-        """Create or replace a section definition."""
-        return _in_transaction(request, service.put_section_definition, section_key, body)
+    ) -> Response:
+        """Create or replace a shared section definition."""
+        return write(
+            request,
+            body,
+            lambda conn: config.put_section_definition(conn, section_key, body),
+            status_code=200,
+        )
+
+    @router.delete(
+        "/section-definitions/{section_key}",
+        status_code=204,
+        responses=_errors(404, 400),
+        dependencies=KEYED,
+    )
+    def delete_section_definition(request: Request, section_key: SectionKey) -> Response:
+        """Delete a shared section definition (published dossiers keep their copy)."""
+        return write(
+            request,
+            None,
+            lambda conn: config.delete_section_definition(conn, section_key),
+            status_code=204,
+        )
+
+    @router.get(
+        "/clients/{slug}/section-definitions", response_model=definitions, responses=_errors(404)
+    )
+    def client_section_definitions(request: Request, slug: Slug) -> definitions:
+        """What the client's dossiers are built from, in order: its own definitions (with its
+        `client_slug`) and the shared ones it has none of the same key for."""
+        return read(request, config.effective_section_definitions, slug)
+
+    @router.put(
+        "/clients/{slug}/section-definitions/{section_key}",
+        response_model=outputs.SectionDefinitionOut,
+        responses=_errors(404, *_WRITE_ERRORS),
+        dependencies=KEYED,
+    )
+    def put_client_section_definition(
+        request: Request, slug: Slug, section_key: SectionKey, body: inputs.SectionDefinitionIn
+    ) -> Response:
+        """Create or replace the client's own definition of a section: it replaces a shared one
+        of the same key (`included: false` leaves that one out of the client's dossiers)."""
+        return write(
+            request,
+            body,
+            lambda conn: config.put_section_definition(conn, section_key, body, slug),
+            status_code=200,
+        )
+
+    @router.delete(
+        "/clients/{slug}/section-definitions/{section_key}",
+        status_code=204,
+        responses=_errors(404, 400),
+        dependencies=KEYED,
+    )
+    def delete_client_section_definition(
+        request: Request, slug: Slug, section_key: SectionKey
+    ) -> Response:
+        """Delete the client's own definition: a shared one of the same key applies again."""
+        return write(
+            request,
+            None,
+            lambda conn: config.delete_section_definition(conn, section_key, slug),
+            status_code=204,
+        )
 
 
 def _add_run_routes(router: APIRouter) -> None:
     @router.post(
-        "/runs", status_code=201, response_model=outputs.RunStarted, responses=_errors(404)
+        "/runs",
+        status_code=201,
+        response_model=outputs.RunStarted,
+        responses=_errors(404, *_WRITE_ERRORS),
+        dependencies=KEYED,
     )
-    def start_run(request: Request, body: inputs.RunStart) -> outputs.RunStarted:
+    def start_run(request: Request, body: inputs.RunStart) -> Response:
         """Start a dossier run for a client; returns the run id the other calls need."""
-        return _in_transaction(request, service.start_run, body)
+        return write(request, body, lambda conn: runs.start_run(conn, body), status_code=201)
+
+    @router.get("/runs", response_model=list[outputs.RunSummary])
+    def list_runs(
+        request: Request,
+        client_slug: Annotated[str | None, BeforeValidator(_none_if_blank), Query()] = None,
+        status: Annotated[
+            RunStatus | None,
+            BeforeValidator(_none_if_blank),
+            _or_blank({"enum": list(get_args(RunStatus))}),
+            Query(),
+        ] = None,
+        stale: Annotated[
+            bool | None,
+            BeforeValidator(_none_if_blank),
+            _or_blank({"type": "boolean"}),
+            Query(description="true: only running runs idle past the stale time."),
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[outputs.RunSummary]:
+        """Runs, latest activity first, without their logs."""
+        return read(
+            request,
+            runs.list_runs,
+            stale_after=_stale_after(request),
+            client_slug=client_slug,
+            status=status,
+            stale=stale,
+            limit=limit,
+        )
 
     @router.get("/runs/{run_id}", response_model=outputs.RunDetail, responses=_errors(404))
-    def get_run(request: Request, run_id: RunId) -> outputs.RunDetail:
+    def get_run(
+        request: Request,
+        run_id: RunId,
+        outputs_: Annotated[
+            bool,
+            Query(
+                alias="outputs",
+                description="false: leave out prompts, inputs, outputs and contact data.",
+            ),
+        ] = True,
+    ) -> outputs.RunDetail:
         """A run with its logs (steps and stage events, in order) and contacts."""
-        return _in_transaction(request, service.get_run, run_id)
+        return read(
+            request, runs.get_run, run_id, stale_after=_stale_after(request), outputs=outputs_
+        )
+
+    @router.post(
+        "/runs/end",
+        response_model=outputs.RunEnded,
+        responses=_errors(404, 409, *_WRITE_ERRORS),
+        dependencies=KEYED,
+    )
+    def end_run(request: Request, body: inputs.RunEnd) -> Response:
+        """End a run without publishing it: `failed` with its reason, or `completed`. It then
+        takes no more writes."""
+        return write(
+            request,
+            body,
+            lambda conn: runs.end_run(conn, body),
+            status_code=200,
+            run_id=body.run_id,
+        )
+
+
+def _add_stage_routes(router: APIRouter) -> None:
+    run_errors = _errors(404, 409, *_WRITE_ERRORS)
 
     @router.post(
         "/stages/start",
         status_code=201,
         response_model=outputs.StageEvent,
-        responses=_errors(404, 409),
+        responses=run_errors,
+        dependencies=KEYED,
     )
-    def start_stage(request: Request, body: inputs.StageStart) -> outputs.StageEvent:
-        """Mark a stage as started (once per run and stage)."""
-        return _in_transaction(request, service.start_stage, body)
+    def start_stage(request: Request, body: inputs.StageStart) -> Response:
+        """Mark a stage as started; sent again, it answers the first start."""
+        return write(
+            request,
+            body,
+            lambda conn: runs.start_stage(conn, body),
+            status_code=201,
+            run_id=body.run_id,
+        )
 
     @router.post(
         "/stages/complete",
         status_code=201,
         response_model=outputs.StageEvent,
-        responses=_errors(404, 409),
+        responses=run_errors,
+        dependencies=KEYED,
     )
-    def complete_stage(request: Request, body: inputs.StageComplete) -> outputs.StageEvent:
-        """Mark a started stage as completed, storing its consolidated output."""
-        return _in_transaction(request, service.complete_stage, body)
+    def complete_stage(request: Request, body: inputs.StageComplete) -> Response:
+        """Mark a started stage as completed with its consolidated output; sent again with the
+        same output, it answers the first completion."""
+        return write(
+            request,
+            body,
+            lambda conn: runs.complete_stage(conn, body),
+            status_code=201,
+            run_id=body.run_id,
+        )
 
     @router.post(
-        "/steps", status_code=201, response_model=outputs.StepLogged, responses=_errors(404, 409)
+        "/steps",
+        status_code=201,
+        response_model=outputs.StepLogged,
+        responses=run_errors,
+        dependencies=KEYED,
     )
-    def log_step(request: Request, body: inputs.StepLog) -> outputs.StepLogged:
+    def log_step(request: Request, body: inputs.StepLog) -> Response:
         """Log one LLM step (prompt, input, output, model, tokens, duration, status)."""
-        return _in_transaction(request, service.log_step, body)
+        return write(
+            request,
+            body,
+            lambda conn: runs.log_step(conn, body),
+            status_code=201,
+            run_id=body.run_id,
+        )
 
     @router.post(
         "/contacts",
         status_code=201,
         response_model=outputs.ContactsAdded,
-        responses=_errors(404, 409),
+        responses=run_errors,
+        dependencies=KEYED,
     )
-    def add_contacts(request: Request, body: inputs.ContactsIn) -> outputs.ContactsAdded:
+    def add_contacts(request: Request, body: inputs.ContactsIn) -> Response:
         """Add enriched contacts to a run."""
-        return _in_transaction(request, service.add_contacts, body)
+        return write(
+            request,
+            body,
+            lambda conn: runs.add_contacts(conn, body),
+            status_code=201,
+            run_id=body.run_id,
+        )
 
-
-def _add_publish_route(router: APIRouter) -> None:
     @router.post(
         "/publish",
         status_code=201,
@@ -242,14 +385,16 @@ def _add_publish_route(router: APIRouter) -> None:
                 "model": outputs.PublishResult,
                 "description": "Already published: the same dossier",
             },
-            **_errors(404, 409),
+            **_errors(404, 409, *_WRITE_ERRORS),
         },
+        dependencies=KEYED,
     )
-    def publish(
-        request: Request, response: Response, body: inputs.PublishIn
-    ) -> outputs.PublishResult:
+    def publish_run(request: Request, body: inputs.PublishIn) -> Response:
         """Publish a finished run to `dossiers` and `contacts`; idempotent."""
-        result = _in_transaction(request, service.publish, body)
-        if result.already_published:
-            response.status_code = 200
-        return result
+        return write(
+            request,
+            body,
+            lambda conn: publish.publish(conn, body),
+            status_code=lambda result: 200 if result.already_published else 201,
+            run_id=body.run_id,
+        )

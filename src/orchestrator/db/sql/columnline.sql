@@ -36,16 +36,46 @@ SET stage = EXCLUDED.stage, step_name = EXCLUDED.step_name, model = EXCLUDED.mod
 RETURNING id, prompt_key, stage, step_name, model, template, version, is_active, created_at,
           updated_at;
 
--- name: v2_list_section_definitions
-SELECT id, section_key, title, position, config, created_at
-FROM v2_section_definitions ORDER BY position, section_key;
+-- name: v2_section_definitions
+-- The shared default set (client_id NULL), or one client's own definitions.
+SELECT d.id, d.section_key, d.title, d.position, d.stage, d.config, d.included,
+       c.slug AS client_slug, d.created_at, d.updated_at
+FROM v2_section_definitions d LEFT JOIN v2_clients c ON c.id = d.client_id
+WHERE d.client_id IS NOT DISTINCT FROM %(client_id)s::uuid
+ORDER BY d.position, d.section_key;
+
+-- name: v2_effective_section_definitions
+-- What a client's dossiers are built from: its own definitions, and the shared ones it has no
+-- definition of the same key for (included = false marks a shared one it leaves out).
+SELECT DISTINCT ON (d.section_key)
+       d.id, d.section_key, d.title, d.position, d.stage, d.config, d.included,
+       c.slug AS client_slug, d.created_at, d.updated_at
+FROM v2_section_definitions d LEFT JOIN v2_clients c ON c.id = d.client_id
+WHERE d.client_id IS NULL OR d.client_id = %(client_id)s
+ORDER BY d.section_key, d.client_id NULLS LAST;
 
 -- name: v2_upsert_section_definition
-INSERT INTO v2_section_definitions (section_key, title, position, config)
-VALUES (%(section_key)s, %(title)s, %(position)s, %(config)s)
-ON CONFLICT (section_key) DO UPDATE
-SET title = EXCLUDED.title, position = EXCLUDED.position, config = EXCLUDED.config
-RETURNING id, section_key, title, position, config, created_at;
+WITH saved AS (
+    INSERT INTO v2_section_definitions
+        (client_id, section_key, title, position, stage, config, included)
+    VALUES (%(client_id)s, %(section_key)s, %(title)s, %(position)s, %(stage)s, %(config)s,
+            %(included)s)
+    ON CONFLICT ON CONSTRAINT uq_v2_section_definitions DO UPDATE
+    SET title = EXCLUDED.title, position = EXCLUDED.position, stage = EXCLUDED.stage,
+        config = EXCLUDED.config, included = EXCLUDED.included, updated_at = NOW()
+    RETURNING *
+)
+SELECT s.id, s.section_key, s.title, s.position, s.stage, s.config, s.included,
+       c.slug AS client_slug, s.created_at, s.updated_at
+FROM saved s LEFT JOIN v2_clients c ON c.id = s.client_id;
+
+-- name: v2_delete_section_definition
+DELETE FROM v2_section_definitions
+WHERE client_id IS NOT DISTINCT FROM %(client_id)s::uuid AND section_key = %(section_key)s
+RETURNING section_key;
+
+-- name: v2_client_id
+SELECT id FROM v2_clients WHERE slug = %(slug)s;
 
 -- name: v2_create_run
 -- No row when the client slug is unknown.
@@ -54,23 +84,37 @@ SELECT c.id, %(target_company)s, %(target_domain)s, %(input)s
 FROM v2_clients c WHERE c.slug = %(client_slug)s
 RETURNING id AS run_id, client_id, status, started_at;
 
--- name: v2_lock_run_shared
--- Writers of a run's logs and contacts share this lock; publish's FOR UPDATE waits for them,
--- so nothing logged before publish commits is left out of the dossier.
-SELECT id, client_id, status FROM v2_runs WHERE id = %(run_id)s FOR SHARE;
-
 -- name: v2_lock_run
-SELECT id, client_id, status FROM v2_runs WHERE id = %(run_id)s FOR UPDATE;
+-- Every write to a run takes this lock first: writes to one run take turns, a publish sees
+-- everything logged before it, and nothing is logged after a run ends.
+SELECT id, client_id, status, end_reason, stored_bytes FROM v2_runs
+WHERE id = %(run_id)s FOR UPDATE;
 
--- name: v2_set_current_stage
-UPDATE v2_runs SET current_stage = %(stage)s WHERE id = %(run_id)s;
+-- name: v2_stage_event
+-- The stage's start or completion event, and whether its output is the one given.
+SELECT id AS log_id, run_id, stage, event_type, created_at,
+       output IS NOT DISTINCT FROM %(output)s::jsonb AS same_output
+FROM v2_pipeline_logs
+WHERE run_id = %(run_id)s AND stage = %(stage)s AND event_type = %(event_type)s;
 
 -- name: v2_insert_stage_event
--- No row when the stage already has this event (uq_v2_pipeline_logs_stage_event).
+-- No row when the event would take the run past its size budget. A stage start also makes the
+-- stage the run's current one.
+WITH doc AS (
+    SELECT %(output)s::jsonb AS output
+), grown AS (
+    UPDATE v2_runs r
+    SET stored_bytes = r.stored_bytes + COALESCE(pg_column_size(doc.output), 0),
+        last_activity_at = NOW(),
+        current_stage = CASE WHEN %(event_type)s = 'stage_start' THEN %(stage)s
+                             ELSE r.current_stage END
+    FROM doc
+    WHERE r.id = %(run_id)s
+      AND r.stored_bytes + COALESCE(pg_column_size(doc.output), 0) <= %(max_run_bytes)s
+    RETURNING r.id
+)
 INSERT INTO v2_pipeline_logs (run_id, event_type, stage, output)
-VALUES (%(run_id)s, %(event_type)s, %(stage)s, %(output)s)
-ON CONFLICT (run_id, stage, event_type) WHERE event_type IN ('stage_start', 'stage_complete')
-DO NOTHING
+SELECT grown.id, %(event_type)s, %(stage)s, doc.output FROM grown, doc
 RETURNING id AS log_id, run_id, stage, event_type, created_at;
 
 -- name: v2_stage_started
@@ -80,94 +124,97 @@ SELECT EXISTS (
 ) AS started;
 
 -- name: v2_insert_step
+-- No row when the step would take the run past its size budget: JSONB sizes as Postgres holds
+-- them in memory (uncompressed), which is what a dossier document is built from.
+WITH doc AS (
+    SELECT %(input)s::jsonb AS input, %(output)s::jsonb AS output
+), grown AS (
+    UPDATE v2_runs r
+    SET stored_bytes = r.stored_bytes + s.bytes, last_activity_at = NOW()
+    FROM (
+        SELECT COALESCE(pg_column_size(doc.input), 0) + COALESCE(pg_column_size(doc.output), 0)
+             + COALESCE(octet_length(%(prompt)s::text), 0)
+             + COALESCE(octet_length(%(error)s::text), 0) AS bytes
+        FROM doc
+    ) s
+    WHERE r.id = %(run_id)s AND r.stored_bytes + s.bytes <= %(max_run_bytes)s
+    RETURNING r.id
+)
 INSERT INTO v2_pipeline_logs
     (run_id, event_type, stage, step_name, prompt_key, prompt, input, output, model, tokens_in,
      tokens_out, duration_ms, status, error)
-VALUES
-    (%(run_id)s, 'step', %(stage)s, %(step_name)s, %(prompt_key)s, %(prompt)s, %(input)s,
-     %(output)s, %(model)s, %(tokens_in)s, %(tokens_out)s, %(duration_ms)s, %(status)s, %(error)s)
+SELECT grown.id, 'step', %(stage)s, %(step_name)s, %(prompt_key)s, %(prompt)s, doc.input,
+       doc.output, %(model)s, %(tokens_in)s, %(tokens_out)s, %(duration_ms)s, %(status)s,
+       %(error)s
+FROM grown, doc
 RETURNING id AS log_id, run_id, stage, step_name, created_at;
 
 -- name: v2_insert_contacts
 -- One statement for the whole list; ids come from the caller so it can return them in order.
+-- No row when the contacts would take the run past its size budget.
+WITH doc AS (
+    SELECT %(contacts)s::jsonb AS contacts
+), grown AS (
+    UPDATE v2_runs r
+    SET stored_bytes = r.stored_bytes + pg_column_size(doc.contacts), last_activity_at = NOW()
+    FROM doc
+    WHERE r.id = %(run_id)s AND r.stored_bytes + pg_column_size(doc.contacts) <= %(max_run_bytes)s
+    RETURNING r.id
+)
 INSERT INTO v2_contacts (id, run_id, full_name, title, email, linkedin_url, data)
-SELECT c.id, %(run_id)s, c.full_name, c.title, c.email, c.linkedin_url,
-       COALESCE(c.data, '{}'::jsonb)
-FROM jsonb_to_recordset(%(contacts)s::jsonb)
-    AS c(id uuid, full_name text, title text, email text, linkedin_url text, data jsonb);
+SELECT c.id, grown.id, c.full_name, c.title, c.email, c.linkedin_url, COALESCE(c.data, '{}'::jsonb)
+FROM grown, doc,
+     jsonb_to_recordset(doc.contacts)
+        AS c(id uuid, full_name text, title text, email text, linkedin_url text, data jsonb)
+RETURNING id;
+
+-- name: v2_end_run
+UPDATE v2_runs
+SET status = %(status)s, end_reason = %(reason)s, completed_at = NOW(), last_activity_at = NOW()
+WHERE id = %(run_id)s
+RETURNING id AS run_id, status, end_reason AS reason, completed_at AS ended_at;
 
 -- name: v2_get_run
 SELECT r.id, r.client_id, c.slug AS client_slug, r.target_company, r.target_domain, r.status,
-       r.current_stage, r.input, r.started_at, r.completed_at, r.published_at,
+       r.end_reason, r.current_stage, r.input, r.started_at, r.completed_at, r.published_at,
+       r.last_activity_at, r.stored_bytes,
+       r.status = 'running' AND r.last_activity_at < NOW() - %(stale_after)s::interval AS stale,
        d.id AS dossier_id
 FROM v2_runs r
 JOIN v2_clients c ON c.id = r.client_id
 LEFT JOIN dossiers d ON d.run_id = r.id
 WHERE r.id = %(run_id)s;
 
+-- name: v2_list_runs
+-- Newest activity first; `stale`: running and idle past the stale time.
+SELECT r.id, r.client_id, c.slug AS client_slug, r.target_company, r.target_domain, r.status,
+       r.end_reason, r.current_stage, r.started_at, r.completed_at, r.published_at,
+       r.last_activity_at, r.stored_bytes,
+       r.status = 'running' AND r.last_activity_at < NOW() - %(stale_after)s::interval AS stale
+FROM v2_runs r
+JOIN v2_clients c ON c.id = r.client_id
+WHERE (%(client_slug)s::text IS NULL OR c.slug = %(client_slug)s::text)
+  AND (%(status)s::text IS NULL OR r.status = %(status)s::text)
+  AND (%(stale)s::boolean IS NULL
+       OR %(stale)s::boolean = (r.status = 'running'
+                                AND r.last_activity_at < NOW() - %(stale_after)s::interval))
+ORDER BY r.last_activity_at DESC, r.id
+LIMIT %(limit)s;
+
 -- name: v2_run_logs
-SELECT id, event_type, stage, step_name, prompt_key, prompt, input, output, model, tokens_in,
-       tokens_out, duration_ms, status, error, created_at
+-- `outputs` false leaves out the heavy columns (prompt, input, output) for a light read.
+SELECT id, event_type, stage, step_name, prompt_key,
+       CASE WHEN %(outputs)s THEN prompt END AS prompt,
+       CASE WHEN %(outputs)s THEN input END AS input,
+       CASE WHEN %(outputs)s THEN output END AS output,
+       model, tokens_in, tokens_out, duration_ms, status, error, created_at
 FROM v2_pipeline_logs WHERE run_id = %(run_id)s ORDER BY id;
 
 -- name: v2_run_contacts
-SELECT id, full_name, title, email, linkedin_url, data, created_at
+SELECT id, full_name, title, email, linkedin_url,
+       CASE WHEN %(outputs)s THEN data ELSE '{}'::jsonb END AS data, created_at
 FROM v2_contacts WHERE run_id = %(run_id)s ORDER BY created_at, id;
 
--- name: v2_stage_states
-SELECT stage,
-       bool_or(event_type = 'stage_start') AS started,
-       bool_or(event_type = 'stage_complete') AS completed
-FROM v2_pipeline_logs
-WHERE run_id = %(run_id)s AND event_type IN ('stage_start', 'stage_complete')
-GROUP BY stage ORDER BY min(id);
-
--- name: v2_section_sources
--- Each defined section with the latest successful step named like it (NULLs when none).
-SELECT d.section_key, d.title, d.position, s.id AS log_id, s.output
-FROM v2_section_definitions d
-LEFT JOIN LATERAL (
-    SELECT l.id, l.output FROM v2_pipeline_logs l
-    WHERE l.run_id = %(run_id)s AND l.event_type = 'step' AND l.step_name = d.section_key
-      AND l.status = 'success' AND l.output IS NOT NULL
-    ORDER BY l.id DESC LIMIT 1
-) s ON TRUE
-ORDER BY d.position, d.section_key;
-
--- name: v2_stage_outputs
-SELECT stage, id AS log_id, output FROM v2_pipeline_logs
-WHERE run_id = %(run_id)s AND event_type = 'stage_complete' ORDER BY id;
-
--- name: v2_upsert_dossier_batch
--- DO UPDATE (a no-op) rather than DO NOTHING so the existing row's id is returned too.
-INSERT INTO dossier_batches (client_id, name) VALUES (%(client_id)s, %(name)s)
-ON CONFLICT (client_id, name) DO UPDATE SET name = EXCLUDED.name
-RETURNING id;
-
--- name: v2_insert_dossier
--- No row when the run already has its dossier (dossiers.run_id is UNIQUE).
-INSERT INTO dossiers (run_id, client_id, dossier_batch_id, target_company, target_domain, sections)
-SELECT r.id, r.client_id, %(dossier_batch_id)s, r.target_company, r.target_domain, %(sections)s
-FROM v2_runs r WHERE r.id = %(run_id)s
-ON CONFLICT (run_id) DO NOTHING
-RETURNING id, run_id, dossier_batch_id, sections, published_at;
-
--- name: v2_find_dossier
-SELECT id, run_id, dossier_batch_id, sections, published_at FROM dossiers
-WHERE run_id = %(run_id)s;
-
--- name: v2_publish_contacts
--- Each run contact is published once (contacts.source_contact_id is UNIQUE).
-INSERT INTO contacts (dossier_id, source_contact_id, full_name, title, email, linkedin_url, data)
-SELECT %(dossier_id)s, c.id, c.full_name, c.title, c.email, c.linkedin_url, c.data
-FROM v2_contacts c WHERE c.run_id = %(run_id)s
-ORDER BY c.created_at, c.id
-ON CONFLICT (source_contact_id) DO NOTHING;
-
--- name: v2_mark_published
-UPDATE v2_runs
-SET status = 'published', published_at = NOW(), completed_at = COALESCE(completed_at, NOW())
-WHERE id = %(run_id)s;
-
--- name: v2_dossier_contact_count
-SELECT count(*) AS n FROM contacts WHERE dossier_id = %(dossier_id)s;
+-- name: v2_run_end
+SELECT id AS run_id, status, end_reason AS reason, completed_at AS ended_at
+FROM v2_runs WHERE id = %(run_id)s;

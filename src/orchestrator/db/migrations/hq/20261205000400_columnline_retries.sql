@@ -1,0 +1,57 @@
+-- HQ database. The V2 dossier API under Make.com's retries: writes safe to repeat, runs that end,
+-- a size budget per run, and section definitions per client.
+
+-- Idempotency-Key: the first answer to a keyed write, kept so that the same key and body answer
+-- it again. Scoped per route and run (NULL for the routes outside a run); the claim row is
+-- written in the same transaction as the write, so a refused write leaves no key behind and a
+-- retry that arrives while the first is still running waits for it on the unique index.
+CREATE TABLE v2_idempotency_keys (
+    route TEXT NOT NULL,
+    run_id UUID,
+    key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    status_code INTEGER,
+    response BYTEA,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+    expires_at TIMESTAMPTZ NOT NULL,
+    CONSTRAINT uq_v2_idempotency_keys UNIQUE NULLS NOT DISTINCT (route, run_id, key)
+);
+CREATE INDEX idx_v2_idempotency_keys_expiry ON v2_idempotency_keys(expires_at);
+
+-- A run ends as failed (with its reason) or completed without publishing. stored_bytes counts
+-- what its logs and contacts hold (JSONB sizes, text lengths), so no write can take a run past
+-- what one dossier document can hold; last_activity_at is the time of its latest write, which
+-- tells a stale run (the scenario stopped without ending it).
+ALTER TABLE v2_runs
+    ADD COLUMN end_reason TEXT,
+    ADD COLUMN stored_bytes BIGINT NOT NULL DEFAULT 0,
+    ADD COLUMN last_activity_at TIMESTAMPTZ;
+
+UPDATE v2_runs r SET
+    stored_bytes = COALESCE((
+        SELECT sum(COALESCE(pg_column_size(l.input), 0) + COALESCE(pg_column_size(l.output), 0)
+                   + COALESCE(octet_length(l.prompt), 0) + COALESCE(octet_length(l.error), 0))
+        FROM v2_pipeline_logs l WHERE l.run_id = r.id), 0)
+      + COALESCE((SELECT sum(pg_column_size(c.data)) FROM v2_contacts c WHERE c.run_id = r.id), 0),
+    last_activity_at = GREATEST(
+        r.started_at,
+        (SELECT max(l.created_at) FROM v2_pipeline_logs l WHERE l.run_id = r.id),
+        (SELECT max(c.created_at) FROM v2_contacts c WHERE c.run_id = r.id));
+
+ALTER TABLE v2_runs ALTER COLUMN last_activity_at SET DEFAULT NOW();
+ALTER TABLE v2_runs ALTER COLUMN last_activity_at SET NOT NULL;
+CREATE INDEX idx_v2_runs_activity ON v2_runs(status, last_activity_at);
+
+-- Section definitions: a shared default set (client_id NULL) plus each client's own, which
+-- replace a default of the same key (or leave it out, included = false). A definition names the
+-- stage whose steps fill it. The definitions made before had no stage: the documented flow
+-- writes sections in the `sections` stage, so that is theirs (PUT again to change it).
+ALTER TABLE v2_section_definitions
+    ADD COLUMN client_id UUID REFERENCES v2_clients(id) ON DELETE CASCADE,
+    ADD COLUMN stage TEXT NOT NULL DEFAULT 'sections',
+    ADD COLUMN included BOOLEAN NOT NULL DEFAULT TRUE,
+    ADD COLUMN updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW();
+ALTER TABLE v2_section_definitions ALTER COLUMN stage DROP DEFAULT;
+ALTER TABLE v2_section_definitions DROP CONSTRAINT v2_section_definitions_section_key_key;
+ALTER TABLE v2_section_definitions
+    ADD CONSTRAINT uq_v2_section_definitions UNIQUE NULLS NOT DISTINCT (client_id, section_key);

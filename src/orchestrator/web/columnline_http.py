@@ -162,7 +162,8 @@ async def _read_limited(request: Request) -> bytes:
 
 def _parse(raw: bytes) -> Any:
     try:
-        parsed = json.loads(raw)
+        # JSON is UTF-8 (RFC 8259): no guessing at UTF-16 from the first bytes.
+        parsed = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise AnsweredEarlyError(
             error_response(400, "body_not_utf8", "the body is not UTF-8 text: send JSON in UTF-8")

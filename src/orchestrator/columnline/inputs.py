@@ -68,7 +68,9 @@ class RequestModel(BaseModel):
             prop = properties.get(name)
             if prop is None or field.is_required() or not _typed(prop):
                 continue
-            kept = {k: prop.pop(k) for k in ("title", "description", "default") if k in prop}
+            kept: dict[str, Any] = {
+                k: prop.pop(k) for k in ("title", "description", "default") if k in prop
+            }
             properties[name] = {"anyOf": [prop, *_BLANK], **kept}
         return schema
 

@@ -7,15 +7,17 @@ change something, which honours the Idempotency-Key header). See docs/columnline
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any, get_args
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
-from pydantic import AfterValidator, BeforeValidator, StringConstraints, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, StringConstraints, WithJsonSchema
 
 from orchestrator.columnline import config, inputs, outputs, publish, runs
 from orchestrator.columnline.fields import KEY_MAX_LENGTH, KEY_PATTERN, RunStatus, blank, check_text
+from orchestrator.db.pool import Conn
 from orchestrator.web.auth import require_api_key, runtime_of
 from orchestrator.web.columnline_http import ColumnlineRoute, read, write
 
@@ -304,77 +306,68 @@ def _add_run_routes(router: APIRouter) -> None:
         )
 
 
+def _add_run_write(
+    router: APIRouter,
+    path: str,
+    work: Callable[[Conn, Any], BaseModel],
+    body_type: type[BaseModel],
+    response_model: type[BaseModel],
+    description: str,
+) -> None:
+    """A POST that writes to the run its body names: 201 with what `work` answers."""
+
+    def route(request: Request, body: Any) -> Response:
+        return write(
+            request, body, lambda conn: work(conn, body), status_code=201, run_id=body.run_id
+        )
+
+    # FastAPI reads the body's model from the annotations.
+    route.__annotations__ = {"request": Request, "body": body_type, "return": Response}
+    route.__name__ = work.__name__
+    router.post(
+        path,
+        status_code=201,
+        response_model=response_model,
+        responses=_errors(404, 409, *_WRITE_ERRORS),
+        dependencies=KEYED,
+        description=description,
+    )(route)
+
+
 def _add_stage_routes(router: APIRouter) -> None:
-    run_errors = _errors(404, 409, *_WRITE_ERRORS)
-
-    @router.post(
+    _add_run_write(
+        router,
         "/stages/start",
-        status_code=201,
-        response_model=outputs.StageEvent,
-        responses=run_errors,
-        dependencies=KEYED,
+        runs.start_stage,
+        inputs.StageStart,
+        outputs.StageEvent,
+        "Mark a stage as started; sent again, it answers the first start.",
     )
-    def start_stage(request: Request, body: inputs.StageStart) -> Response:
-        """Mark a stage as started; sent again, it answers the first start."""
-        return write(
-            request,
-            body,
-            lambda conn: runs.start_stage(conn, body),
-            status_code=201,
-            run_id=body.run_id,
-        )
-
-    @router.post(
+    _add_run_write(
+        router,
         "/stages/complete",
-        status_code=201,
-        response_model=outputs.StageEvent,
-        responses=run_errors,
-        dependencies=KEYED,
+        runs.complete_stage,
+        inputs.StageComplete,
+        outputs.StageEvent,
+        "Mark a started stage as completed with its consolidated output; sent again with the"
+        " same output, it answers the first completion.",
     )
-    def complete_stage(request: Request, body: inputs.StageComplete) -> Response:
-        """Mark a started stage as completed with its consolidated output; sent again with the
-        same output, it answers the first completion."""
-        return write(
-            request,
-            body,
-            lambda conn: runs.complete_stage(conn, body),
-            status_code=201,
-            run_id=body.run_id,
-        )
-
-    @router.post(
+    _add_run_write(
+        router,
         "/steps",
-        status_code=201,
-        response_model=outputs.StepLogged,
-        responses=run_errors,
-        dependencies=KEYED,
+        runs.log_step,
+        inputs.StepLog,
+        outputs.StepLogged,
+        "Log one LLM step (prompt, input, output, model, tokens, duration, status).",
     )
-    def log_step(request: Request, body: inputs.StepLog) -> Response:
-        """Log one LLM step (prompt, input, output, model, tokens, duration, status)."""
-        return write(
-            request,
-            body,
-            lambda conn: runs.log_step(conn, body),
-            status_code=201,
-            run_id=body.run_id,
-        )
-
-    @router.post(
+    _add_run_write(
+        router,
         "/contacts",
-        status_code=201,
-        response_model=outputs.ContactsAdded,
-        responses=run_errors,
-        dependencies=KEYED,
+        runs.add_contacts,
+        inputs.ContactsIn,
+        outputs.ContactsAdded,
+        "Add enriched contacts to a run.",
     )
-    def add_contacts(request: Request, body: inputs.ContactsIn) -> Response:
-        """Add enriched contacts to a run."""
-        return write(
-            request,
-            body,
-            lambda conn: runs.add_contacts(conn, body),
-            status_code=201,
-            run_id=body.run_id,
-        )
 
     @router.post(
         "/publish",

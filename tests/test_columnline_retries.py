@@ -562,7 +562,16 @@ def test_a_run_stops_taking_writes_before_it_could_not_be_published(
 # --- one rule for empty values --------------------------------------------------------------
 
 
-VOLATILE = {"id", "log_id", "created_at", "updated_at", "started_at", "run_id", "last_activity_at"}
+VOLATILE = {
+    "id",
+    "seq",
+    "log_id",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "run_id",
+    "last_activity_at",
+}
 
 
 def _stable(row: dict[str, Any]) -> dict[str, Any]:

@@ -67,6 +67,7 @@ HQ_TABLES = {
     "v2_runs",
     "v2_pipeline_logs",
     "v2_contacts",
+    "v2_idempotency_keys",
     "dossiers",
     "contacts",
     "dossier_batches",

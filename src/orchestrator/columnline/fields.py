@@ -56,31 +56,74 @@ def _text_problem(value: str) -> str | None:
     return None
 
 
+def _value_problem(value: Any) -> str | None:
+    """What makes a scalar unstorable; None for the fine ones (and for containers)."""
+    kind = type(value)
+    if kind is str:
+        return _text_problem(value)
+    if kind is float and not math.isfinite(value):
+        return NOT_FINITE
+    return None
+
+
+NOT_FINITE = (
+    "not a number Postgres can store: NaN, Infinity and numbers out of range (past 1.8e308)"
+    " are not valid JSON numbers"
+)
+_PLAIN = frozenset({int, bool, type(None)})
+_NUMBERS = frozenset({int, bool, float})
+
+
+def _fine_at_once(values: list[Any]) -> bool:
+    """Whether a list of scalars of one family is fine, checked at C speed: long arrays of
+    numbers or strings are what large LLM outputs are made of. False means "look closer"."""
+    kinds = set(map(type, values))
+    if kinds <= _PLAIN:
+        return True
+    if kinds <= _NUMBERS:
+        return all(map(math.isfinite, values))
+    if kinds == {str}:
+        return _text_problem("".join(values)) is None
+    return False
+
+
 def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH) -> tuple[Loc, str] | None:
     """Where `value` is unstorable as JSONB and why; None when it is fine.
 
-    `max_depth` counts `value` itself as level 1. Iterative on purpose: a deeply nested document
-    must not blow the Python stack.
+    `max_depth` counts `value` itself as level 1. Iterative on purpose (a deeply nested document
+    must not blow the Python stack), and cheap per value: only containers are stacked, with the
+    index of their parent's path, so a list of millions of numbers costs one pass and no tuples.
     """
-    stack: list[tuple[Any, Loc, int]] = [(value, (), 1)]
+    if (problem := _value_problem(value)) is not None:
+        return (), problem
+    paths: list[tuple[int, str | int]] = [(-1, "")]  # (parent path, key) of each container
+    stack: list[tuple[Any, int, int]] = [(value, 0, 1)]  # (container, its path, depth)
     while stack:
-        item, loc, depth = stack.pop()
-        if isinstance(item, str):
-            if (problem := _text_problem(item)) is not None:
-                return loc, problem
-        elif isinstance(item, float) and not math.isfinite(item):
-            return loc, "NaN and Infinity are not valid JSON numbers"
-        elif isinstance(item, dict | list):
-            if depth > max_depth:
-                return loc, f"nested deeper than {max_depth} levels"
-            if isinstance(item, list):
-                stack.extend((child, (*loc, i), depth + 1) for i, child in enumerate(item))
-                continue
-            for key, child in item.items():
-                if (problem := _text_problem(str(key))) is not None:
-                    return loc, f"key {problem}"
-                stack.append((child, (*loc, str(key)), depth + 1))
+        item, path, depth = stack.pop()
+        if not isinstance(item, dict | list):
+            continue
+        if depth > max_depth:
+            return _loc(paths, path), f"nested deeper than {max_depth} levels"
+        if isinstance(item, list) and _fine_at_once(item):
+            continue
+        pairs = item.items() if isinstance(item, dict) else enumerate(item)
+        for key, child in pairs:
+            if type(key) is str and (problem := _text_problem(key)) is not None:
+                return _loc(paths, path), f"key {problem}"
+            if isinstance(child, dict | list):
+                paths.append((path, key))
+                stack.append((child, len(paths) - 1, depth + 1))
+            elif (problem := _value_problem(child)) is not None:
+                return (*_loc(paths, path), key), problem
     return None
+
+
+def _loc(paths: list[tuple[int, str | int]], path: int) -> Loc:
+    keys: list[str | int] = []
+    while path > 0:
+        path, key = paths[path]
+        keys.append(key)
+    return tuple(reversed(keys))
 
 
 def json_path(loc: Loc) -> str:
@@ -95,10 +138,18 @@ def check_json(value: Any) -> Any:
     return value
 
 
-def _not_a_boolean(value: Any) -> Any:
-    # Python counts True as 1; a counter sent as `true` is a mapping mistake, not a count.
+def _a_count(value: Any) -> Any:
+    """A whole number: a JSON number (120, or 120.0), or digits in a string ("120").
+
+    Python counts True as 1 and reads "1_000" as 1000: a counter sent as either is a mapping
+    mistake, not a count.
+    """
     if isinstance(value, bool):
         raise ValueError("a boolean is not a number")
+    if isinstance(value, str):
+        if not value.strip().isdigit() or not value.strip().isascii():
+            raise ValueError("must be a whole number, as a number or as digits in a string")
+        return int(value.strip())
     return value
 
 
@@ -123,7 +174,7 @@ StageName = Annotated[
     AfterValidator(check_text),
     Field(description="Pipeline stage, e.g. `research`, `claims`, `sections`."),
 ]
-Int32 = Annotated[int, BeforeValidator(_not_a_boolean), Field(ge=0, le=INT32_MAX)]
+Int32 = Annotated[int, BeforeValidator(_a_count), Field(ge=0, le=INT32_MAX)]
 Flag = Annotated[bool, BeforeValidator(_a_boolean)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(check_json)]
 JsonValue = Annotated[Any, AfterValidator(check_json)]

@@ -15,7 +15,6 @@ from pydantic import (
     GetJsonSchemaHandler,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
@@ -291,7 +290,9 @@ class RunEnd(RequestModel):
     run_id: UUID
     status: EndStatus
     reason: LongText | None = Field(
-        default=None, description="Why the run ended; required when `status` is `failed`."
+        default=None,
+        validate_default=True,
+        description="Why the run ended; required when `status` is `failed`.",
     )
 
     model_config = ConfigDict(
@@ -306,13 +307,14 @@ class RunEnd(RequestModel):
         }
     )
 
-    @model_validator(mode="after")
-    def _failed_says_why(self) -> RunEnd:
-        if self.status == "failed" and self.reason is None:
+    @field_validator("reason", mode="after")
+    @classmethod
+    def _failed_says_why(cls, reason: str | None, info: ValidationInfo) -> str | None:
+        if reason is None and info.data.get("status") == "failed":
             raise PydanticCustomError(
                 "missing", "reason is required to end a run as failed: say what went wrong"
             )
-        return self
+        return reason
 
 
 # --- publish -------------------------------------------------------------------------------

@@ -58,6 +58,13 @@ def lock_run(conn: Conn, run_id: UUID) -> DictRow:
     return row
 
 
+def preview(text: str | None, length: int = 200) -> str | None:
+    """The start of a long text, for a message (an end reason may be a whole error page)."""
+    if text is None or len(text) <= length:
+        return text
+    return f"{text[:length]}... ({len(text):,} characters)"
+
+
 def ended(run: DictRow) -> ConflictError | None:
     """Why the locked run takes no more writes; None while it is running."""
     run_id, status = run["id"], run["status"]
@@ -66,11 +73,12 @@ def ended(run: DictRow) -> ConflictError | None:
             "run_published", f"run {run_id} is published: it takes no more writes", run_id=run_id
         )
     if status == "failed":
+        reason = preview(run["end_reason"])
         return ConflictError(
             "run_failed",
-            f"run {run_id} was ended as failed ({run['end_reason']}): it takes no more writes",
+            f"run {run_id} was ended as failed ({reason}): it takes no more writes",
             run_id=run_id,
-            reason=run["end_reason"],
+            reason=reason,
         )
     if status == "completed":
         return ConflictError(

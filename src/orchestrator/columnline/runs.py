@@ -47,6 +47,7 @@ from orchestrator.columnline.rows import (
     no_client,
     no_run,
     one,
+    preview,
     returned,
 )
 from orchestrator.db.pool import Conn
@@ -180,7 +181,7 @@ def end_run(conn: Conn, body: RunEnd) -> RunEnded:
         raise ConflictError(
             "run_ended" if run["status"] != "published" else "run_published",
             f"run {body.run_id} is already {run['status']}"
-            + (f" ({run['end_reason']})" if run["end_reason"] else "")
+            + (f" ({preview(run['end_reason'])})" if run["end_reason"] else "")
             + f": it cannot be ended as {body.status}",
             run_id=body.run_id,
             status=run["status"],
@@ -192,10 +193,10 @@ def end_run(conn: Conn, body: RunEnd) -> RunEnded:
 def get_run(conn: Conn, run_id: UUID, *, stale_after: timedelta, outputs: bool) -> RunDetail:
     """The run with its logs and contacts; `outputs=False` leaves out prompts, inputs, outputs
     and contact data, for a light read of a large run."""
-    row = one(conn, "v2_get_run", {"run_id": run_id, "stale_after": stale_after})
+    params = {"run_id": run_id, "outputs": outputs}
+    row = one(conn, "v2_get_run", {**params, "stale_after": stale_after})
     if row is None:
         raise no_run(run_id)
-    params = {"run_id": run_id, "outputs": outputs}
     return RunDetail(
         **row,
         outputs_included=outputs,

@@ -23,6 +23,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope
 
 from orchestrator.columnline import errors, idempotency
@@ -32,6 +34,8 @@ from orchestrator.web.auth import require_api_key, runtime_of
 
 # How much of a rejected input a 422 echoes back.
 MAX_ECHO_DEPTH = 8
+MAX_ECHO_ITEMS = 20
+MAX_ECHO_CHARS = 200
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 P = ParamSpec("P")
@@ -70,14 +74,26 @@ class AnsweredEarlyError(Exception):
 
 
 def _printable(value: Any, depth: int = 0) -> Any:
-    """`value` made safe to render as UTF-8 JSON (strings, finite numbers, bounded depth)."""
+    """`value` made safe to render as UTF-8 JSON (strings, finite numbers), and short: bounded
+    depth, items and characters, so a refusal never echoes a 10 MB body back."""
     if depth > MAX_ECHO_DEPTH:
         return "..."
     if isinstance(value, dict):
-        return {str(_printable(k, depth)): _printable(v, depth + 1) for k, v in value.items()}
+        items = list(value.items())
+        shown = {
+            str(_printable(k, depth)): _printable(v, depth + 1) for k, v in items[:MAX_ECHO_ITEMS]
+        }
+        if len(items) > MAX_ECHO_ITEMS:
+            shown["..."] = f"{len(items) - MAX_ECHO_ITEMS} more keys"
+        return shown
     if isinstance(value, list | tuple):
-        return [_printable(v, depth + 1) for v in value]
+        listed = [_printable(v, depth + 1) for v in value[:MAX_ECHO_ITEMS]]
+        return listed + (
+            [f"... {len(value) - MAX_ECHO_ITEMS} more"] if len(value) > MAX_ECHO_ITEMS else []
+        )
     if isinstance(value, str):
+        if len(value) > MAX_ECHO_CHARS:
+            value = f"{value[:MAX_ECHO_CHARS]}... ({len(value):,} characters)"
         return value.encode("utf-8", "backslashreplace").decode("utf-8")
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
@@ -114,6 +130,16 @@ def _is_json(content_type: str) -> bool:
 
 
 def _check_content_type(request: Request) -> None:
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise AnsweredEarlyError(
+            error_response(
+                415,
+                "unsupported_media_type",
+                f"the Content-Encoding header is {encoding!r}: send the body uncompressed",
+                content_encoding=encoding,
+            )
+        )
     content_type = request.headers.get("content-type")
     has_body = request.headers.get("content-length", "0") != "0" or (
         "transfer-encoding" in request.headers
@@ -160,10 +186,29 @@ async def _read_limited(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+class _BodyProblemError(ValueError):
+    """What the JSON parser's hooks refuse: the message says what, for the 422."""
+
+
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Python keeps the last of two equal keys; the caller meant one of them, we cannot tell which.
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        keys = [key for key, _ in pairs]
+        repeated = next(key for key in keys if keys.count(key) > 1)
+        raise _BodyProblemError(f"the key {repeated[:100]!r} appears twice in one object")
+    return found
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text, object_pairs_hook=_no_repeated_keys)
+
+
 def _parse(raw: bytes) -> Any:
+    """The body as JSON, checked for what cannot be stored; refusals name where."""
     try:
         # JSON is UTF-8 (RFC 8259): no guessing at UTF-16 from the first bytes.
-        parsed = json.loads(raw.decode("utf-8"))
+        parsed = _loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise AnsweredEarlyError(
             error_response(400, "body_not_utf8", "the body is not UTF-8 text: send JSON in UTF-8")
@@ -175,6 +220,12 @@ def _parse(raw: bytes) -> Any:
     except RecursionError:
         message = f"nested deeper than {MAX_JSON_DEPTH} levels"
         raise AnsweredEarlyError(_field_errors(((), message, "json_too_deep"))) from None
+    except _BodyProblemError as exc:
+        raise AnsweredEarlyError(_field_errors(((), str(exc), "value_error"))) from None
+    except ValueError:
+        # Python refuses to read integers of more than 4,300 digits (sys.int_info).
+        message = "a number in the body has more than 4,300 digits"
+        raise AnsweredEarlyError(_field_errors(((), message, "value_error"))) from None
     problem = json_problem(parsed, MAX_JSON_DEPTH)
     if problem is not None:
         loc, message = problem
@@ -185,7 +236,9 @@ def _parse(raw: bytes) -> Any:
 async def _read_body(request: Request) -> Request:
     _check_content_type(request)
     raw = await _read_limited(request)
-    parsed = _parse(raw) if raw else None
+    # A large body takes a while to parse and check: in a worker thread, so the requests
+    # beside it are not held up.
+    parsed = await run_in_threadpool(_parse, raw) if raw else None
     return ReadRequest(request.scope, request.receive, raw, parsed)
 
 
@@ -216,6 +269,9 @@ class ColumnlineRoute(APIRoute):
                 return await handler(request)
             except AnsweredEarlyError as refused:
                 return refused.response
+            except ClientDisconnect:
+                # The caller hung up mid-body (a Make timeout): nobody reads an answer.
+                return Response(status_code=400)
             except RequestValidationError as exc:
                 return JSONResponse({"detail": _printable(exc.errors())}, status_code=422)
 

@@ -13,7 +13,14 @@ from typing import Annotated, Any, get_args
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
-from pydantic import AfterValidator, BaseModel, BeforeValidator, StringConstraints, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 from orchestrator.columnline import config, inputs, outputs, publish, runs
 from orchestrator.columnline.fields import KEY_MAX_LENGTH, KEY_PATTERN, RunStatus, blank, check_text
@@ -53,8 +60,22 @@ def _or_blank(schema: dict[str, Any]) -> WithJsonSchema:
     return WithJsonSchema({"anyOf": [schema, {"type": "string", "pattern": r"^\s*$"}]})
 
 
-def _stage_or_none(value: str | None) -> str | None:
+def _text_or_none(value: str | None) -> str | None:
     return None if blank(value) else check_text(str(value))
+
+
+def _flag_or_none(value: Any) -> Any:
+    # The body's rule for flags: true or false, nothing Python would also read as one.
+    if blank(value):
+        return None
+    if str(value).strip().lower() not in ("true", "false"):
+        raise ValueError("must be true or false")
+    return str(value).strip().lower() == "true"
+
+
+QueryFlag = Annotated[
+    bool | None, BeforeValidator(_flag_or_none), _or_blank({"type": "boolean"}), Query()
+]
 
 
 Slug = Annotated[str, _key_in_path("acme")]
@@ -63,7 +84,7 @@ SectionKey = Annotated[str, _key_in_path("overview")]
 RunId = Annotated[UUID, Path(description="Id returned by POST /runs.")]
 StageFilter = Annotated[
     Annotated[str, StringConstraints(max_length=KEY_MAX_LENGTH)] | None,
-    AfterValidator(_stage_or_none),
+    AfterValidator(_text_or_none),
     Query(description="Only this stage's prompts; blank: all."),
 ]
 
@@ -245,7 +266,11 @@ def _add_run_routes(router: APIRouter) -> None:
     @router.get("/runs", response_model=list[outputs.RunSummary])
     def list_runs(
         request: Request,
-        client_slug: Annotated[str | None, BeforeValidator(_none_if_blank), Query()] = None,
+        client_slug: Annotated[
+            Annotated[str, StringConstraints(max_length=KEY_MAX_LENGTH)] | None,
+            AfterValidator(_text_or_none),
+            Query(),
+        ] = None,
         status: Annotated[
             RunStatus | None,
             BeforeValidator(_none_if_blank),
@@ -253,12 +278,14 @@ def _add_run_routes(router: APIRouter) -> None:
             Query(),
         ] = None,
         stale: Annotated[
-            bool | None,
-            BeforeValidator(_none_if_blank),
-            _or_blank({"type": "boolean"}),
-            Query(description="true: only running runs idle past the stale time."),
+            QueryFlag, Query(description="true: only running runs idle past the stale time.")
         ] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        limit: Annotated[
+            Annotated[int, Field(ge=1, le=1000)] | None,
+            BeforeValidator(_none_if_blank),
+            _or_blank({"type": "integer", "minimum": 1, "maximum": 1000}),
+            Query(description="At most this many runs (default 100)."),
+        ] = None,
     ) -> list[outputs.RunSummary]:
         """Runs, latest activity first, without their logs."""
         return read(
@@ -268,7 +295,7 @@ def _add_run_routes(router: APIRouter) -> None:
             client_slug=client_slug,
             status=status,
             stale=stale,
-            limit=limit,
+            limit=limit or 100,
         )
 
     @router.get("/runs/{run_id}", response_model=outputs.RunDetail, responses=_errors(404))
@@ -276,16 +303,18 @@ def _add_run_routes(router: APIRouter) -> None:
         request: Request,
         run_id: RunId,
         outputs_: Annotated[
-            bool,
+            QueryFlag,
             Query(
                 alias="outputs",
-                description="false: leave out prompts, inputs, outputs and contact data.",
+                description="false: leave out prompts, inputs, outputs and contact data, and"
+                " show the start of each error.",
             ),
-        ] = True,
+        ] = None,
     ) -> outputs.RunDetail:
         """A run with its logs (steps and stage events, in order) and contacts."""
+        with_outputs = outputs_ is not False
         return read(
-            request, runs.get_run, run_id, stale_after=_stale_after(request), outputs=outputs_
+            request, runs.get_run, run_id, stale_after=_stale_after(request), outputs=with_outputs
         )
 
     @router.post(

@@ -101,16 +101,17 @@ WHERE run_id = %(run_id)s AND stage = %(stage)s AND event_type = %(event_type)s;
 -- No row when the event would take the run past its size budget. A stage start also makes the
 -- stage the run's current one.
 WITH doc AS (
-    SELECT %(output)s::jsonb AS output
+    SELECT %(output)s::jsonb AS output,
+           COALESCE(pg_column_size(%(output)s::jsonb), 0) + octet_length(%(stage)s::text)
+           + 128 AS bytes
 ), grown AS (
     UPDATE v2_runs r
-    SET stored_bytes = r.stored_bytes + COALESCE(pg_column_size(doc.output), 0),
+    SET stored_bytes = r.stored_bytes + doc.bytes,
         last_activity_at = NOW(),
         current_stage = CASE WHEN %(event_type)s = 'stage_start' THEN %(stage)s
                              ELSE r.current_stage END
     FROM doc
-    WHERE r.id = %(run_id)s
-      AND r.stored_bytes + COALESCE(pg_column_size(doc.output), 0) <= %(max_run_bytes)s
+    WHERE r.id = %(run_id)s AND r.stored_bytes + doc.bytes <= %(max_run_bytes)s
     RETURNING r.id
 )
 INSERT INTO v2_pipeline_logs (run_id, event_type, stage, output)
@@ -124,8 +125,9 @@ SELECT EXISTS (
 ) AS started;
 
 -- name: v2_insert_step
--- No row when the step would take the run past its size budget: JSONB sizes as Postgres holds
--- them in memory (uncompressed), which is what a dossier document is built from.
+-- No row when the step would take the run past its size budget: every value it holds, JSONB
+-- sizes as Postgres holds them in memory (uncompressed, which is what a dossier document is
+-- built from), and 128 bytes for the row itself.
 WITH doc AS (
     SELECT %(input)s::jsonb AS input, %(output)s::jsonb AS output
 ), grown AS (
@@ -133,8 +135,9 @@ WITH doc AS (
     SET stored_bytes = r.stored_bytes + s.bytes, last_activity_at = NOW()
     FROM (
         SELECT COALESCE(pg_column_size(doc.input), 0) + COALESCE(pg_column_size(doc.output), 0)
-             + COALESCE(octet_length(%(prompt)s::text), 0)
-             + COALESCE(octet_length(%(error)s::text), 0) AS bytes
+             + octet_length(concat(%(stage)s::text, %(step_name)s::text, %(prompt_key)s::text,
+                                   %(prompt)s::text, %(model)s::text, %(error)s::text))
+             + 128 AS bytes  -- what a row holds besides its values
         FROM doc
     ) s
     WHERE r.id = %(run_id)s AND r.stored_bytes + s.bytes <= %(max_run_bytes)s
@@ -152,20 +155,22 @@ RETURNING id AS log_id, run_id, stage, step_name, created_at;
 -- name: v2_insert_contacts
 -- One statement for the whole list; ids come from the caller so it can return them in order.
 -- No row when the contacts would take the run past its size budget.
+-- Inserted in the list's order, which `seq` keeps.
 WITH doc AS (
-    SELECT %(contacts)s::jsonb AS contacts
+    SELECT contacts, pg_column_size(contacts) + 128 * jsonb_array_length(contacts) AS bytes
+    FROM (SELECT %(contacts)s::jsonb AS contacts) given
 ), grown AS (
     UPDATE v2_runs r
-    SET stored_bytes = r.stored_bytes + pg_column_size(doc.contacts), last_activity_at = NOW()
+    SET stored_bytes = r.stored_bytes + doc.bytes, last_activity_at = NOW()
     FROM doc
-    WHERE r.id = %(run_id)s AND r.stored_bytes + pg_column_size(doc.contacts) <= %(max_run_bytes)s
+    WHERE r.id = %(run_id)s AND r.stored_bytes + doc.bytes <= %(max_run_bytes)s
     RETURNING r.id
 )
 INSERT INTO v2_contacts (id, run_id, full_name, title, email, linkedin_url, data)
-SELECT c.id, grown.id, c.full_name, c.title, c.email, c.linkedin_url, COALESCE(c.data, '{}'::jsonb)
-FROM grown, doc,
-     jsonb_to_recordset(doc.contacts)
-        AS c(id uuid, full_name text, title text, email text, linkedin_url text, data jsonb)
+SELECT (c.value ->> 'id')::uuid, grown.id, c.value ->> 'full_name', c.value ->> 'title',
+       c.value ->> 'email', c.value ->> 'linkedin_url', COALESCE(c.value -> 'data', '{}'::jsonb)
+FROM grown, doc, jsonb_array_elements(doc.contacts) WITH ORDINALITY AS c(value, n)
+ORDER BY c.n
 RETURNING id;
 
 -- name: v2_end_run
@@ -176,7 +181,8 @@ RETURNING id AS run_id, status, end_reason AS reason, completed_at AS ended_at;
 
 -- name: v2_get_run
 SELECT r.id, r.client_id, c.slug AS client_slug, r.target_company, r.target_domain, r.status,
-       r.end_reason, r.current_stage, r.input, r.started_at, r.completed_at, r.published_at,
+       CASE WHEN %(outputs)s THEN r.end_reason ELSE v2_preview(r.end_reason) END AS end_reason,
+       r.current_stage, r.input, r.started_at, r.completed_at, r.published_at,
        r.last_activity_at, r.stored_bytes,
        r.status = 'running' AND r.last_activity_at < NOW() - %(stale_after)s::interval AS stale,
        d.id AS dossier_id
@@ -186,10 +192,11 @@ LEFT JOIN dossiers d ON d.run_id = r.id
 WHERE r.id = %(run_id)s;
 
 -- name: v2_list_runs
--- Newest activity first; `stale`: running and idle past the stale time.
+-- Newest activity first; `stale`: running and idle past the stale time. A list shows the start
+-- of each end reason (GET /runs/{id} has it whole).
 SELECT r.id, r.client_id, c.slug AS client_slug, r.target_company, r.target_domain, r.status,
-       r.end_reason, r.current_stage, r.started_at, r.completed_at, r.published_at,
-       r.last_activity_at, r.stored_bytes,
+       v2_preview(r.end_reason) AS end_reason, r.current_stage, r.started_at, r.completed_at,
+       r.published_at, r.last_activity_at, r.stored_bytes,
        r.status = 'running' AND r.last_activity_at < NOW() - %(stale_after)s::interval AS stale
 FROM v2_runs r
 JOIN v2_clients c ON c.id = r.client_id
@@ -202,18 +209,20 @@ ORDER BY r.last_activity_at DESC, r.id
 LIMIT %(limit)s;
 
 -- name: v2_run_logs
--- `outputs` false leaves out the heavy columns (prompt, input, output) for a light read.
+-- `outputs` false leaves out the heavy columns (prompt, input, output) and shows the start of
+-- each error, for a light read.
 SELECT id, event_type, stage, step_name, prompt_key,
        CASE WHEN %(outputs)s THEN prompt END AS prompt,
        CASE WHEN %(outputs)s THEN input END AS input,
        CASE WHEN %(outputs)s THEN output END AS output,
-       model, tokens_in, tokens_out, duration_ms, status, error, created_at
+       model, tokens_in, tokens_out, duration_ms, status,
+       CASE WHEN %(outputs)s THEN error ELSE v2_preview(error) END AS error, created_at
 FROM v2_pipeline_logs WHERE run_id = %(run_id)s ORDER BY id;
 
 -- name: v2_run_contacts
 SELECT id, full_name, title, email, linkedin_url,
        CASE WHEN %(outputs)s THEN data ELSE '{}'::jsonb END AS data, created_at
-FROM v2_contacts WHERE run_id = %(run_id)s ORDER BY created_at, id;
+FROM v2_contacts WHERE run_id = %(run_id)s ORDER BY seq;
 
 -- name: v2_run_end
 SELECT id AS run_id, status, end_reason AS reason, completed_at AS ended_at

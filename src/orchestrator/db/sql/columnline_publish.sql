@@ -77,10 +77,13 @@ FROM dossiers d WHERE d.id = %(dossier_id)s;
 
 -- name: v2_publish_contacts
 -- Each run contact is published once (contacts.source_contact_id is UNIQUE).
-INSERT INTO contacts (dossier_id, source_contact_id, full_name, title, email, linkedin_url, data)
-SELECT %(dossier_id)s, c.id, c.full_name, c.title, c.email, c.linkedin_url, c.data
+-- `position`: the order the scenario sent them in.
+INSERT INTO contacts
+    (dossier_id, source_contact_id, full_name, title, email, linkedin_url, data, position)
+SELECT %(dossier_id)s, c.id, c.full_name, c.title, c.email, c.linkedin_url, c.data,
+       row_number() OVER (ORDER BY c.seq)
 FROM v2_contacts c WHERE c.run_id = %(run_id)s
-ORDER BY c.created_at, c.id
+ORDER BY c.seq
 ON CONFLICT (source_contact_id) DO NOTHING;
 
 -- name: v2_mark_published

@@ -27,12 +27,18 @@ ALTER TABLE v2_runs
     ADD COLUMN stored_bytes BIGINT NOT NULL DEFAULT 0,
     ADD COLUMN last_activity_at TIMESTAMPTZ;
 
+-- The same count as the writes make (columnline.sql): every value, and 128 bytes per row.
 UPDATE v2_runs r SET
     stored_bytes = COALESCE((
         SELECT sum(COALESCE(pg_column_size(l.input), 0) + COALESCE(pg_column_size(l.output), 0)
-                   + COALESCE(octet_length(l.prompt), 0) + COALESCE(octet_length(l.error), 0))
+                   + octet_length(concat(l.stage, l.step_name, l.prompt_key, l.prompt, l.model,
+                                         l.error))
+                   + 128)
         FROM v2_pipeline_logs l WHERE l.run_id = r.id), 0)
-      + COALESCE((SELECT sum(pg_column_size(c.data)) FROM v2_contacts c WHERE c.run_id = r.id), 0),
+      + COALESCE((
+        SELECT sum(pg_column_size(c.data) + octet_length(concat(c.full_name, c.title, c.email,
+                                                                c.linkedin_url)) + 128)
+        FROM v2_contacts c WHERE c.run_id = r.id), 0),
     last_activity_at = GREATEST(
         r.started_at,
         (SELECT max(l.created_at) FROM v2_pipeline_logs l WHERE l.run_id = r.id),
@@ -55,3 +61,18 @@ ALTER TABLE v2_section_definitions ALTER COLUMN stage DROP DEFAULT;
 ALTER TABLE v2_section_definitions DROP CONSTRAINT v2_section_definitions_section_key_key;
 ALTER TABLE v2_section_definitions
     ADD CONSTRAINT uq_v2_section_definitions UNIQUE NULLS NOT DISTINCT (client_id, section_key);
+
+-- What lists and light reads show of a long text (an end reason, a step's error): its start.
+CREATE FUNCTION v2_preview(text TEXT) RETURNS TEXT
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN length(text) > 500
+                THEN left(text, 500) || '... (' || length(text) || ' characters)'
+                ELSE text END
+$$;
+
+-- Contacts keep the order the scenario sent them in: within one request they share their
+-- created_at, and their ids are random.
+ALTER TABLE v2_contacts ADD COLUMN seq BIGINT GENERATED ALWAYS AS IDENTITY;
+CREATE INDEX idx_v2_contacts_run_seq ON v2_contacts(run_id, seq);
+DROP INDEX idx_v2_contacts_run;
+ALTER TABLE contacts ADD COLUMN position INTEGER;

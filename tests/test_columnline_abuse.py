@@ -1,0 +1,168 @@
+"""The V2 dossier API against what a careless or hostile caller sends: numbers Python cannot
+read, bodies that are cheap to send and dear to store, dropped connections, huge reasons.
+Over real HTTP, checked in Postgres."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from orchestrator.db.pool import Databases
+from test_columnline_api import Api, api, contact, fetch, server, set_up_config, start_run, step
+from test_columnline_retries import raw
+
+__all__ = ["api", "server"]  # fixtures
+
+
+def test_numbers_python_cannot_read_are_422_not_500(api: Api) -> None:
+    set_up_config(api)
+    run_id = start_run(api)
+    bodies = {
+        "a 5,000-digit integer": '{"client_slug": "acme", "target_company": "X", "input": {"n": '
+        + "9" * 5000
+        + "}}",
+        "a number out of range": (
+            f'{{"run_id": "{run_id}", "stage": "s", "step_name": "x", "output": 1e400}}'
+        ),
+        "NaN": f'{{"run_id": "{run_id}", "stage": "s", "step_name": "x", "output": NaN}}',
+    }
+    for what, body in bodies.items():
+        path = "/runs" if "client_slug" in body else "/steps"
+        response = raw(api, path, body)
+        assert response.status_code == 422, (what, response.text[:300])
+        message = response.json()["detail"][0]["msg"]
+        assert (
+            ("digits" in message) if "integer" in what else ("range" in message or "NaN" in message)
+        )
+    duplicated = f'{{"run_id": "{run_id}", "stage": "s", "step_name": "a", "step_name": "b"}}'
+    response = raw(api, "/steps", duplicated)
+    assert response.status_code == 422 and "'step_name' appears twice" in response.text
+
+
+def test_everything_a_run_stores_counts_toward_its_budget(api: Api, dbs: Databases) -> None:
+    set_up_config(api)
+    run_id = start_run(api)
+    long = {"stage": "s" * 200, "step_name": "n" * 500, "model": "m" * 2000, "prompt_key": "k"}
+    api.call("POST", "/steps", {"run_id": run_id, **long}, expect=201)
+    api.call("POST", "/stages/start", {"run_id": run_id, "stage": "t" * 200}, expect=201)
+    stored = fetch(dbs, "SELECT stored_bytes FROM v2_runs WHERE id = %s", run_id)[0]
+    assert stored["stored_bytes"] >= 200 + 500 + 2000 + 200
+
+
+def test_contacts_keep_the_order_they_were_sent_in(api: Api, dbs: Databases) -> None:
+    set_up_config(api)
+    run_id = start_run(api)
+    names = [f"Person {i:02}" for i in range(50)]
+    people = {"run_id": run_id, "contacts": [contact(n) for n in names]}
+    api.call("POST", "/contacts", people, expect=201)
+    run = api.call("GET", f"/runs/{run_id}")
+    assert [c["full_name"] for c in run["contacts"]] == names
+    api.call("POST", "/stages/start", {"run_id": run_id, "stage": "research"}, expect=201)
+    api.call("POST", "/stages/complete", {"run_id": run_id, "stage": "research"}, expect=201)
+    dossier = api.call("POST", "/publish", {"run_id": run_id}, expect=201)["dossier_id"]
+    published = fetch(
+        dbs, "SELECT full_name FROM contacts WHERE dossier_id = %s ORDER BY position", dossier
+    )
+    assert [c["full_name"] for c in published] == names
+
+
+def test_long_reasons_and_errors_stay_out_of_lists_and_light_reads(api: Api) -> None:
+    set_up_config(api)
+    reason = "r" * 1_000_000
+    for _ in range(3):
+        run_id = start_run(api)
+        api.call(
+            "POST", "/steps", step(run_id, "research", "x", None, error="e" * 500_000), expect=201
+        )
+        api.call("POST", "/runs/end", {"run_id": run_id, "status": "failed", "reason": reason})
+    listed = api.request("GET", "/runs")
+    assert listed.status_code == 200 and len(listed.content) < 20_000
+    light = api.request("GET", f"/runs/{run_id}?outputs=false")
+    assert len(light.content) < 20_000
+    assert api.call("GET", f"/runs/{run_id}")["end_reason"] == reason  # the full read keeps it
+    refused = api.request("POST", "/steps", step(run_id, "research", "late", {"x": 1}))
+    assert refused.status_code == 409 and len(refused.content) < 5_000
+
+
+def test_a_refusal_does_not_echo_a_huge_input(api: Api) -> None:
+    set_up_config(api)
+    run_id = start_run(api)
+    body = {"run_id": run_id, "stage": "s", "output": ["x" * 100] * 50_000}  # no step_name
+    response = api.request("POST", "/steps", body)
+    assert response.status_code == 422 and len(response.content) < 20_000
+    assert response.json()["detail"][0]["loc"] == ["body", "step_name"]
+    response = api.request("POST", "/steps", {**body, "step_name": "x", "typo": "y" * 5_000_000})
+    assert response.status_code == 422 and len(response.content) < 20_000
+
+
+def test_a_client_that_drops_mid_body_leaves_no_error(api: Api, server: str, caplog: Any) -> None:
+    address = urlsplit(server)
+    for _ in range(3):
+        with socket.create_connection((address.hostname, address.port)) as sock:
+            sock.sendall(
+                b"POST /api/columnline/steps HTTP/1.1\r\nhost: x\r\nx-api-key: "
+                + api.session.headers["x-api-key"].encode()
+                + b'\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"run_id":'
+            )
+    time.sleep(0.5)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text[:2000]
+
+
+def test_a_big_body_does_not_hold_up_other_requests(api: Api, server: str) -> None:
+    """Parsing and checking a 10 MiB body of small values runs beside the other requests."""
+    set_up_config(api)
+    run_id = start_run(api)
+    numbers = "[" + ",".join(["0"] * 4_500_000) + "]"
+    big = f'{{"run_id": "{run_id}", "stage": "s", "step_name": "x", "output": {numbers}}}'
+    senders = [threading.Thread(target=raw, args=(Api(server), "/steps", big)) for _ in range(3)]
+    for sender in senders:
+        sender.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    assert requests.get(server + "/health", timeout=60).status_code == 200
+    api.call("GET", "/prompts")
+    waited = time.monotonic() - started
+    for sender in senders:
+        sender.join(timeout=120)
+    assert waited < 3, f"a small read waited {waited:.1f} s behind big bodies"
+
+
+def test_query_parameters_follow_the_empty_value_rule(api: Api) -> None:
+    set_up_config(api)
+    run_id = start_run(api)
+    assert api.call("GET", "/runs?limit=") == api.call("GET", "/runs")
+    assert api.call("GET", f"/runs/{run_id}?outputs=")["outputs_included"] is True
+    for flag in ("yes", "1"):
+        assert api.request("GET", f"/runs?stale={flag}").status_code == 422
+    response = api.request("GET", "/runs", params={"client_slug": "a\x00b"})
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"][0] == "query"
+
+
+def test_a_failed_end_without_a_reason_names_the_field(api: Api) -> None:
+    set_up_config(api)
+    run_id = start_run(api)
+    response = api.request("POST", "/runs/end", {"run_id": run_id, "status": "failed"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "reason"]
+
+
+def test_compressed_bodies_are_415_naming_the_header(api: Api) -> None:
+    set_up_config(api)
+    response = raw(api, "/runs", b"\x1f\x8b\x08\x00", **{"content-encoding": "gzip"})
+    assert response.status_code == 415 and "Content-Encoding" in response.text
+
+
+def test_counters_are_whole_numbers(api: Api) -> None:
+    set_up_config(api)
+    run_id = start_run(api)
+    base = {"run_id": run_id, "stage": "s", "step_name": "x"}
+    for bad in ("1_000", "12.0", "12,5", 1.5):
+        response = api.request("POST", "/steps", {**base, "tokens_in": bad})
+        assert response.status_code == 422, bad
+    for good in ("120", " 7 ", 120, 120.0):
+        api.call("POST", "/steps", {**base, "tokens_in": good}, expect=201)

@@ -9,101 +9,31 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated, Any, get_args
-from uuid import UUID
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    Field,
-    StringConstraints,
-    WithJsonSchema,
-)
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from pydantic import BaseModel
 
 from orchestrator.columnline import config, inputs, outputs, publish, runs
-from orchestrator.columnline.fields import KEY_MAX_LENGTH, KEY_PATTERN, RunStatus, blank, check_text
 from orchestrator.db.pool import Conn
 from orchestrator.web.auth import require_api_key, runtime_of
 from orchestrator.web.columnline_http import ColumnlineRoute, read, write
+from orchestrator.web.columnline_params import (
+    KEYED,
+    WRITE_ERRORS,
+    ClientFilter,
+    Limit,
+    PromptKey,
+    QueryFlag,
+    RunId,
+    SectionKey,
+    Slug,
+    StageFilter,
+    StatusFilter,
+    errors,
+)
 
 PREFIX = "/api/columnline"
-
-_DESCRIPTIONS = {
-    400: "An Idempotency-Key header that is not a key",
-    404: "Unknown run, client, prompt or section definition",
-    409: "The request conflicts with the run's state",
-    413: "The body, or what it adds to its run, is too large",
-    415: "The body is not sent as JSON (Content-Type)",
-}
-_WRITE_ERRORS = (400, 413, 415)
-
-
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for the errors a route can answer (FastAPI documents its 422)."""
-    return {
-        code: {"model": outputs.ErrorResponse, "description": _DESCRIPTIONS[code]} for code in codes
-    }
-
-
-def _key_in_path(example: str) -> Any:
-    return Path(min_length=1, max_length=KEY_MAX_LENGTH, pattern=KEY_PATTERN, examples=[example])
-
-
-def _none_if_blank(value: Any) -> Any:
-    return None if blank(value) else value
-
-
-def _or_blank(schema: dict[str, Any]) -> WithJsonSchema:
-    """A query parameter's schema, saying that blank means "not given" as in bodies."""
-    return WithJsonSchema({"anyOf": [schema, {"type": "string", "pattern": r"^\s*$"}]})
-
-
-def _text_or_none(value: str | None) -> str | None:
-    return None if blank(value) else check_text(str(value))
-
-
-def _flag_or_none(value: Any) -> Any:
-    # The body's rule for flags: true or false, nothing Python would also read as one.
-    if blank(value):
-        return None
-    if str(value).strip().lower() not in ("true", "false"):
-        raise ValueError("must be true or false")
-    return str(value).strip().lower() == "true"
-
-
-QueryFlag = Annotated[
-    bool | None, BeforeValidator(_flag_or_none), _or_blank({"type": "boolean"}), Query()
-]
-
-
-Slug = Annotated[str, _key_in_path("acme")]
-PromptKey = Annotated[str, _key_in_path("research.extract_claims")]
-SectionKey = Annotated[str, _key_in_path("overview")]
-RunId = Annotated[UUID, Path(description="Id returned by POST /runs.")]
-StageFilter = Annotated[
-    Annotated[str, StringConstraints(max_length=KEY_MAX_LENGTH)] | None,
-    AfterValidator(_text_or_none),
-    Query(description="Only this stage's prompts; blank: all."),
-]
-
-
-def _idempotency_key(
-    key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="Makes the write safe to retry: the same key and body answer the first"
-            " answer again and change nothing; the same key with another body is a 422. Keys"
-            " are kept per route and run (see docs/columnline-api.md).",
-        ),
-    ] = None,
-) -> None:
-    """Documents the header; `columnline_http.write` reads it."""
-
-
-KEYED = [Depends(_idempotency_key)]
 
 
 def _stale_after(request: Request) -> timedelta:
@@ -126,7 +56,7 @@ def add_columnline_routes(app: FastAPI) -> None:
 
 
 def _add_config_routes(router: APIRouter) -> None:
-    @router.get("/clients/{slug}", response_model=outputs.ClientOut, responses=_errors(404))
+    @router.get("/clients/{slug}", response_model=outputs.ClientOut, responses=errors(404))
     def get_client(request: Request, slug: Slug) -> outputs.ClientOut:
         """A client's configuration (ICP, industry research, settings)."""
         return read(request, config.get_client, slug)
@@ -134,7 +64,7 @@ def _add_config_routes(router: APIRouter) -> None:
     @router.put(
         "/clients/{slug}",
         response_model=outputs.ClientOut,
-        responses=_errors(*_WRITE_ERRORS),
+        responses=errors(*WRITE_ERRORS),
         dependencies=KEYED,
     )
     def put_client(request: Request, slug: Slug, body: inputs.ClientIn) -> Response:
@@ -148,7 +78,7 @@ def _add_config_routes(router: APIRouter) -> None:
         """The prompt templates, by stage then key."""
         return read(request, config.list_prompts, stage)
 
-    @router.get("/prompts/{prompt_key}", response_model=outputs.PromptOut, responses=_errors(404))
+    @router.get("/prompts/{prompt_key}", response_model=outputs.PromptOut, responses=errors(404))
     def get_prompt(request: Request, prompt_key: PromptKey) -> outputs.PromptOut:
         """One prompt template."""
         return read(request, config.get_prompt, prompt_key)
@@ -156,7 +86,7 @@ def _add_config_routes(router: APIRouter) -> None:
     @router.put(
         "/prompts/{prompt_key}",
         response_model=outputs.PromptOut,
-        responses=_errors(*_WRITE_ERRORS),
+        responses=errors(*WRITE_ERRORS),
         dependencies=KEYED,
     )
     def put_prompt(request: Request, prompt_key: PromptKey, body: inputs.PromptIn) -> Response:
@@ -178,7 +108,7 @@ def _add_section_routes(router: APIRouter) -> None:
     @router.put(
         "/section-definitions/{section_key}",
         response_model=outputs.SectionDefinitionOut,
-        responses=_errors(*_WRITE_ERRORS),
+        responses=errors(*WRITE_ERRORS),
         dependencies=KEYED,
     )
     def put_section_definition(
@@ -195,7 +125,7 @@ def _add_section_routes(router: APIRouter) -> None:
     @router.delete(
         "/section-definitions/{section_key}",
         status_code=204,
-        responses=_errors(404, 400),
+        responses=errors(404, 400),
         dependencies=KEYED,
     )
     def delete_section_definition(request: Request, section_key: SectionKey) -> Response:
@@ -208,7 +138,7 @@ def _add_section_routes(router: APIRouter) -> None:
         )
 
     @router.get(
-        "/clients/{slug}/section-definitions", response_model=definitions, responses=_errors(404)
+        "/clients/{slug}/section-definitions", response_model=definitions, responses=errors(404)
     )
     def client_section_definitions(request: Request, slug: Slug) -> definitions:
         """What the client's dossiers are built from, in order: its own definitions (with its
@@ -218,7 +148,7 @@ def _add_section_routes(router: APIRouter) -> None:
     @router.put(
         "/clients/{slug}/section-definitions/{section_key}",
         response_model=outputs.SectionDefinitionOut,
-        responses=_errors(404, *_WRITE_ERRORS),
+        responses=errors(404, *WRITE_ERRORS),
         dependencies=KEYED,
     )
     def put_client_section_definition(
@@ -236,7 +166,7 @@ def _add_section_routes(router: APIRouter) -> None:
     @router.delete(
         "/clients/{slug}/section-definitions/{section_key}",
         status_code=204,
-        responses=_errors(404, 400),
+        responses=errors(404, 400),
         dependencies=KEYED,
     )
     def delete_client_section_definition(
@@ -256,7 +186,7 @@ def _add_run_routes(router: APIRouter) -> None:
         "/runs",
         status_code=201,
         response_model=outputs.RunStarted,
-        responses=_errors(404, *_WRITE_ERRORS),
+        responses=errors(404, *WRITE_ERRORS),
         dependencies=KEYED,
     )
     def start_run(request: Request, body: inputs.RunStart) -> Response:
@@ -266,26 +196,12 @@ def _add_run_routes(router: APIRouter) -> None:
     @router.get("/runs", response_model=list[outputs.RunSummary])
     def list_runs(
         request: Request,
-        client_slug: Annotated[
-            Annotated[str, StringConstraints(max_length=KEY_MAX_LENGTH)] | None,
-            AfterValidator(_text_or_none),
-            Query(),
-        ] = None,
-        status: Annotated[
-            RunStatus | None,
-            BeforeValidator(_none_if_blank),
-            _or_blank({"enum": list(get_args(RunStatus))}),
-            Query(),
-        ] = None,
+        client_slug: ClientFilter = None,
+        status: StatusFilter = None,
         stale: Annotated[
             QueryFlag, Query(description="true: only running runs idle past the stale time.")
         ] = None,
-        limit: Annotated[
-            Annotated[int, Field(ge=1, le=1000)] | None,
-            BeforeValidator(_none_if_blank),
-            _or_blank({"type": "integer", "minimum": 1, "maximum": 1000}),
-            Query(description="At most this many runs (default 100)."),
-        ] = None,
+        limit: Limit = None,
     ) -> list[outputs.RunSummary]:
         """Runs, latest activity first, without their logs."""
         return read(
@@ -298,7 +214,7 @@ def _add_run_routes(router: APIRouter) -> None:
             limit=limit or 100,
         )
 
-    @router.get("/runs/{run_id}", response_model=outputs.RunDetail, responses=_errors(404))
+    @router.get("/runs/{run_id}", response_model=outputs.RunDetail, responses=errors(404))
     def get_run(
         request: Request,
         run_id: RunId,
@@ -320,7 +236,7 @@ def _add_run_routes(router: APIRouter) -> None:
     @router.post(
         "/runs/end",
         response_model=outputs.RunEnded,
-        responses=_errors(404, 409, *_WRITE_ERRORS),
+        responses=errors(404, 409, *WRITE_ERRORS),
         dependencies=KEYED,
     )
     def end_run(request: Request, body: inputs.RunEnd) -> Response:
@@ -357,7 +273,7 @@ def _add_run_write(
         path,
         status_code=201,
         response_model=response_model,
-        responses=_errors(404, 409, *_WRITE_ERRORS),
+        responses=errors(404, 409, *WRITE_ERRORS),
         dependencies=KEYED,
         description=description,
     )(route)
@@ -407,7 +323,7 @@ def _add_stage_routes(router: APIRouter) -> None:
                 "model": outputs.PublishResult,
                 "description": "Already published: the same dossier",
             },
-            **_errors(404, 409, *_WRITE_ERRORS),
+            **errors(404, 409, *WRITE_ERRORS),
         },
         dependencies=KEYED,
     )

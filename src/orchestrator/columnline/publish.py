@@ -16,21 +16,15 @@ from psycopg.rows import DictRow
 from orchestrator.columnline.errors import ConflictError
 from orchestrator.columnline.inputs import PublishIn
 from orchestrator.columnline.outputs import PublishResult
-from orchestrator.columnline.rows import every, lock_run, one, preview, returned
+from orchestrator.columnline.rows import ended, every, lock_run, one, returned
 from orchestrator.db.pool import Conn
 from orchestrator.db.queries import query
 
 
 def _require_publishable(conn: Conn, run: DictRow) -> None:
     run_id = run["id"]
-    if run["status"] == "failed":
-        reason = preview(run["end_reason"])
-        raise ConflictError(
-            "run_failed",
-            f"run {run_id} was ended as failed ({reason}): it cannot be published",
-            run_id=run_id,
-            reason=reason,
-        )
+    if run["status"] == "failed" and (refusal := ended(run, "it cannot be published")):
+        raise refusal
     states = every(conn, "v2_stage_states", {"run_id": run_id})
     open_stages = [s["stage"] for s in states if not s["completed"]]
     if open_stages:

@@ -65,25 +65,25 @@ def preview(text: str | None, length: int = 200) -> str | None:
     return f"{text[:length]}... ({len(text):,} characters)"
 
 
-def ended(run: DictRow) -> ConflictError | None:
+def ended(run: DictRow, consequence: str = "it takes no more writes") -> ConflictError | None:
     """Why the locked run takes no more writes; None while it is running."""
     run_id, status = run["id"], run["status"]
     if status == "published":
         return ConflictError(
-            "run_published", f"run {run_id} is published: it takes no more writes", run_id=run_id
+            "run_published", f"run {run_id} is published: {consequence}", run_id=run_id
         )
     if status == "failed":
         reason = preview(run["end_reason"])
         return ConflictError(
             "run_failed",
-            f"run {run_id} was ended as failed ({reason}): it takes no more writes",
+            f"run {run_id} was ended as failed ({reason}): {consequence}",
             run_id=run_id,
             reason=reason,
         )
     if status == "completed":
         return ConflictError(
             "run_completed",
-            f"run {run_id} was ended as completed: it takes no more writes",
+            f"run {run_id} was ended as completed: {consequence}",
             run_id=run_id,
         )
     return None

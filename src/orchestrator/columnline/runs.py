@@ -82,29 +82,27 @@ def _too_large(run: DictRow, what: str) -> TooLargeError:
     )
 
 
-def _stage_event(
-    conn: Conn, body: StageStart, event_type: StageEventType, output: Any
-) -> DictRow | None:
-    params = {
-        "run_id": body.run_id,
-        "stage": body.stage,
-        "event_type": event_type,
-        "output": jsonb(output),
-    }
-    return one(conn, "v2_stage_event", params)
-
-
-def _insert_stage_event(
-    conn: Conn, run: DictRow, body: StageStart, event_type: StageEventType, output: Any = None
-) -> StageEvent:
-    params = {
+def _event_params(body: StageStart, event_type: StageEventType, output: Any) -> dict[str, Any]:
+    return {
         "run_id": body.run_id,
         "stage": body.stage,
         "event_type": event_type,
         "output": jsonb(output),
         "max_run_bytes": MAX_RUN_BYTES,
     }
-    row = one(conn, "v2_insert_stage_event", params)
+
+
+def _stage_event(
+    conn: Conn, body: StageStart, event_type: StageEventType, output: Any
+) -> DictRow | None:
+    """The stage's event of this type, if logged, with whether its output is `output`."""
+    return one(conn, "v2_stage_event", _event_params(body, event_type, output))
+
+
+def _insert_stage_event(
+    conn: Conn, run: DictRow, body: StageStart, event_type: StageEventType, output: Any = None
+) -> StageEvent:
+    row = one(conn, "v2_insert_stage_event", _event_params(body, event_type, output))
     if row is None:
         raise _too_large(run, "stage output")
     return StageEvent.model_validate(row)

@@ -785,8 +785,10 @@ def test_numbers_and_booleans_are_not_each_other(ready: Context) -> None:
         for value in (True, False):
             response = api.request("POST", "/steps", {**base, counter: value})
             assert response.status_code == 422 and "boolean is not a number" in response.text
-    logged = api.call("POST", "/steps", {**base, "tokens_in": "120"}, expect=201)
+    logged = api.call("POST", "/steps", {**base, "tokens_in": 120.0}, expect=201)
     assert fetch_one_tokens(ready, logged["log_id"]) == 120
+    quoted = api.request("POST", "/steps", {**base, "tokens_in": "120"})
+    assert quoted.status_code == 422 and "without quotes" in quoted.text
     prompt = {"stage": "research", "step_name": "s", "template": "T"}
     for flag in (1, 0, "yes"):
         response = api.request("PUT", "/prompts/p", {**prompt, "is_active": flag})

@@ -94,10 +94,14 @@ def put_section_definition(
 def delete_section_definition(conn: Conn, section_key: str, client_slug: str | None = None) -> None:
     params = {"client_id": _owner(conn, client_slug), "section_key": section_key}
     if one(conn, "v2_delete_section_definition", params) is None:
-        whose = "shared" if client_slug is None else f"client {client_slug!r}'s"
+        missing = (
+            f"there is no shared section definition {section_key!r}"
+            if client_slug is None
+            else f"client {client_slug!r} has no section definition {section_key!r}"
+        )
         raise NotFoundError(
             "section_definition_not_found",
-            f"no {whose} section definition {section_key!r}",
+            missing,
             section_key=section_key,
             **({} if client_slug is None else {"client_slug": client_slug}),
         )

@@ -1,8 +1,10 @@
 """Field types and limits shared by the bodies of `/api/columnline/`.
 
-Every string and JSON document is checked here for what Postgres cannot store (NUL characters,
-unpaired surrogates, NaN/Infinity in JSON) and every integer is bounded to the INTEGER columns'
-range, so bad input is answered with a 422 naming the field instead of a database error.
+Every string is checked here for what Postgres cannot store (NUL characters, unpaired
+surrogates) and every counter is bounded to the INTEGER columns' range, so bad input is answered
+with a 422 naming the field instead of a database error. JSON documents are checked whole by
+`json_problem` when the API reads a body (orchestrator.web.columnline_http), in a worker thread,
+before the models see them.
 
 One rule for empty values (see `blank`): `null`, `""` or a string of only whitespace means "not
 given". Make.com maps an empty variable to either, so an optional field takes its default and a
@@ -14,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, WithJsonSchema
 
 INT32_MAX = 2**31 - 1
 MAX_JSON_DEPTH = 64
@@ -24,6 +26,9 @@ MAX_BODY_BYTES = 10 * 2**20
 # lengths). A dossier is one JSONB document, which Postgres caps at 256 MB: a run within this
 # budget can always be published.
 MAX_RUN_BYTES = 100 * 2**20
+# Past the budget, stage events without an output may still use this much: a full run can
+# close its stages and be published.
+STAGE_EVENT_RESERVE = 2**20
 # Path keys (client slugs, prompt and section keys) end up in URLs: keep them URL-safe.
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
 KEY_MAX_LENGTH = 200
@@ -61,14 +66,26 @@ def _value_problem(value: Any) -> str | None:
     kind = type(value)
     if kind is str:
         return _text_problem(value)
-    if kind is float and not math.isfinite(value):
-        return NOT_FINITE
+    if kind is float:
+        if not math.isfinite(value):
+            return NOT_FINITE
+        if value and not MIN_NUMBER <= abs(value) < MAX_NUMBER:
+            return f"{value!r}: {TOO_MANY_DIGITS}"
     return None
 
 
 NOT_FINITE = (
     "not a number Postgres can store: NaN, Infinity and numbers out of range (past 1.8e308)"
     " are not valid JSON numbers"
+)
+# Postgres keeps a JSON number as a decimal and writes out every digit when it is read: 1e308
+# takes 16 bytes stored and 309 characters read. Past these bounds a number is refused.
+MAX_NUMBER = 1e30
+MIN_NUMBER = 1e-30
+TOO_MANY_DIGITS = (
+    "Postgres keeps JSON numbers as decimals and writes out every digit: numbers past"
+    f" {MAX_NUMBER:g} or nearer zero than {MIN_NUMBER:g} would take more than 30 digits; send"
+    " such a number as a string"
 )
 _PLAIN = frozenset({int, bool, type(None)})
 _NUMBERS = frozenset({int, bool, float})
@@ -81,7 +98,11 @@ def _fine_at_once(values: list[Any]) -> bool:
     if kinds <= _PLAIN:
         return True
     if kinds <= _NUMBERS:
-        return all(map(math.isfinite, values))
+        return (
+            all(map(math.isfinite, values))
+            and max(map(abs, values), default=0) < MAX_NUMBER
+            and min(map(abs, filter(None, values)), default=1) >= MIN_NUMBER
+        )
     if kinds == {str}:
         return _text_problem("".join(values)) is None
     return False
@@ -126,43 +147,34 @@ def _loc(paths: list[tuple[int, str | int]], path: int) -> Loc:
     return tuple(reversed(keys))
 
 
-def json_path(loc: Loc) -> str:
-    return "$" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+def a_count(value: Any) -> Any:
+    """A whole number sent as a JSON number (120, or 120.0).
 
-
-def check_json(value: Any) -> Any:
-    problem = json_problem(value)
-    if problem is not None:
-        loc, message = problem
-        raise ValueError(f"{json_path(loc)}: {message}")
-    return value
-
-
-def _a_count(value: Any) -> Any:
-    """A whole number: a JSON number (120, or 120.0), or digits in a string ("120").
-
-    Python counts True as 1 and reads "1_000" as 1000: a counter sent as either is a mapping
-    mistake, not a count.
+    Python counts True as 1 and reads "120" and "1_000" as numbers: a counter sent as either is
+    a mapping mistake, not a count.
     """
     if isinstance(value, bool):
         raise ValueError("a boolean is not a number")
     if isinstance(value, str):
-        if not value.strip().isdigit() or not value.strip().isascii():
-            raise ValueError("must be a whole number, as a number or as digits in a string")
-        return int(value.strip())
+        raise ValueError("must be a number, not text: map the value without quotes")
     return value
 
 
-def _a_boolean(value: Any) -> Any:
-    # JSON true/false, or the words Make.com writes when a boolean is mapped into text.
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
+def a_boolean(value: Any) -> Any:
+    """JSON true/false, or the words Make.com writes when a boolean is mapped into text."""
+    if value in ("true", "false"):
+        return value == "true"
     if not isinstance(value, bool):
-        raise ValueError("must be true or false")
+        raise ValueError('must be true or false (or the text "true" or "false")')
     return value
 
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(check_text)]
+# Names are trimmed: a stray space from a mapped variable must not make another stage or section.
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+    AfterValidator(check_text),
+]
 ShortText = Annotated[str, StringConstraints(max_length=2000), AfterValidator(check_text)]
 LongText = Annotated[str, StringConstraints(max_length=1_000_000), AfterValidator(check_text)]
 Key = Annotated[
@@ -170,14 +182,20 @@ Key = Annotated[
 ]
 StageName = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=KEY_MAX_LENGTH),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=KEY_MAX_LENGTH),
     AfterValidator(check_text),
     Field(description="Pipeline stage, e.g. `research`, `claims`, `sections`."),
 ]
-Int32 = Annotated[int, BeforeValidator(_a_count), Field(ge=0, le=INT32_MAX)]
-Flag = Annotated[bool, BeforeValidator(_a_boolean)]
-JsonObject = Annotated[dict[str, Any], AfterValidator(check_json)]
-JsonValue = Annotated[Any, AfterValidator(check_json)]
+Int32 = Annotated[
+    int,
+    BeforeValidator(a_count),
+    Field(ge=0, le=INT32_MAX),
+    WithJsonSchema({"type": "integer", "minimum": 0, "maximum": INT32_MAX}),
+]
+FLAG_SCHEMA: dict[str, Any] = {"anyOf": [{"type": "boolean"}, {"enum": ["true", "false"]}]}
+Flag = Annotated[bool, BeforeValidator(a_boolean), WithJsonSchema(FLAG_SCHEMA)]
+JsonObject = dict[str, Any]
+JsonValue = Any
 StepStatus = Literal["success", "error"]
 RunStatus = Literal["running", "completed", "failed", "published"]
 EndStatus = Literal["completed", "failed"]

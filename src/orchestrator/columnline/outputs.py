@@ -20,7 +20,7 @@ class ErrorDetail(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    """Body of every 404/409 (and 422 for values the database refuses) of this API."""
+    """Body of every 400/404/409/413/415 of this API (its 422s have FastAPI's list shape)."""
 
     detail: ErrorDetail
 

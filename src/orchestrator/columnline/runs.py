@@ -19,7 +19,7 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from orchestrator.columnline.errors import ConflictError, TooLargeError
-from orchestrator.columnline.fields import MAX_RUN_BYTES
+from orchestrator.columnline.fields import MAX_RUN_BYTES, STAGE_EVENT_RESERVE
 from orchestrator.columnline.inputs import (
     ContactsIn,
     RunEnd,
@@ -89,6 +89,7 @@ def _event_params(body: StageStart, event_type: StageEventType, output: Any) -> 
         "event_type": event_type,
         "output": jsonb(output),
         "max_run_bytes": MAX_RUN_BYTES,
+        "reserve": STAGE_EVENT_RESERVE,
     }
 
 
@@ -104,7 +105,7 @@ def _insert_stage_event(
 ) -> StageEvent:
     row = one(conn, "v2_insert_stage_event", _event_params(body, event_type, output))
     if row is None:
-        raise _too_large(run, "stage output")
+        raise _too_large(run, "stage output" if output is not None else "stage event")
     return StageEvent.model_validate(row)
 
 
@@ -170,17 +171,24 @@ def add_contacts(conn: Conn, body: ContactsIn) -> ContactsAdded:
 
 
 def end_run(conn: Conn, body: RunEnd) -> RunEnded:
-    """End a running run as failed or completed, without publishing it. The same end sent
-    again answers the first; a run that ended otherwise, or was published, is a conflict."""
+    """End a running run as failed or completed, without publishing it. An end with the same
+    status sent again answers the first (whose reason stands: a retry's error message may
+    differ); a run that ended otherwise, or was published, is a conflict."""
     run = lock_run(conn, body.run_id)
-    if run["status"] == body.status and run["end_reason"] == body.reason:
+    if run["status"] == body.status:
         return RunEnded.model_validate(returned(conn, "v2_run_end", {"run_id": body.run_id}))
-    if run["status"] != "running":
+    if run["status"] == "published":
         raise ConflictError(
-            "run_ended" if run["status"] != "published" else "run_published",
-            f"run {body.run_id} is already {run['status']}"
-            + (f" ({preview(run['end_reason'])})" if run["end_reason"] else "")
-            + f": it cannot be ended as {body.status}",
+            "run_published",
+            f"run {body.run_id} is published: it cannot be ended as {body.status}",
+            run_id=body.run_id,
+        )
+    if run["status"] != "running":
+        reason = f" ({preview(run['end_reason'])})" if run["end_reason"] else ""
+        raise ConflictError(
+            "run_ended",
+            f"run {body.run_id} was ended as {run['status']}{reason}: it cannot be ended as"
+            f" {body.status} as well",
             run_id=body.run_id,
             status=run["status"],
         )

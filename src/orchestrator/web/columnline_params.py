@@ -11,7 +11,14 @@ from fastapi import Depends, Header, Path, Query
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, WithJsonSchema
 
 from orchestrator.columnline import outputs
-from orchestrator.columnline.fields import KEY_MAX_LENGTH, KEY_PATTERN, RunStatus, blank, check_text
+from orchestrator.columnline.fields import (
+    KEY_MAX_LENGTH,
+    KEY_PATTERN,
+    RunStatus,
+    a_boolean,
+    blank,
+    check_text,
+)
 
 DESCRIPTIONS = {
     400: "An Idempotency-Key header that is not a key",
@@ -34,10 +41,6 @@ def _key_in_path(example: str) -> Any:
     return Path(min_length=1, max_length=KEY_MAX_LENGTH, pattern=KEY_PATTERN, examples=[example])
 
 
-def _none_if_blank(value: Any) -> Any:
-    return None if blank(value) else value
-
-
 def _or_blank(schema: dict[str, Any]) -> WithJsonSchema:
     """A query parameter's schema, saying that blank means "not given" as in bodies."""
     return WithJsonSchema({"anyOf": [schema, {"type": "string", "pattern": r"^\s*$"}]})
@@ -49,15 +52,24 @@ def _text_or_none(value: str | None) -> str | None:
 
 def _flag_or_none(value: Any) -> Any:
     # The body's rule for flags: true or false, nothing Python would also read as one.
+    return None if blank(value) else a_boolean(str(value).strip())
+
+
+def _count_or_none(value: Any) -> Any:
+    # The body's rule for counters, for a query's digits: no "1_000", no "10.0".
     if blank(value):
         return None
-    if str(value).strip().lower() not in ("true", "false"):
-        raise ValueError("must be true or false")
-    return str(value).strip().lower() == "true"
+    if not str(value).strip().isdigit() or not str(value).strip().isascii():
+        raise ValueError("must be a whole number")
+    return int(str(value).strip())
+
+
+def _stripped_or_none(value: Any) -> Any:
+    return None if blank(value) else str(value).strip()
 
 
 QueryFlag = Annotated[
-    bool | None, BeforeValidator(_flag_or_none), _or_blank({"type": "boolean"}), Query()
+    bool | None, BeforeValidator(_flag_or_none), _or_blank({"enum": ["true", "false"]}), Query()
 ]
 
 
@@ -80,6 +92,7 @@ def _idempotency_key(
             description="Makes the write safe to retry: the same key and body answer the first"
             " answer again and change nothing; the same key with another body is a 422. Keys"
             " are kept per route and run (see docs/columnline-api.md).",
+            json_schema_extra={"maxLength": 255, "pattern": "^[\\x20-\\x7e]*$"},
         ),
     ] = None,
 ) -> None:
@@ -96,13 +109,13 @@ ClientFilter = Annotated[
 ]
 StatusFilter = Annotated[
     RunStatus | None,
-    BeforeValidator(_none_if_blank),
+    BeforeValidator(_stripped_or_none),
     _or_blank({"enum": list(get_args(RunStatus))}),
     Query(description="Only runs of this status."),
 ]
 Limit = Annotated[
     Annotated[int, Field(ge=1, le=1000)] | None,
-    BeforeValidator(_none_if_blank),
+    BeforeValidator(_count_or_none),
     _or_blank({"type": "integer", "minimum": 1, "maximum": 1000}),
     Query(description="At most this many runs (default 100)."),
 ]

@@ -78,9 +78,11 @@ RETURNING section_key;
 SELECT id FROM v2_clients WHERE slug = %(slug)s;
 
 -- name: v2_create_run
--- No row when the client slug is unknown.
-INSERT INTO v2_runs (client_id, target_company, target_domain, input)
-SELECT c.id, %(target_company)s, %(target_domain)s, %(input)s
+-- No row when the client slug is unknown. The run's input counts toward its size budget.
+INSERT INTO v2_runs (client_id, target_company, target_domain, input, stored_bytes)
+SELECT c.id, %(target_company)s, %(target_domain)s, %(input)s,
+       v2_stored_size(%(input)s) + octet_length(concat(%(target_company)s::text,
+                                                       %(target_domain)s::text)) + 128
 FROM v2_clients c WHERE c.slug = %(client_slug)s
 RETURNING id AS run_id, client_id, status, started_at;
 
@@ -98,12 +100,12 @@ FROM v2_pipeline_logs
 WHERE run_id = %(run_id)s AND stage = %(stage)s AND event_type = %(event_type)s;
 
 -- name: v2_insert_stage_event
--- No row when the event would take the run past its size budget. A stage start also makes the
--- stage the run's current one.
+-- No row when the event would take the run past its size budget. An event without an output
+-- may use a reserve past the budget, so a full run can still close its stages and be published.
+-- A stage start also makes the stage the run's current one.
 WITH doc AS (
-    SELECT %(output)s::jsonb AS output,
-           COALESCE(pg_column_size(%(output)s::jsonb), 0) + octet_length(%(stage)s::text)
-           + 128 AS bytes
+    SELECT output, v2_stored_size(output) + octet_length(%(stage)s::text) + 128 AS bytes
+    FROM (SELECT %(output)s::jsonb AS output) given
 ), grown AS (
     UPDATE v2_runs r
     SET stored_bytes = r.stored_bytes + doc.bytes,
@@ -111,7 +113,9 @@ WITH doc AS (
         current_stage = CASE WHEN %(event_type)s = 'stage_start' THEN %(stage)s
                              ELSE r.current_stage END
     FROM doc
-    WHERE r.id = %(run_id)s AND r.stored_bytes + doc.bytes <= %(max_run_bytes)s
+    WHERE r.id = %(run_id)s
+      AND r.stored_bytes + doc.bytes
+          <= %(max_run_bytes)s + CASE WHEN doc.output IS NULL THEN %(reserve)s ELSE 0 END
     RETURNING r.id
 )
 INSERT INTO v2_pipeline_logs (run_id, event_type, stage, output)
@@ -125,16 +129,15 @@ SELECT EXISTS (
 ) AS started;
 
 -- name: v2_insert_step
--- No row when the step would take the run past its size budget: every value it holds, JSONB
--- sizes as Postgres holds them in memory (uncompressed, which is what a dossier document is
--- built from), and 128 bytes for the row itself.
+-- No row when the step would take the run past its size budget: every value it holds (JSON
+-- documents as v2_stored_size counts them) and 128 bytes for the row itself.
 WITH doc AS (
     SELECT %(input)s::jsonb AS input, %(output)s::jsonb AS output
 ), grown AS (
     UPDATE v2_runs r
     SET stored_bytes = r.stored_bytes + s.bytes, last_activity_at = NOW()
     FROM (
-        SELECT COALESCE(pg_column_size(doc.input), 0) + COALESCE(pg_column_size(doc.output), 0)
+        SELECT v2_stored_size(doc.input) + v2_stored_size(doc.output)
              + octet_length(concat(%(stage)s::text, %(step_name)s::text, %(prompt_key)s::text,
                                    %(prompt)s::text, %(model)s::text, %(error)s::text))
              + 128 AS bytes  -- what a row holds besides its values
@@ -157,7 +160,7 @@ RETURNING id AS log_id, run_id, stage, step_name, created_at;
 -- No row when the contacts would take the run past its size budget.
 -- Inserted in the list's order, which `seq` keeps.
 WITH doc AS (
-    SELECT contacts, pg_column_size(contacts) + 128 * jsonb_array_length(contacts) AS bytes
+    SELECT contacts, v2_stored_size(contacts) + 128 * jsonb_array_length(contacts) AS bytes
     FROM (SELECT %(contacts)s::jsonb AS contacts) given
 ), grown AS (
     UPDATE v2_runs r
@@ -182,7 +185,8 @@ RETURNING id AS run_id, status, end_reason AS reason, completed_at AS ended_at;
 -- name: v2_get_run
 SELECT r.id, r.client_id, c.slug AS client_slug, r.target_company, r.target_domain, r.status,
        CASE WHEN %(outputs)s THEN r.end_reason ELSE v2_preview(r.end_reason) END AS end_reason,
-       r.current_stage, r.input, r.started_at, r.completed_at, r.published_at,
+       r.current_stage, CASE WHEN %(outputs)s THEN r.input ELSE '{}'::jsonb END AS input,
+       r.started_at, r.completed_at, r.published_at,
        r.last_activity_at, r.stored_bytes,
        r.status = 'running' AND r.last_activity_at < NOW() - %(stale_after)s::interval AS stale,
        d.id AS dossier_id

@@ -27,18 +27,28 @@ ALTER TABLE v2_runs
     ADD COLUMN stored_bytes BIGINT NOT NULL DEFAULT 0,
     ADD COLUMN last_activity_at TIMESTAMPTZ;
 
+-- What a JSON document costs a run: its size as Postgres holds it (JSONB, uncompressed) or as
+-- it is read back as text, whichever is larger. A dossier is one JSONB document (256 MB at most)
+-- read back as text (1 GB at most), and small stored values can read back much larger (a
+-- control character is 1 byte stored and 6 read, \u0001).
+CREATE FUNCTION v2_stored_size(doc JSONB) RETURNS BIGINT
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT COALESCE(GREATEST(pg_column_size(doc), octet_length(doc::text)), 0)
+$$;
+
 -- The same count as the writes make (columnline.sql): every value, and 128 bytes per row.
 UPDATE v2_runs r SET
     stored_bytes = COALESCE((
-        SELECT sum(COALESCE(pg_column_size(l.input), 0) + COALESCE(pg_column_size(l.output), 0)
+        SELECT sum(v2_stored_size(l.input) + v2_stored_size(l.output)
                    + octet_length(concat(l.stage, l.step_name, l.prompt_key, l.prompt, l.model,
                                          l.error))
                    + 128)
         FROM v2_pipeline_logs l WHERE l.run_id = r.id), 0)
       + COALESCE((
-        SELECT sum(pg_column_size(c.data) + octet_length(concat(c.full_name, c.title, c.email,
-                                                                c.linkedin_url)) + 128)
-        FROM v2_contacts c WHERE c.run_id = r.id), 0),
+        SELECT sum(v2_stored_size(c.data) + octet_length(concat(c.full_name, c.title, c.email,
+                                                                 c.linkedin_url)) + 128)
+        FROM v2_contacts c WHERE c.run_id = r.id), 0)
+      + v2_stored_size(r.input) + octet_length(concat(r.target_company, r.target_domain)) + 128,
     last_activity_at = GREATEST(
         r.started_at,
         (SELECT max(l.created_at) FROM v2_pipeline_logs l WHERE l.run_id = r.id),

@@ -169,12 +169,13 @@ def a_boolean(value: Any) -> Any:
     return value
 
 
+def _trimmed(value: str) -> str:
+    # After the length checks, so the schema's maxLength counts what is sent.
+    return check_text(value).strip()
+
+
 # Names are trimmed: a stray space from a mapped variable must not make another stage or section.
-Name = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
-    AfterValidator(check_text),
-]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(_trimmed)]
 ShortText = Annotated[str, StringConstraints(max_length=2000), AfterValidator(check_text)]
 LongText = Annotated[str, StringConstraints(max_length=1_000_000), AfterValidator(check_text)]
 Key = Annotated[
@@ -182,8 +183,8 @@ Key = Annotated[
 ]
 StageName = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=KEY_MAX_LENGTH),
-    AfterValidator(check_text),
+    StringConstraints(min_length=1, max_length=KEY_MAX_LENGTH),
+    AfterValidator(_trimmed),
     Field(description="Pipeline stage, e.g. `research`, `claims`, `sections`."),
 ]
 Int32 = Annotated[

@@ -303,13 +303,7 @@ class RunEnd(RequestModel):
                     "status": "failed",
                     "reason": "OpenAI module: 429 Too Many Requests after 3 retries",
                 }
-            ],
-            # A failed end says why.
-            "if": {"properties": {"status": {"const": "failed"}}, "required": ["status"]},
-            "then": {
-                "required": ["reason"],
-                "properties": {"reason": {"type": "string", "pattern": "\\S"}},
-            },
+            ]
         }
     )
 

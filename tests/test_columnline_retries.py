@@ -57,16 +57,11 @@ class Write:
     twice_without_key: int = 1
     prepare: Callable[[Context], None] = field(default=lambda ctx: None)
 
-    def send(self, api: Api, key: str | None, *, other: bool = False) -> requests.Response:
-        ctx = Context(api, run_id=CURRENT_RUN[0])
+    def send(self, ctx: Context, key: str | None, *, other: bool = False) -> requests.Response:
         path = (self.other_path if other else self.path).format(run_id=ctx.run_id)
         body = (self.other_body if other else self.body)(ctx)
         headers = {} if key is None else {"Idempotency-Key": key}
-        return api.request(self.method, path, body, headers=headers)
-
-
-# The run the writes of a test go to (set by the fixture below, read by Write.send).
-CURRENT_RUN = [""]
+        return ctx.api.request(self.method, path, body, headers=headers)
 
 
 def _started(ctx: Context, stage: str = "research") -> None:
@@ -210,7 +205,6 @@ def ready(api: Api) -> Context:
     """Configuration in place and a running run, as a scenario has them mid-way."""
     set_up_config(api)
     ctx = Context(api, run_id=start_run(api))
-    CURRENT_RUN[0] = ctx.run_id
     return ctx
 
 
@@ -225,15 +219,15 @@ def test_a_write_sent_again_with_its_key_answers_the_first_answer_and_changes_no
 ) -> None:
     write = WRITES[name]
     write.prepare(ready)
-    first = write.send(ready.api, "key-1")
+    first = write.send(ready, "key-1")
     assert first.status_code < 300, first.text
-    again = write.send(ready.api, "key-1")
+    again = write.send(ready, "key-1")
     assert (again.status_code, again.content) == (first.status_code, first.content)
     assert again.headers["Idempotent-Replayed"] == "true"
     assert count(dbs, write) == write.made
 
     before = table_counts(dbs)
-    refused = write.send(ready.api, "key-1", other=True)
+    refused = write.send(ready, "key-1", other=True)
     assert refused.status_code == 422, refused.text
     [problem] = refused.json()["detail"]
     assert problem["loc"] == ["header", "Idempotency-Key"]
@@ -247,7 +241,9 @@ def test_ten_copies_sent_at_once_with_one_key_make_one_write(
 ) -> None:
     write = WRITES[name]
     write.prepare(ready)
-    responses = race(10, lambda client: write.send(client, "same-key"), server)
+    responses = race(
+        10, lambda client: write.send(Context(client, ready.run_id), "same-key"), server
+    )
     assert len({(r.status_code, r.content) for r in responses}) == 1, responses[0].text
     assert responses[0].status_code < 300
     assert count(dbs, write) == write.made
@@ -259,7 +255,7 @@ def test_without_a_key_each_copy_is_a_new_request(
 ) -> None:
     write = WRITES[name]
     write.prepare(ready)
-    statuses = [write.send(ready.api, None).status_code for _ in range(2)]
+    statuses = [write.send(ready, None).status_code for _ in range(2)]
     assert statuses[0] < 300
     assert count(dbs, write) == write.twice_without_key
     if name.startswith("DELETE"):

@@ -59,11 +59,9 @@ def _owner(conn: Conn, client_slug: str | None) -> UUID | None:
     return None if client_slug is None else client_id(conn, client_slug)
 
 
-def list_section_definitions(
-    conn: Conn, client_slug: str | None = None
-) -> list[SectionDefinitionOut]:
-    """The shared definitions, or a client's own."""
-    rows = every(conn, "v2_section_definitions", {"client_id": _owner(conn, client_slug)})
+def list_section_definitions(conn: Conn) -> list[SectionDefinitionOut]:
+    """The shared definitions, by position."""
+    rows = every(conn, "v2_shared_section_definitions", {})
     return [SectionDefinitionOut.model_validate(r) for r in rows]
 
 
@@ -73,8 +71,7 @@ def effective_section_definitions(conn: Conn, client_slug: str) -> list[SectionD
     rows = every(
         conn, "v2_effective_section_definitions", {"client_id": client_id(conn, client_slug)}
     )
-    found = [SectionDefinitionOut.model_validate(r) for r in rows]
-    return sorted(found, key=lambda d: (d.position, d.section_key))
+    return [SectionDefinitionOut.model_validate(r) for r in rows]
 
 
 def put_section_definition(

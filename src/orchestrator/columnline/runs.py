@@ -51,7 +51,6 @@ from orchestrator.columnline.rows import (
     returned,
 )
 from orchestrator.db.pool import Conn
-from orchestrator.db.queries import query
 
 StageEventType = Literal["stage_start", "stage_complete"]
 
@@ -133,7 +132,7 @@ def complete_stage(conn: Conn, body: StageComplete) -> StageEvent:
             f"stage {body.stage!r} of run {body.run_id} was already completed with another output",
             **where,
         )
-    if not returned(conn, "v2_stage_started", where)["started"]:
+    if _stage_event(conn, body, "stage_start", None) is None:
         raise ConflictError(
             "stage_not_started",
             f"stage {body.stage!r} of run {body.run_id} was never started"
@@ -165,7 +164,7 @@ def add_contacts(conn: Conn, body: ContactsIn) -> ContactsAdded:
         for contact_id, contact in zip(ids, body.contacts, strict=True)
     ]
     params = {"run_id": body.run_id, "contacts": Jsonb(docs), "max_run_bytes": MAX_RUN_BYTES}
-    if not conn.execute(query("v2_insert_contacts"), params).fetchall():
+    if not every(conn, "v2_insert_contacts", params):
         raise _too_large(run, "list of contacts")
     return ContactsAdded(run_id=body.run_id, contact_ids=ids)
 

@@ -349,14 +349,14 @@ def write(
     """Run a write in one HQ transaction and answer it; with an Idempotency-Key, the same key
     and request answer the first answer again instead (within the route and `run_id`)."""
     scope = _scope(request, run_id)
-    request_data = {
-        "path": dict(request.path_params),
-        "body": None if body is None else body.model_dump(mode="json"),
-    }
 
     def keyed(conn: Conn) -> tuple[idempotency.Answer, bool]:
         if scope is not None:
-            digest = idempotency.fingerprint(request_data)
+            asked = {
+                "path": dict(request.path_params),
+                "body": None if body is None else body.model_dump(mode="json"),
+            }
+            digest = idempotency.fingerprint(asked)
             kept = idempotency.claim(conn, scope, digest, _keep(request))
             if kept is not None:
                 return kept, True

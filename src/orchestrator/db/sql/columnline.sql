@@ -36,23 +36,19 @@ SET stage = EXCLUDED.stage, step_name = EXCLUDED.step_name, model = EXCLUDED.mod
 RETURNING id, prompt_key, stage, step_name, model, template, version, is_active, created_at,
           updated_at;
 
--- name: v2_section_definitions
--- The shared default set (client_id NULL), or one client's own definitions.
-SELECT d.id, d.section_key, d.title, d.position, d.stage, d.config, d.included,
-       c.slug AS client_slug, d.created_at, d.updated_at
-FROM v2_section_definitions d LEFT JOIN v2_clients c ON c.id = d.client_id
-WHERE d.client_id IS NOT DISTINCT FROM %(client_id)s::uuid
-ORDER BY d.position, d.section_key;
+-- name: v2_shared_section_definitions
+SELECT id, section_key, title, position, stage, config, included, NULL AS client_slug,
+       created_at, updated_at
+FROM v2_section_definitions WHERE client_id IS NULL
+ORDER BY position, section_key;
 
 -- name: v2_effective_section_definitions
--- What a client's dossiers are built from: its own definitions, and the shared ones it has no
--- definition of the same key for (included = false marks a shared one it leaves out).
-SELECT DISTINCT ON (d.section_key)
-       d.id, d.section_key, d.title, d.position, d.stage, d.config, d.included,
+-- What a client's dossiers are built from (see v2_client_section_definitions), in order.
+SELECT d.id, d.section_key, d.title, d.position, d.stage, d.config, d.included,
        c.slug AS client_slug, d.created_at, d.updated_at
-FROM v2_section_definitions d LEFT JOIN v2_clients c ON c.id = d.client_id
-WHERE d.client_id IS NULL OR d.client_id = %(client_id)s
-ORDER BY d.section_key, d.client_id NULLS LAST;
+FROM v2_client_section_definitions(%(client_id)s) d
+LEFT JOIN v2_clients c ON c.id = d.client_id
+ORDER BY d.position, d.section_key;
 
 -- name: v2_upsert_section_definition
 WITH saved AS (
@@ -121,12 +117,6 @@ WITH doc AS (
 INSERT INTO v2_pipeline_logs (run_id, event_type, stage, output)
 SELECT grown.id, %(event_type)s, %(stage)s, doc.output FROM grown, doc
 RETURNING id AS log_id, run_id, stage, event_type, created_at;
-
--- name: v2_stage_started
-SELECT EXISTS (
-    SELECT 1 FROM v2_pipeline_logs
-    WHERE run_id = %(run_id)s AND stage = %(stage)s AND event_type = 'stage_start'
-) AS started;
 
 -- name: v2_insert_step
 -- No row when the step would take the run past its size budget: every value it holds (JSON

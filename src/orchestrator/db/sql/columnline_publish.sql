@@ -25,10 +25,8 @@ RETURNING id;
 WITH run AS (
     SELECT id, client_id, target_company, target_domain FROM v2_runs WHERE id = %(run_id)s
 ), definitions AS (
-    SELECT DISTINCT ON (d.section_key) d.section_key, d.title, d.position, d.stage, d.included
-    FROM v2_section_definitions d, run
-    WHERE d.client_id IS NULL OR d.client_id = run.client_id
-    ORDER BY d.section_key, d.client_id NULLS LAST
+    SELECT d.section_key, d.title, d.position, d.stage, d.included
+    FROM run, v2_client_section_definitions(run.client_id) d
 ), filled AS (
     SELECT d.section_key, d.title, d.position, s.id AS log_id, s.output
     FROM definitions d

@@ -72,6 +72,18 @@ ALTER TABLE v2_section_definitions DROP CONSTRAINT v2_section_definitions_sectio
 ALTER TABLE v2_section_definitions
     ADD CONSTRAINT uq_v2_section_definitions UNIQUE NULLS NOT DISTINCT (client_id, section_key);
 
+-- What a client's dossiers are built from: its own definitions, and the shared ones it has no
+-- definition of the same key for (included = false marks a shared one it leaves out). One
+-- function, so the API's list and publishing read the rule the same way.
+CREATE FUNCTION v2_client_section_definitions(client UUID)
+RETURNS SETOF v2_section_definitions
+LANGUAGE sql STABLE AS $$
+    SELECT DISTINCT ON (d.section_key) d.*
+    FROM v2_section_definitions d
+    WHERE d.client_id IS NULL OR d.client_id = client
+    ORDER BY d.section_key, d.client_id NULLS LAST
+$$;
+
 -- What lists and light reads show of a long text (an end reason, a step's error): its start.
 CREATE FUNCTION v2_preview(text TEXT) RETURNS TEXT
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$

@@ -59,18 +59,9 @@ def _apply(conn: Conn, batch_id: UUID) -> int:
     return applied.dispatches
 
 
-def _advance(conn: Conn, batch_id: UUID, play: Play) -> int:
-    transitions = play.transitions()
-    cur = conn.execute(
-        query("advance_completed_items"),
-        {
-            "batch_id": batch_id,
-            "from_numbers": [t[0] for t in transitions],
-            "next_slugs": [t[1] for t in transitions],
-            "next_numbers": [t[2] for t in transitions],
-        },
-    )
-    return cur.rowcount
+def _advance(conn: Conn, batch_id: UUID) -> int:
+    """Advance what completed without advancing (the trigger creates the next steps)."""
+    return conn.execute(query("advance_completed_items"), {"batch_id": batch_id}).rowcount
 
 
 def _claim(
@@ -109,7 +100,7 @@ def run_pass(
     with dbs.hq.connection() as conn:
         play, held, budget_held = _batch_play(dbs, conn, batch_id)
         applied = _apply(conn, batch_id)
-        advanced = _advance(conn, batch_id, play)
+        advanced = _advance(conn, batch_id)
         if budget_held and not held:
             # After advancing: what just reached a paid step may cost nothing (reuse).
             lift_if_room(conn, batch_id, play)

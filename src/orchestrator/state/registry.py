@@ -119,13 +119,6 @@ class Play:
                 return step
         raise RegistryError(f"play {self.name!r} has no step {slug!r}")
 
-    def transitions(self) -> list[tuple[int, str, int]]:
-        """(from step number, next slug, next step number) for every step but the last."""
-        return [
-            (a.step_number, b.slug, b.step_number)
-            for a, b in zip(self.steps, self.steps[1:], strict=False)
-        ]
-
 
 def load_play(conn: Conn, play_name: str) -> Play:
     rows = conn.execute(query("load_play"), {"play_name": play_name}).fetchall()

@@ -251,6 +251,8 @@ SET status = CASE
         WHEN d.entity_status = 'COMPLETED' THEN 'COMPLETED'
         WHEN d.entity_status = 'FAILED' THEN 'FAILED'
         ELSE 'IN_PROGRESS' END,
+    -- Completed here: the trigger creates the next step (workflow_states_create_next_steps).
+    advanced = COALESCE(d.entity_status = 'COMPLETED' AND NOT d.is_sender, FALSE),
     finished_at = CASE WHEN d.entity_status IN ('COMPLETED', 'FAILED') AND NOT d.is_sender
                        THEN NOW() END,
     lease_expires_at = CASE
@@ -479,7 +481,8 @@ WITH stored AS (
     ORDER BY ws.id FOR UPDATE OF ws
 ), items AS (
     UPDATE workflow_states ws
-    SET status = 'COMPLETED', finished_at = NOW(), updated_at = NOW(), lease_expires_at = NULL,
+    SET status = 'COMPLETED', advanced = TRUE, finished_at = NOW(), updated_at = NOW(),
+        lease_expires_at = NULL,
         meta = ws.meta || jsonb_build_object(%(id_key)s::text, locked.entity_id)
                || CASE WHEN ws.meta ? 'skipped' OR EXISTS (
                        SELECT 1 FROM entity_dispatches d

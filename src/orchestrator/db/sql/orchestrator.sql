@@ -1,27 +1,19 @@
 -- name: advance_completed_items
--- Creates the next step for every item whose current step newly COMPLETED, and marks those
--- rows advanced (also on the last step, where there is no next one). Rows locked by someone
--- else are left for the next pass, so a pass never waits and never deadlocks; the lock makes
--- concurrent passes advance each row once.
+-- Flags as advanced every COMPLETED row of the batch that is not yet: the trigger
+-- workflow_states_create_next_steps then creates each one's next step in this statement. Steps
+-- that complete set the flag themselves, so this finds only rows completed some other way.
+-- Rows locked by someone else are left for the next pass, so a pass never waits and never
+-- deadlocks; the lock makes concurrent passes advance each row once.
 WITH ready AS (
     SELECT id FROM workflow_states
     WHERE batch_id = %(batch_id)s AND status = 'COMPLETED' AND NOT advanced
     FOR UPDATE SKIP LOCKED
-), done AS (
-    -- The rows by their ids (an array), never by a join: see claim_pending_steps.
-    UPDATE workflow_states ws
-    SET advanced = TRUE
-    -- `ready` checked NOT advanced as it locked each row, and holds the lock.
-    WHERE ws.id = ANY(ARRAY(SELECT id FROM ready))
-    RETURNING ws.batch_id, ws.item_id, ws.step_number
-), transitions AS (
-    SELECT * FROM unnest(%(from_numbers)s::int[], %(next_slugs)s::text[], %(next_numbers)s::int[])
-        AS t(from_number, next_slug, next_number)
 )
-INSERT INTO workflow_states (batch_id, item_id, step_name, step_number)
-SELECT done.batch_id, done.item_id, t.next_slug, t.next_number
-FROM done JOIN transitions t ON t.from_number = done.step_number
-ON CONFLICT (item_id, step_name) DO NOTHING;
+UPDATE workflow_states ws
+SET advanced = TRUE
+-- By their ids (an array), never by a join: see claim_pending_steps. `ready` checked NOT
+-- advanced as it locked each row, and holds the lock.
+WHERE ws.id = ANY(ARRAY(SELECT id FROM ready));
 
 -- name: claim_pending_steps
 -- Claims PENDING item-steps for dispatch. SKIP LOCKED, with the status re-checked as each row
@@ -94,9 +86,10 @@ SELECT b.play_name, b.status,
 FROM upload_batches b WHERE b.id = %(batch_id)s;
 
 -- name: complete_item_steps
+-- `advanced`: the trigger creates each item's next step in this statement.
 UPDATE workflow_states
-SET status = 'COMPLETED', finished_at = NOW(), updated_at = NOW(), lease_expires_at = NULL,
-    meta = meta || %(meta)s::jsonb
+SET status = 'COMPLETED', advanced = TRUE, finished_at = NOW(), updated_at = NOW(),
+    lease_expires_at = NULL, meta = meta || %(meta)s::jsonb
 WHERE item_id = ANY(%(item_ids)s::uuid[]) AND step_name = %(step)s AND status = 'IN_PROGRESS';
 
 -- name: release_failed_item_steps

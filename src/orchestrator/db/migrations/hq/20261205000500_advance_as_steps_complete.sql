@@ -13,23 +13,25 @@ LANGUAGE plpgsql AS $$
 BEGIN
     -- A row flagged before this statement (updated again while COMPLETED) already has its next
     -- step, so ON CONFLICT skips it: no need to compare with the old rows, whose capture would
-    -- double the cost of every claim. The next step is the play's next step number, looked up
-    -- once per (batch, step) of the statement.
+    -- add to the cost of every claim. The next steps are worked out once per (batch, step) of
+    -- the statement, then joined to its rows.
+    WITH moves AS MATERIALIZED (
+        SELECT DISTINCT n.batch_id, n.step_number, later.next_slug, later.next_number
+        FROM new_rows n
+        JOIN upload_batches b ON b.id = n.batch_id
+        JOIN (
+            SELECT play_name, step_number,
+                   lead(workflow_slug) OVER steps AS next_slug,
+                   lead(step_number) OVER steps AS next_number
+            FROM play_steps
+            WINDOW steps AS (PARTITION BY play_name ORDER BY step_number)
+        ) later ON later.play_name = b.play_name AND later.step_number = n.step_number
+        WHERE n.advanced AND n.status = 'COMPLETED' AND later.next_slug IS NOT NULL
+    )
     INSERT INTO workflow_states (batch_id, item_id, step_name, step_number)
-    SELECT n.batch_id, n.item_id, nxt.workflow_slug, nxt.next_number
+    SELECT n.batch_id, n.item_id, moves.next_slug, moves.next_number
     FROM new_rows n
-    JOIN (
-        SELECT steps.batch_id, steps.step_number, later.workflow_slug,
-               later.step_number AS next_number
-        FROM (SELECT DISTINCT batch_id, step_number FROM new_rows
-              WHERE advanced AND status = 'COMPLETED') steps
-        JOIN upload_batches b ON b.id = steps.batch_id
-        CROSS JOIN LATERAL (
-            SELECT ps.workflow_slug, ps.step_number FROM play_steps ps
-            WHERE ps.play_name = b.play_name AND ps.step_number > steps.step_number
-            ORDER BY ps.step_number LIMIT 1
-        ) later
-    ) nxt ON nxt.batch_id = n.batch_id AND nxt.step_number = n.step_number
+    JOIN moves ON moves.batch_id = n.batch_id AND moves.step_number = n.step_number
     WHERE n.advanced AND n.status = 'COMPLETED'
     ON CONFLICT (item_id, step_name) DO NOTHING;
     RETURN NULL;
@@ -40,3 +42,8 @@ CREATE TRIGGER workflow_states_create_next_steps
     AFTER UPDATE ON workflow_states
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION create_next_item_steps();
+
+-- Billing compares each dispatch's new row with its old one. Transition tables have no
+-- statistics, so the planner takes each for one row and joined them in a nested loop: 250,000
+-- comparisons for a chunk of 500 sends, 0.13 s. A hash join does it in one pass.
+ALTER FUNCTION bill_dispatches() SET enable_nestloop = off;

@@ -11,6 +11,7 @@ webhook that has room lifts the hold.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from uuid import UUID
 
@@ -90,6 +91,38 @@ def assign_webhooks(
     )
     _warn_when_low(workflow, endpoints, used, counts, limit)
     return plan
+
+
+def reserve(
+    conn: Conn,
+    workflow: WorkflowConfig,
+    endpoints: Sequence[ClayEndpoint],
+    rows: int,
+    limit: int,
+) -> list[ClayEndpoint] | None:
+    """Count `rows` submissions (the most a chunk can send) against the webhooks in a short
+    transaction of its own, so that senders of one workflow hold the counts' locks for that
+    instant, not for a whole claim; the webhook of each reserved row, or None when the webhooks
+    may not have room for them all (the sender then claims under the lock, as a chunk must
+    when the room decides what it claims). What a chunk does not send is given back; a crash
+    before then leaves it counted, which errs on Clay's side of its limit."""
+    with conn.transaction():
+        used = lock_room(conn, endpoints, limit)
+        if room_left(used, endpoints, limit) < rows:
+            return None
+        return assign_webhooks(conn, workflow, endpoints, rows, limit, used)
+
+
+def give_back(conn: Conn, endpoints: Sequence[ClayEndpoint]) -> None:
+    """Submissions counted for rows that were not sent, in a transaction of its own."""
+    counts = Counter(e.key for e in endpoints)
+    if not counts:
+        return
+    with conn.transaction():
+        conn.execute(
+            query("return_webhook_submissions"),
+            {"keys": list(counts), "counts": list(counts.values())},
+        )
 
 
 def _warn_when_low(

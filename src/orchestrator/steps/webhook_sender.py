@@ -41,8 +41,10 @@ from orchestrator.steps.entity_sender import (
 from orchestrator.steps.submissions import (
     WebhooksSpentError,
     assign_webhooks,
+    give_back,
     hold,
     lock_room,
+    reserve,
     room_left,
     spent_reason,
 )
@@ -98,14 +100,48 @@ def _prepare(
     call: StepCall,
 ) -> _Chunk:
     """Claim what the webhooks can take, build the rows, count them against their webhooks and
-    reserve their send slots, in one transaction. Items whose entities find no room go back to
-    PENDING and the workflow is put on hold, which is logged after the commit."""
+    reserve their send slots. Items whose entities find no room go back to PENDING and the
+    workflow is put on hold, which is logged after the commit."""
+    endpoints = gateway.endpoints(workflow)
+    limit = gateway.submission_limit
+    most = len(call.item_ids) + len(call.entity_ids)
+    reserved = reserve(conn, workflow, endpoints, most, limit) if limit is not None else None
+    try:
+        chunk, held, over_budget = _claim_and_build(
+            ctx, conn, kind, workflow, gateway, call, reserved
+        )
+    except BaseException:
+        if reserved:
+            give_back(conn, reserved)
+        raise
+    if reserved:
+        give_back(conn, reserved[sum(t is not None for t in chunk.targets) :])
+    if held is not None:
+        log.error("%s: sending stopped: %s", workflow.workflow_slug, held)
+    if over_budget is not None:
+        # Expected, and said where the batch shows (run, status, dashboard, API).
+        log.info("%s: sending stopped: %s", workflow.workflow_slug, over_budget)
+    return chunk
+
+
+def _claim_and_build(
+    ctx: StepContext,
+    conn: Conn,
+    kind: EntityKind,
+    workflow: WorkflowConfig,
+    gateway: ClayGateway,
+    call: StepCall,
+    reserved: list[ClayEndpoint] | None,
+) -> tuple[_Chunk, str | None, str | None]:
+    """The chunk, in one transaction: its rows take the `reserved` webhooks, or, without a
+    reservation, are counted under the webhooks' lock held from the start, which decides what
+    fits; the hold's reason if the webhooks cut the chunk; the credit cap's if it did."""
     endpoints = gateway.endpoints(workflow)
     limit = gateway.submission_limit
     held: str | None = None
     with conn.transaction():
         used: dict[str, int] | None = None
-        if limit is not None:
+        if limit is not None and reserved is None:
             used = lock_room(conn, endpoints, limit)
             call, held = _within_room(conn, kind, workflow, call, endpoints, used, limit)
         call, over_budget = within_budget(conn, kind, workflow, call)
@@ -121,18 +157,15 @@ def _prepare(
         sendable = sum(isinstance(b, bytes) for b in bodies)
         if limit is None:
             webhooks = iter([endpoints[0]] * sendable)
+        elif reserved is not None:
+            webhooks = iter(reserved[:sendable])
         else:
             webhooks = iter(assign_webhooks(conn, workflow, endpoints, sendable, limit, used))
         slots = iter(gateway.schedule(conn, sendable))
         targets = [next(webhooks) if isinstance(b, bytes) else None for b in bodies]
         waits = [next(slots) if isinstance(b, bytes) else 0.0 for b in bodies]
         _extend_leases(conn, kind, workflow, call, claims, max(waits, default=0.0))
-    if held is not None:
-        log.error("%s: sending stopped: %s", workflow.workflow_slug, held)
-    if over_budget is not None:
-        # Expected, and said where the batch shows (run, status, dashboard, API).
-        log.info("%s: sending stopped: %s", workflow.workflow_slug, over_budget)
-    return _Chunk(claims, bodies, targets, waits)
+    return _Chunk(claims, bodies, targets, waits), held, over_budget
 
 
 def _put_back(conn: Conn, workflow: WorkflowConfig, item_ids: list[UUID], reason: str) -> None:

@@ -75,12 +75,6 @@ def _configure_session(conn: Conn) -> None:
     # Our statements are short and many; JIT compiling one whose estimated cost crosses the
     # threshold (a set-based statement over a few rows can) costs ~100 ms for nothing.
     conn.execute("SET jit = off")
-    # A batch grows a table from empty to 100,000s of rows within minutes, faster than
-    # autoanalyze follows. A generic plan, which the server keeps for a prepared statement
-    # after five executions, is costed once with the sizes of that moment: planned on an empty
-    # table it joins by scanning every row per outer row, and keeps doing so as the table
-    # fills. A custom plan is costed at each execution with the table's current size.
-    conn.execute("SET plan_cache_mode = force_custom_plan")
     conn.commit()
 
 
@@ -94,13 +88,18 @@ def open_pool(
 ) -> ConnectionPool[Conn]:
     """A pool of connections. Behind a transaction pooler (Supabase's port 6543, PgBouncer in
     transaction mode) consecutive transactions of one connection may reach different server
-    sessions, so nothing is kept in a session: no prepared statements (psycopg prepares a
-    statement after five runs) and no SET; the two settings come from the role instead (see the
-    migration `20261202000100_role_settings.sql`). Unnamed statements are planned for their
-    parameters at each execution, which is what the session's plan_cache_mode asks for."""
-    kwargs: dict[str, Any] = {"autocommit": False}
-    if transaction_pooler:
-        kwargs["prepare_threshold"] = None
+    sessions, so nothing is kept in a session: no SET; jit comes from the role instead (see
+    the migration `20261202000100_role_settings.sql`).
+
+    No statement is ever prepared on the server (psycopg would after five runs), pooler or
+    not: a batch grows a table from empty to 100,000s of rows within minutes, faster than
+    autoanalyze follows, and the generic plan the server keeps for a prepared statement is
+    costed once, with the sizes of that moment (planned on an empty table it scanned every
+    row per row it looked up, and kept doing so as the table filled). An unnamed statement is
+    planned for its parameters and the tables' current sizes at each run; parsing it again
+    costs little, at a few statements per 500 items. Server-side plans (foreign-key checks,
+    triggers) keep the server's default plan cache, which plans them once."""
+    kwargs: dict[str, Any] = {"autocommit": False, "prepare_threshold": None}
     pool: ConnectionPool[Conn] = ConnectionPool(
         conninfo,
         name=name,

@@ -47,3 +47,16 @@ CREATE TRIGGER workflow_states_create_next_steps
 -- statistics, so the planner takes each for one row and joined them in a nested loop: 250,000
 -- comparisons for a chunk of 500 sends, 0.13 s. A hash join does it in one pass.
 ALTER FUNCTION bill_dispatches() SET enable_nestloop = off;
+
+-- The role's plan_cache_mode goes back to the server's default. Forcing a custom plan at every
+-- execution was meant for the service's own statements, which are no longer prepared on the
+-- server at all (see orchestrator/db/pool.py); it also made the server plan again, each time,
+-- every foreign-key check (a primary-key probe: about half the cost of an insert of split's
+-- people) and every statement of a trigger or SQL function (the billing of a callback).
+DO $$
+BEGIN
+    EXECUTE format('ALTER ROLE %I RESET plan_cache_mode', current_user);
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE NOTICE 'could not reset plan_cache_mode for role %: reset it per role or database', current_user;
+END
+$$;

@@ -53,12 +53,15 @@ RETURNING ws.item_id, ws.step_name,
            FROM batch_items bi WHERE bi.id = ws.item_id) AS company_key;
 
 -- name: batch_progress
--- Per step and status counts, plus completed rows not yet advanced.
-SELECT step_number, step_name, status, count(*) AS items,
+-- Per step and status counts, plus completed rows not yet advanced. A step number names one
+-- step in a batch, so its name is taken, not grouped by: grouping by the text too made the
+-- planner sort every row of the batch (spilling to disk at 100,000 items, 0.2 s a read, four
+-- reads a second while `enrich run` shows progress) instead of counting into a hash table.
+SELECT step_number, min(step_name) AS step_name, status, count(*) AS items,
        count(*) FILTER (WHERE status = 'COMPLETED' AND NOT advanced) AS unadvanced
 FROM workflow_states
 WHERE batch_id = %(batch_id)s
-GROUP BY step_number, step_name, status
+GROUP BY step_number, status
 ORDER BY step_number, status;
 
 -- name: finish_batch

@@ -256,6 +256,19 @@ def run_once(
     return result
 
 
+def cost_per_enriched_row(timing: dict[str, float], enriched: int) -> dict[str, Any]:
+    """CPU seconds of our process and Postgres (the simulator stands for Clay, outside our
+    system, and is left out) per row that came out enriched (a final_leads row): what Modal
+    and Supabase bill. None when the server's processes are not ours to measure."""
+    postgres = timing.get("postgres cpu s")
+    if postgres is None or enriched == 0:
+        return {"enriched_rows": enriched, "cpu_ours_and_postgres_s": None,
+                "cpu_s_per_enriched_row": None}  # fmt: skip
+    ours = timing["bench process cpu s"] + postgres
+    return {"enriched_rows": enriched, "cpu_ours_and_postgres_s": ours,
+            "cpu_s_per_enriched_row": ours / enriched}  # fmt: skip
+
+
 def summarize(
     conninfo: str,
     batch_id: object,
@@ -292,10 +305,12 @@ def summarize(
         "entities": entity_counts(conninfo, batch_id),
         "timeline": timeline,
     }
+    result.update(cost_per_enriched_row(timing, result["entities"]["final_leads"]))
     log(
         f"  {MODE_LABELS[mode]}: {wall:.1f}s, {item_steps:,} item-steps"
         f" ({result['item_steps_per_s']:,.0f}/s), {counters.passes} passes,"
         f" {received:,} callbacks, {total:,} statements ({receivers:,} in receivers)"
+        + _cost_phrase(result)
     )
     return result
 
@@ -452,6 +467,16 @@ def _runs_table(report: dict[str, Any]) -> Any:
     return table("Every run (* outside the receivers)", columns, lines)
 
 
+def _cost_phrase(r: dict[str, Any]) -> str:
+    per_row = r["cpu_s_per_enriched_row"]
+    if per_row is None:
+        return ""
+    return (
+        f", {r['cpu_ours_and_postgres_s']:.1f} CPU s ours + Postgres ="
+        f" {per_row * 1000:.2f} ms per enriched row"
+    )
+
+
 def _best_metrics(r: dict[str, Any]) -> list[tuple[str, str]]:
     clay = r["clay_calls"]
     dispatched = {t: sum(s.values()) for t, s in r["dispatches"].items()}
@@ -474,7 +499,14 @@ def _best_metrics(r: dict[str, Any]) -> list[tuple[str, str]]:
         ("Clay dispatches (database)", " ".join(f"{k}={v:,}" for k, v in dispatched.items())),
         ("entities", " ".join(f"{k}={v:,}" for k, v in r["entities"].items())),
         *((f"CPU s: {k.removesuffix(' cpu s')}", fmt(v, 1)) for k, v in cpu.items()),
+        ("CPU s: ours + Postgres", _or_dash(r["cpu_ours_and_postgres_s"], 1)),
+        ("enriched rows (final_leads)", f"{r['enriched_rows']:,}"),
+        ("CPU s per enriched row, ours + Postgres", _or_dash(r["cpu_s_per_enriched_row"], 5)),
     ]  # fmt: skip
+
+
+def _or_dash(value: float | None, digits: int) -> str:
+    return "-" if value is None else fmt(value, digits)
 
 
 def _best_table(report: dict[str, Any]) -> Any:

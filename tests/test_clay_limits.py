@@ -26,8 +26,9 @@ from orchestrator.providers.simulators.clay import ClaySimulator, SimulatorConfi
 from orchestrator.runtimes.service import LocalService
 from orchestrator.settings import Settings
 from orchestrator.state.registry import WorkflowConfig, load_workflow
+from orchestrator.steps import webhook_sender
 from orchestrator.steps.send_rate import SharedSendRate
-from orchestrator.steps.submissions import WebhooksSpentError, assign_webhooks
+from orchestrator.steps.submissions import WebhooksSpentError, assign_webhooks, lock_room
 from orchestrator.steps.webhook_config import (
     ClayConfigurationError,
     ClayEndpoint,
@@ -199,6 +200,11 @@ def _settings(base: Settings, simulator: ClaySimulator, company: int, **kw: Any)
     )
 
 
+def _endpoints(urls: SecretStr | None) -> list[ClayEndpoint]:
+    assert urls is not None
+    return configured_endpoints("URLS", {"URLS": urls.get_secret_value()}.get, "")
+
+
 def _company_posts(simulator: ClaySimulator) -> Counter[str]:
     return Counter(
         {k: v for k, v in simulator.submissions_by_webhook.items() if k.startswith("company")}
@@ -229,6 +235,67 @@ def test_three_webhooks_take_turns_and_every_company_is_sent_once(
         assert sum(posts.values()) == 10 and max(posts.values()) <= 4
         assert sorted(posts) == ["company-1", "company-2", "company-3"]
         assert all(n == 1 for n in clay.submissions_by_entity.values())
+
+
+def test_senders_count_their_rows_without_holding_the_webhooks_while_they_claim(
+    dbs: Databases, local_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Senders of one workflow once held its webhooks' counts locked through their whole
+    claim (0.3 s a chunk) and queued behind each other; they count in a moment of their own,
+    and give back what the chunk does not send."""
+    claim = webhook_sender.claim_chunk
+    probes: list[bool] = []
+
+    def probing_claim(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        with dbs.hq.connection() as other:
+            try:
+                other.execute("SELECT 1 FROM webhook_submission_counts FOR UPDATE NOWAIT")
+                probes.append(True)
+            except psycopg.errors.LockNotAvailable:
+                probes.append(False)
+            other.rollback()
+        return claim(*args, **kwargs)
+
+    monkeypatch.setattr(webhook_sender, "claim_chunk", probing_claim)
+    with _clay("limits-secret") as clay:
+        settings = _settings(local_settings, clay, 2, clay_webhook_submission_limit=40)
+        with dbs.hq.connection() as conn:  # the counts' rows exist, as after a first batch
+            for url in (settings.clay_company_webhook_url, settings.clay_person_webhook_url):
+                lock_room(conn, _endpoints(url), 40)
+        batch = upload(dbs, apollo_csv(30, 8, seed=5), PLAY).batch_id
+        with LocalService(settings, dbs) as service:
+            final = service.runtime.run_batch(batch, timeout=120)
+        assert final.done
+        posts = _company_posts(clay)
+    assert probes and all(probes), probes
+    # Each chunk counted its 30 items' worth and gave back all but the 8 companies it sent.
+    hooks = _endpoints(settings.clay_company_webhook_url)
+    assert sum(_counts(dbs, hooks)) == sum(posts.values()) == 8
+
+
+def test_a_chunk_that_fails_after_counting_gives_its_rows_back(
+    dbs: Databases, local_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claim = webhook_sender.claim_chunk
+    failures: list[int] = []
+
+    def failing_once(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("the database went away mid-claim")
+        return claim(*args, **kwargs)
+
+    monkeypatch.setattr(webhook_sender, "claim_chunk", failing_once)
+    with _clay("limits-secret") as clay:
+        settings = _settings(local_settings, clay, 1, clay_webhook_submission_limit=40)
+        batch = upload(dbs, apollo_csv(30, 8, seed=6), PLAY).batch_id
+        with LocalService(settings, dbs) as service:
+            final = service.runtime.run_batch(batch, timeout=120)
+        assert final.done
+        posts = _company_posts(clay)
+    assert failures
+    hooks = _endpoints(settings.clay_company_webhook_url)
+    assert sum(_counts(dbs, hooks)) == sum(posts.values()) == 8
 
 
 def test_spent_webhooks_stop_the_batch_with_what_to_add_and_lose_nothing(

@@ -85,8 +85,8 @@ ON CONFLICT (batch_id, dedupe_key) DO NOTHING;
 -- Links each item to its company and person in one update of the item row, and completes the
 -- items that have both; the rest stay IN_PROGRESS for the sweeper, as a failed chunk would.
 -- The item-steps are reached by their ids, from arrays, one primary-key probe each: joined to
--- the linked rows, a planner whose statistics saw few IN_PROGRESS split rows scanned them all
--- once per item (0.5 s a chunk).
+-- the linked rows with their status tested, a planner whose statistics saw few IN_PROGRESS
+-- split rows scanned them all, once per item (0.5 s a chunk).
 WITH found AS (
     SELECT bi.id,
            (SELECT c.id FROM normalized_companies c
@@ -95,8 +95,11 @@ WITH found AS (
            (SELECT p.id FROM normalized_people p
             WHERE p.batch_id = bi.batch_id
               AND p.dedupe_key = bi.normalized->>'person_key') AS person_id,
+           -- Locked while IN_PROGRESS, so the update below needs no status test, which
+           -- would invite the planner to scan the IN_PROGRESS rows (see claim_pending_steps).
            (SELECT w.id FROM workflow_states w
-            WHERE w.item_id = bi.id AND w.step_name = %(step)s) AS step_id
+            WHERE w.item_id = bi.id AND w.step_name = %(step)s AND w.status = 'IN_PROGRESS'
+            FOR UPDATE) AS step_id
     FROM batch_items bi
     WHERE bi.id = ANY(%(item_ids)s::uuid[]) AND bi.normalized IS NOT NULL
 ), linked AS (
@@ -114,7 +117,7 @@ SET status = 'COMPLETED', advanced = TRUE, finished_at = NOW(), updated_at = NOW
     lease_expires_at = NULL,
     meta = ws.meta || jsonb_build_object('company_id', l.company_id, 'person_id', l.person_id)
 FROM arrays, unnest(arrays.ids, arrays.companies, arrays.people) AS l(id, company_id, person_id)
-WHERE ws.id = l.id AND ws.status = 'IN_PROGRESS';
+WHERE ws.id = l.id;
 
 -- name: release_unstarted_item_steps
 -- A claimed chunk that no worker started (the runner is stopping): back to PENDING, and the

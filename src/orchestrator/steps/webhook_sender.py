@@ -112,7 +112,7 @@ def _prepare(
         )
     except BaseException:
         if reserved:
-            give_back(conn, reserved)
+            _give_back_after_failure(conn, workflow, reserved)
         raise
     if reserved:
         give_back(conn, reserved[sum(t is not None for t in chunk.targets) :])
@@ -122,6 +122,21 @@ def _prepare(
         # Expected, and said where the batch shows (run, status, dashboard, API).
         log.info("%s: sending stopped: %s", workflow.workflow_slug, over_budget)
     return chunk
+
+
+def _give_back_after_failure(
+    conn: Conn, workflow: WorkflowConfig, reserved: list[ClayEndpoint]
+) -> None:
+    """The chunk failed: none of its counted rows went. If the database failed too, they stay
+    counted (on Clay's side of its limit) and the original error is the one raised."""
+    try:
+        give_back(conn, reserved)
+    except psycopg.Error:
+        log.warning(
+            "%s: could not give back %d counted submissions of a failed chunk",
+            workflow.workflow_slug,
+            len(reserved),
+        )
 
 
 def _claim_and_build(

@@ -1,7 +1,9 @@
 """One orchestrator pass over a batch: a handful of set-based statements, whatever its size.
 
 0. Complete: results the receivers stored for this batch complete their entities and items.
-1. Advance: items whose step newly COMPLETED get their next step's row (PENDING).
+1. Advance: items whose step COMPLETED without advancing get their next step's row (PENDING).
+   The statements that complete steps advance their rows themselves (a trigger creates the
+   next step in the same statement): this catches rows completed some other way.
 2. Claim: PENDING item-steps become IN_PROGRESS with a lease (SKIP LOCKED; exactly-once).
 3. Dispatch the claimed item ids in chunks, grouped by step.
 4. When nothing is pending, running or waiting to advance, the batch is COMPLETED.

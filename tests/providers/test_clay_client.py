@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import importlib.util
 import json
+import logging
 import math
 import socket
 import threading
@@ -349,3 +352,63 @@ def test_bucket_for_shares_per_key() -> None:
     assert bucket_for("http://b/webhook", 5) is not first
     reset_buckets()
     assert bucket_for("http://a/webhook", 5) is not first
+
+
+# -- proxies and connections -----------------------------------------------
+
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+def _proxy_env(monkeypatch: pytest.MonkeyPatch, proxy: str) -> None:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+
+
+def _proxy_address(scripted: Scripted) -> str:
+    return scripted.url.split("/")[2]  # host:port of the fake, which acts as the proxy
+
+
+def test_proxy_credentials_go_in_proxy_authorization(
+    scripted: Scripted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _proxy_env(monkeypatch, f"http://user:p%40ss@{_proxy_address(scripted)}")
+    client = client_for("http://clay.example/webhooks/company", FakeTime())
+    assert client.send(row()).status_code == 200
+    headers, _ = scripted.requests[0]
+    assert headers["host"] == "clay.example"
+    assert headers["proxy-authorization"] == "Basic " + base64.b64encode(b"user:p@ss").decode()
+
+
+def test_a_proxy_without_a_scheme_is_an_http_proxy(
+    scripted: Scripted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _proxy_env(monkeypatch, _proxy_address(scripted))
+    client = client_for("http://clay.example/webhooks/company", FakeTime())
+    assert client.send(row()).status_code == 200
+    assert scripted.requests[0][0]["host"] == "clay.example"
+
+
+def test_a_proxy_that_cannot_be_used_fails_each_row_with_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if importlib.util.find_spec("socks") is not None:
+        pytest.skip("PySocks is installed here: SOCKS proxies work")
+    _proxy_env(monkeypatch, "socks5://user:secret@127.0.0.1:1080")
+    client = client_for("http://clay.example/webhooks/company", FakeTime())
+    with pytest.raises(ClayDeliveryError) as failed:
+        client.send(row())
+    assert not failed.value.retryable
+    assert "PySocks" in failed.value.message and "secret" not in failed.value.message
+
+
+def test_as_many_connections_as_sending_threads(
+    scripted: Scripted, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each sending thread keeps its keep-alive connection: none is opened and dropped."""
+    client = client_for(scripted.url, FakeTime())
+    with caplog.at_level(logging.WARNING, logger="urllib3"), ThreadPoolExecutor(32) as pool:
+        for _ in range(3):
+            list(pool.map(lambda _: client.send(row()), range(32)))
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]

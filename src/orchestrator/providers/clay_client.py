@@ -180,6 +180,7 @@ class ClayClient:
         bucket: SendPacer | None = None,
         retry_after_max: float = 300.0,
         rng: random.Random | None = None,
+        connections: int = 32,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
@@ -197,7 +198,14 @@ class ClayClient:
         self._rng_lock = threading.Lock()
         # Without a pacer given, one per webhook URL in this process, which its senders share.
         self._bucket = bucket or bucket_for(webhook_url, rate_per_second)
-        self._http = _pool_manager(webhook_url)
+        # A proxy the environment names but that cannot be used fails every row with why,
+        # rather than the thread that first sends.
+        self._http: urllib3.PoolManager | None = None
+        self._unusable: str | None = None
+        try:
+            self._http = _pool_manager(webhook_url, connections)
+        except (ValueError, HTTPError) as exc:
+            self._unusable = f"its proxy cannot be used: {exc}"
 
     @property
     def host(self) -> str:
@@ -214,6 +222,10 @@ class ClayClient:
     def send_body(self, body: bytes, *, paced: bool = False) -> SendResult:
         """POST a row already encoded (`encode_row`), as `send` does. `paced`: the caller
         waited for this row's slot already, so the first attempt takes none from the pacer."""
+        if self._http is None:
+            raise ClayDeliveryError(
+                f"Clay webhook {self._host}: {self._unusable}", None, 0, retryable=False
+            )
         waited = 0.0
         for attempt in range(1, self._max_attempts + 1):
             if attempt > 1 or not paced:
@@ -227,7 +239,8 @@ class ClayClient:
 
     def close(self) -> None:
         """Close the client's connections."""
-        self._http.clear()
+        if self._http is not None:
+            self._http.clear()
 
     def __enter__(self) -> ClayClient:
         return self
@@ -258,6 +271,7 @@ class ClayClient:
             headers[AUTH_HEADER] = self._token
         try:
             # No redirects: a redirected POST silently becomes a GET and loses the row.
+            assert self._http is not None, "send_body refuses rows without a transport"
             return self._http.urlopen(
                 "POST",
                 self._url,
@@ -326,14 +340,36 @@ class ClayClient:
         return ClayDeliveryError(message, status, attempts, body)
 
 
-def _pool_manager(url: str) -> urllib3.PoolManager:
-    """Keep-alive connections for the webhook's host, through the proxy the environment names
-    for it (read once, not per POST)."""
-    # More senders than connections open extra ones for the moment (block=False), not a wait.
-    proxy = requests.utils.get_environ_proxies(url).get(urlsplit(url).scheme)
-    if proxy:
-        return urllib3.ProxyManager(proxy, maxsize=8, block=False)
-    return urllib3.PoolManager(maxsize=8, block=False)
+def _pool_manager(url: str, connections: int) -> urllib3.PoolManager:
+    """Keep-alive connections for the webhook's host (`connections`: one per sending thread, so
+    none is dropped), through the proxy the environment names for it, read once, as requests
+    reads it: a proxy without a scheme is http, its user and password go in
+    Proxy-Authorization, SOCKS needs PySocks. Raises ValueError for a proxy it cannot use."""
+    proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+    if not proxy:
+        return urllib3.PoolManager(maxsize=connections, block=False)
+    if "://" not in proxy:
+        proxy = f"http://{proxy}"
+    if proxy.lower().startswith("socks"):
+        try:
+            from urllib3.contrib.socks import SOCKSProxyManager
+        except ImportError:
+            raise ValueError(
+                f"{_safe_proxy(proxy)} is a SOCKS proxy, which needs the PySocks package"
+            ) from None
+        return SOCKSProxyManager(proxy, maxsize=connections, block=False)
+    user, password = requests.utils.get_auth_from_url(proxy)
+    headers = urllib3.make_headers(proxy_basic_auth=f"{user}:{password}") if user else None
+    try:
+        return urllib3.ProxyManager(proxy, proxy_headers=headers, maxsize=connections, block=False)
+    except ValueError as exc:  # an unknown scheme
+        raise ValueError(f"{_safe_proxy(proxy)}: {type(exc).__name__}") from None
+
+
+def _safe_proxy(proxy: str) -> str:
+    """The proxy's URL without its credentials, fit for a message."""
+    parts = urlsplit(proxy)
+    return f"proxy {parts.scheme}://{parts.hostname or '?'}"
 
 
 def _describe(outcome: Response | BaseException) -> str:

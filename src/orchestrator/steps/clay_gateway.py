@@ -91,8 +91,8 @@ class ClayGateway:
         self.max_payload_bytes = max_payload_bytes
         self._clients: dict[str, ClayClient] = {}
         self._lock = threading.Lock()
-        # One long-lived pool: each sending thread keeps its keep-alive connection (the client's
-        # sessions are per thread), where a pool per chunk would open and strand new ones.
+        # One long-lived pool of sending threads, each client keeping a keep-alive connection
+        # per thread, where a pool per chunk would open and strand new ones.
         self._senders = ThreadPoolExecutor(SEND_CONCURRENCY, thread_name_prefix="clay-send")
         self._stopping = threading.Event()
 
@@ -137,6 +137,7 @@ class ClayGateway:
                     endpoint.auth_token,
                     max_attempts=self._max_attempts,
                     bucket=self.pacer,
+                    connections=SEND_CONCURRENCY,
                 )
                 self._clients[endpoint.url] = client
             return client

@@ -273,6 +273,23 @@ def test_senders_count_their_rows_without_holding_the_webhooks_while_they_claim(
     assert sum(_counts(dbs, hooks)) == sum(posts.values()) == 8
 
 
+def test_chunks_sent_at_once_count_only_what_they_can_send(
+    dbs: Databases, local_settings: Settings
+) -> None:
+    """Two chunks of 500 rows at once, 400 companies, 600 submissions: a chunk that counted
+    all its rows, to give most back after its claim, left the other too little room, and the
+    workflow was held as spent with 300 companies unsent."""
+    with _clay("limits-secret") as clay:
+        settings = _settings(local_settings, clay, 1, clay_webhook_submission_limit=600)
+        batch = upload(dbs, apollo_csv(1000, 400, seed=3), PLAY).batch_id
+        with LocalService(settings, dbs) as service:
+            final = service.runtime.run_batch(batch, timeout=180)
+        posts = _company_posts(clay)
+    assert final.done and not final.held, final.held
+    assert sum(posts.values()) == 400
+    assert _counts(dbs, _endpoints(settings.clay_company_webhook_url)) == [400]
+
+
 def test_a_chunk_that_fails_after_counting_gives_its_rows_back(
     dbs: Databases, local_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -83,6 +83,20 @@ def reuse_fresh_results(
     return int(row["entities"]) if row else 0
 
 
+def claimable_entities(
+    conn: Conn, kind: EntityKind, workflow: WorkflowConfig, call: StepCall
+) -> tuple[dict[UUID, UUID], list[UUID]]:
+    """The call's items with their entities, and the entities a claim would take now (no
+    other sender has them, none is done), in the order it would claim them."""
+    items = entity_ids_for_items(conn, kind, list(call.item_ids)) if call.item_ids else {}
+    entity_ids = list(call.entity_ids) or list(set(items.values()))
+    rows = conn.execute(
+        entity_query("claimable_entities", kind),
+        {"entity_ids": entity_ids, "workflow_slug": workflow.workflow_slug},
+    ).fetchall()
+    return items, [r["entity_id"] for r in rows]
+
+
 def fit_to_room(
     conn: Conn, kind: EntityKind, workflow: WorkflowConfig, call: StepCall, room: int
 ) -> tuple[StepCall, list[UUID]] | None:
@@ -90,13 +104,7 @@ def fit_to_room(
     would claim, with every item waiting on another sender's claim), and the items left out,
     which go back to PENDING with a hold. A manual run over entities is all or nothing: None
     when it does not fit."""
-    items = entity_ids_for_items(conn, kind, list(call.item_ids)) if call.item_ids else {}
-    entity_ids = list(call.entity_ids) or list(set(items.values()))
-    rows = conn.execute(
-        entity_query("claimable_entities", kind),
-        {"entity_ids": entity_ids, "workflow_slug": workflow.workflow_slug},
-    ).fetchall()
-    claimable = [r["entity_id"] for r in rows]
+    items, claimable = claimable_entities(conn, kind, workflow, call)
     if len(claimable) <= room:
         return call, []
     if call.entity_ids:

@@ -30,6 +30,7 @@ from orchestrator.steps.clay_gateway import NOT_SENT, SPENT_STATUS, ClayGateway,
 from orchestrator.steps.entity_sender import (
     Origin,
     claim_chunk,
+    claimable_entities,
     fit_to_room,
     payloads_of,
     put_back,
@@ -104,8 +105,13 @@ def _prepare(
     workflow is put on hold, which is logged after the commit."""
     endpoints = gateway.endpoints(workflow)
     limit = gateway.submission_limit
-    most = len(call.item_ids) + len(call.entity_ids)
-    reserved = reserve(conn, workflow, endpoints, most, limit) if limit is not None else None
+    reserved = None
+    if limit is not None:
+        # As many as the chunk's claimable entities, not its items: rows counted for
+        # nothing, though given back soon, would make a concurrent chunk find no room.
+        with conn.transaction():
+            _, entities = claimable_entities(conn, kind, workflow, call)
+            reserved = reserve(conn, workflow, endpoints, len(entities), limit)
     try:
         chunk, held, over_budget = _claim_and_build(
             ctx, conn, kind, workflow, gateway, call, reserved
@@ -173,7 +179,10 @@ def _claim_and_build(
         if limit is None:
             webhooks = iter([endpoints[0]] * sendable)
         elif reserved is not None:
-            webhooks = iter(reserved[:sendable])
+            # An entity whose lease expired since may have joined the chunk: counted now.
+            more = sendable - len(reserved)
+            extra = assign_webhooks(conn, workflow, endpoints, more, limit) if more > 0 else []
+            webhooks = iter(reserved[:sendable] + extra)
         else:
             webhooks = iter(assign_webhooks(conn, workflow, endpoints, sendable, limit, used))
         slots = iter(gateway.schedule(conn, sendable))

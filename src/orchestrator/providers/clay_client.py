@@ -22,6 +22,7 @@ import random
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -29,6 +30,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 from urllib3.exceptions import (
+    DependencyWarning,
     HTTPError,
     NewConnectionError,
     ProtocolError,
@@ -352,7 +354,10 @@ def _pool_manager(url: str, connections: int) -> urllib3.PoolManager:
         proxy = f"http://{proxy}"
     if proxy.lower().startswith("socks"):
         try:
-            from urllib3.contrib.socks import SOCKSProxyManager
+            # Without PySocks the import warns as well as fails: the error below says it.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DependencyWarning)
+                from urllib3.contrib.socks import SOCKSProxyManager
         except ImportError:
             raise ValueError(
                 f"{_safe_proxy(proxy)} is a SOCKS proxy, which needs the PySocks package"

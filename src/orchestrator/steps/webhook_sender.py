@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -114,7 +113,7 @@ def _prepare(
             reserved = reserve(conn, workflow, endpoints, len(entities), limit)
     try:
         chunk, held, over_budget = _claim_and_build(
-            ctx, conn, kind, workflow, gateway, call, reserved
+            ctx, conn, kind, workflow, gateway, call, endpoints, reserved
         )
     except BaseException:
         if reserved:
@@ -152,12 +151,12 @@ def _claim_and_build(
     workflow: WorkflowConfig,
     gateway: ClayGateway,
     call: StepCall,
+    endpoints: list[ClayEndpoint],
     reserved: list[ClayEndpoint] | None,
 ) -> tuple[_Chunk, str | None, str | None]:
     """The chunk, in one transaction: its rows take the `reserved` webhooks, or, without a
     reservation, are counted under the webhooks' lock held from the start, which decides what
     fits; the hold's reason if the webhooks cut the chunk; the credit cap's if it did."""
-    endpoints = gateway.endpoints(workflow)
     limit = gateway.submission_limit
     held: str | None = None
     with conn.transaction():
@@ -290,26 +289,22 @@ def _settle_refused(
     limit = gateway.submission_limit
     if limit is None:
         return
-    unsent: Counter[str] = Counter()
+    unsent: list[ClayEndpoint] = []
     refused: list[int] = []
     for index, (target, outcome) in enumerate(zip(chunk.targets, outcomes, strict=True)):
         if target is not None and outcome.skipped:
-            unsent[target.key] += 1
+            unsent.append(target)
         elif target is not None and outcome.http_status == SPENT_STATUS:
             refused.append(index)
     if not unsent and not refused:
         return  # the usual chunk: no transaction of its own for nothing
     with conn.transaction():
-        if unsent:
-            conn.execute(
-                query("return_webhook_submissions"),
-                {"keys": list(unsent), "counts": list(unsent.values())},
-            )
+        give_back(conn, unsent)
         if refused:
-            _give_back(conn, kind, workflow, call, chunk, outcomes, refused, limit)
+            _requeue_refused(conn, kind, workflow, call, chunk, outcomes, refused, limit)
 
 
-def _give_back(
+def _requeue_refused(
     conn: Conn,
     kind: EntityKind,
     workflow: WorkflowConfig,
